@@ -1,0 +1,419 @@
+import datetime
+
+from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BuildRequest(_message.Message):
+    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format")
+    BUILDID_FIELD_NUMBER: _ClassVar[int]
+    BUILDTYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTDIR_FIELD_NUMBER: _ClassVar[int]
+    FILECONTENT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    BUILDARGS_FIELD_NUMBER: _ClassVar[int]
+    PROXY_FIELD_NUMBER: _ClassVar[int]
+    IIDFILE_FIELD_NUMBER: _ClassVar[int]
+    BUILDSTATIC_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONALTAG_FIELD_NUMBER: _ClassVar[int]
+    CAPADDLIST_FIELD_NUMBER: _ClassVar[int]
+    ENTITYID_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    buildID: str
+    buildType: str
+    contextDir: str
+    fileContent: str
+    output: str
+    buildArgs: _containers.RepeatedScalarFieldContainer[str]
+    proxy: bool
+    iidfile: str
+    buildStatic: BuildStatic
+    additionalTag: str
+    capAddList: _containers.RepeatedScalarFieldContainer[str]
+    entityID: str
+    encrypted: bool
+    format: str
+    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ...) -> None: ...
+
+class BuildStatic(_message.Message):
+    __slots__ = ("buildTime",)
+    BUILDTIME_FIELD_NUMBER: _ClassVar[int]
+    buildTime: _timestamp_pb2.Timestamp
+    def __init__(self, buildTime: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BuildResponse(_message.Message):
+    __slots__ = ("imageID",)
+    IMAGEID_FIELD_NUMBER: _ClassVar[int]
+    imageID: str
+    def __init__(self, imageID: _Optional[str] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ("buildID",)
+    BUILDID_FIELD_NUMBER: _ClassVar[int]
+    buildID: str
+    def __init__(self, buildID: _Optional[str] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("content",)
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    content: str
+    def __init__(self, content: _Optional[str] = ...) -> None: ...
+
+class ImportRequest(_message.Message):
+    __slots__ = ("importID", "source", "reference")
+    IMPORTID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    importID: str
+    source: str
+    reference: str
+    def __init__(self, importID: _Optional[str] = ..., source: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class ImportResponse(_message.Message):
+    __slots__ = ("log",)
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    log: str
+    def __init__(self, log: _Optional[str] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("imageName",)
+    IMAGENAME_FIELD_NUMBER: _ClassVar[int]
+    imageName: str
+    def __init__(self, imageName: _Optional[str] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("images",)
+    class ImageInfo(_message.Message):
+        __slots__ = ("repository", "tag", "id", "created", "size")
+        REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+        TAG_FIELD_NUMBER: _ClassVar[int]
+        ID_FIELD_NUMBER: _ClassVar[int]
+        CREATED_FIELD_NUMBER: _ClassVar[int]
+        SIZE_FIELD_NUMBER: _ClassVar[int]
+        repository: str
+        tag: str
+        id: str
+        created: str
+        size: str
+        def __init__(self, repository: _Optional[str] = ..., tag: _Optional[str] = ..., id: _Optional[str] = ..., created: _Optional[str] = ..., size: _Optional[str] = ...) -> None: ...
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[ListResponse.ImageInfo]
+    def __init__(self, images: _Optional[_Iterable[_Union[ListResponse.ImageInfo, _Mapping]]] = ...) -> None: ...
+
+class TagRequest(_message.Message):
+    __slots__ = ("image", "tag")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    tag: str
+    def __init__(self, image: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+
+class VersionResponse(_message.Message):
+    __slots__ = ("version", "goVersion", "gitCommit", "buildTime", "osArch")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    GOVERSION_FIELD_NUMBER: _ClassVar[int]
+    GITCOMMIT_FIELD_NUMBER: _ClassVar[int]
+    BUILDTIME_FIELD_NUMBER: _ClassVar[int]
+    OSARCH_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    goVersion: str
+    gitCommit: str
+    buildTime: str
+    osArch: str
+    def __init__(self, version: _Optional[str] = ..., goVersion: _Optional[str] = ..., gitCommit: _Optional[str] = ..., buildTime: _Optional[str] = ..., osArch: _Optional[str] = ...) -> None: ...
+
+class RemoveRequest(_message.Message):
+    __slots__ = ("imageID", "all", "prune")
+    IMAGEID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    imageID: _containers.RepeatedScalarFieldContainer[str]
+    all: bool
+    prune: bool
+    def __init__(self, imageID: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., prune: _Optional[bool] = ...) -> None: ...
+
+class RemoveResponse(_message.Message):
+    __slots__ = ("layerMessage",)
+    LAYERMESSAGE_FIELD_NUMBER: _ClassVar[int]
+    layerMessage: str
+    def __init__(self, layerMessage: _Optional[str] = ...) -> None: ...
+
+class HealthCheckResponse(_message.Message):
+    __slots__ = ("status",)
+    class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        UNKNOWN: _ClassVar[HealthCheckResponse.ServingStatus]
+        SERVING: _ClassVar[HealthCheckResponse.ServingStatus]
+        NOT_SERVING: _ClassVar[HealthCheckResponse.ServingStatus]
+    UNKNOWN: HealthCheckResponse.ServingStatus
+    SERVING: HealthCheckResponse.ServingStatus
+    NOT_SERVING: HealthCheckResponse.ServingStatus
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: HealthCheckResponse.ServingStatus
+    def __init__(self, status: _Optional[_Union[HealthCheckResponse.ServingStatus, str]] = ...) -> None: ...
+
+class LoginRequest(_message.Message):
+    __slots__ = ("server", "username", "password")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    username: str
+    password: str
+    def __init__(self, server: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class LoginResponse(_message.Message):
+    __slots__ = ("content",)
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    content: str
+    def __init__(self, content: _Optional[str] = ...) -> None: ...
+
+class LogoutRequest(_message.Message):
+    __slots__ = ("server", "all")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    all: bool
+    def __init__(self, server: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class LogoutResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: str
+    def __init__(self, result: _Optional[str] = ...) -> None: ...
+
+class SeparatorLoad(_message.Message):
+    __slots__ = ("app", "dir", "base", "lib", "skipCheck", "enabled")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    DIR_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    LIB_FIELD_NUMBER: _ClassVar[int]
+    SKIPCHECK_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    app: str
+    dir: str
+    base: str
+    lib: str
+    skipCheck: bool
+    enabled: bool
+    def __init__(self, app: _Optional[str] = ..., dir: _Optional[str] = ..., base: _Optional[str] = ..., lib: _Optional[str] = ..., skipCheck: _Optional[bool] = ..., enabled: _Optional[bool] = ...) -> None: ...
+
+class LoadRequest(_message.Message):
+    __slots__ = ("path", "loadID", "sep")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    LOADID_FIELD_NUMBER: _ClassVar[int]
+    SEP_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    loadID: str
+    sep: SeparatorLoad
+    def __init__(self, path: _Optional[str] = ..., loadID: _Optional[str] = ..., sep: _Optional[_Union[SeparatorLoad, _Mapping]] = ...) -> None: ...
+
+class LoadResponse(_message.Message):
+    __slots__ = ("log",)
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    log: str
+    def __init__(self, log: _Optional[str] = ...) -> None: ...
+
+class PushRequest(_message.Message):
+    __slots__ = ("pushID", "imageName", "format")
+    PUSHID_FIELD_NUMBER: _ClassVar[int]
+    IMAGENAME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    pushID: str
+    imageName: str
+    format: str
+    def __init__(self, pushID: _Optional[str] = ..., imageName: _Optional[str] = ..., format: _Optional[str] = ...) -> None: ...
+
+class PushResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: str
+    def __init__(self, response: _Optional[str] = ...) -> None: ...
+
+class PullRequest(_message.Message):
+    __slots__ = ("pullID", "imageName")
+    PULLID_FIELD_NUMBER: _ClassVar[int]
+    IMAGENAME_FIELD_NUMBER: _ClassVar[int]
+    pullID: str
+    imageName: str
+    def __init__(self, pullID: _Optional[str] = ..., imageName: _Optional[str] = ...) -> None: ...
+
+class PullResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: str
+    def __init__(self, response: _Optional[str] = ...) -> None: ...
+
+class SeparatorSave(_message.Message):
+    __slots__ = ("base", "lib", "rename", "dest", "enabled")
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    LIB_FIELD_NUMBER: _ClassVar[int]
+    RENAME_FIELD_NUMBER: _ClassVar[int]
+    DEST_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    base: str
+    lib: str
+    rename: str
+    dest: str
+    enabled: bool
+    def __init__(self, base: _Optional[str] = ..., lib: _Optional[str] = ..., rename: _Optional[str] = ..., dest: _Optional[str] = ..., enabled: _Optional[bool] = ...) -> None: ...
+
+class SaveRequest(_message.Message):
+    __slots__ = ("saveID", "images", "path", "format", "sep")
+    SAVEID_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SEP_FIELD_NUMBER: _ClassVar[int]
+    saveID: str
+    images: _containers.RepeatedScalarFieldContainer[str]
+    path: str
+    format: str
+    sep: SeparatorSave
+    def __init__(self, saveID: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., format: _Optional[str] = ..., sep: _Optional[_Union[SeparatorSave, _Mapping]] = ...) -> None: ...
+
+class SaveResponse(_message.Message):
+    __slots__ = ("log",)
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    log: str
+    def __init__(self, log: _Optional[str] = ...) -> None: ...
+
+class MemData(_message.Message):
+    __slots__ = ("memTotal", "memFree", "swapTotal", "swapFree")
+    MEMTOTAL_FIELD_NUMBER: _ClassVar[int]
+    MEMFREE_FIELD_NUMBER: _ClassVar[int]
+    SWAPTOTAL_FIELD_NUMBER: _ClassVar[int]
+    SWAPFREE_FIELD_NUMBER: _ClassVar[int]
+    memTotal: int
+    memFree: int
+    swapTotal: int
+    swapFree: int
+    def __init__(self, memTotal: _Optional[int] = ..., memFree: _Optional[int] = ..., swapTotal: _Optional[int] = ..., swapFree: _Optional[int] = ...) -> None: ...
+
+class MemStat(_message.Message):
+    __slots__ = ("memSys", "heapSys", "heapAlloc", "heapInUse", "heapIdle", "heapReleased")
+    MEMSYS_FIELD_NUMBER: _ClassVar[int]
+    HEAPSYS_FIELD_NUMBER: _ClassVar[int]
+    HEAPALLOC_FIELD_NUMBER: _ClassVar[int]
+    HEAPINUSE_FIELD_NUMBER: _ClassVar[int]
+    HEAPIDLE_FIELD_NUMBER: _ClassVar[int]
+    HEAPRELEASED_FIELD_NUMBER: _ClassVar[int]
+    memSys: int
+    heapSys: int
+    heapAlloc: int
+    heapInUse: int
+    heapIdle: int
+    heapReleased: int
+    def __init__(self, memSys: _Optional[int] = ..., heapSys: _Optional[int] = ..., heapAlloc: _Optional[int] = ..., heapInUse: _Optional[int] = ..., heapIdle: _Optional[int] = ..., heapReleased: _Optional[int] = ...) -> None: ...
+
+class StorageData(_message.Message):
+    __slots__ = ("storageDriver", "storageBackingFs")
+    STORAGEDRIVER_FIELD_NUMBER: _ClassVar[int]
+    STORAGEBACKINGFS_FIELD_NUMBER: _ClassVar[int]
+    storageDriver: str
+    storageBackingFs: str
+    def __init__(self, storageDriver: _Optional[str] = ..., storageBackingFs: _Optional[str] = ...) -> None: ...
+
+class RegistryData(_message.Message):
+    __slots__ = ("registriesSearch", "registriesInsecure", "registriesBlock")
+    REGISTRIESSEARCH_FIELD_NUMBER: _ClassVar[int]
+    REGISTRIESINSECURE_FIELD_NUMBER: _ClassVar[int]
+    REGISTRIESBLOCK_FIELD_NUMBER: _ClassVar[int]
+    registriesSearch: _containers.RepeatedScalarFieldContainer[str]
+    registriesInsecure: _containers.RepeatedScalarFieldContainer[str]
+    registriesBlock: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, registriesSearch: _Optional[_Iterable[str]] = ..., registriesInsecure: _Optional[_Iterable[str]] = ..., registriesBlock: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InfoRequest(_message.Message):
+    __slots__ = ("verbose",)
+    VERBOSE_FIELD_NUMBER: _ClassVar[int]
+    verbose: bool
+    def __init__(self, verbose: _Optional[bool] = ...) -> None: ...
+
+class InfoResponse(_message.Message):
+    __slots__ = ("memInfo", "storageInfo", "registryInfo", "dataRoot", "runRoot", "OCIRuntime", "builderNum", "goRoutines", "memStat", "experimental")
+    MEMINFO_FIELD_NUMBER: _ClassVar[int]
+    STORAGEINFO_FIELD_NUMBER: _ClassVar[int]
+    REGISTRYINFO_FIELD_NUMBER: _ClassVar[int]
+    DATAROOT_FIELD_NUMBER: _ClassVar[int]
+    RUNROOT_FIELD_NUMBER: _ClassVar[int]
+    OCIRUNTIME_FIELD_NUMBER: _ClassVar[int]
+    BUILDERNUM_FIELD_NUMBER: _ClassVar[int]
+    GOROUTINES_FIELD_NUMBER: _ClassVar[int]
+    MEMSTAT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTAL_FIELD_NUMBER: _ClassVar[int]
+    memInfo: MemData
+    storageInfo: StorageData
+    registryInfo: RegistryData
+    dataRoot: str
+    runRoot: str
+    OCIRuntime: str
+    builderNum: int
+    goRoutines: int
+    memStat: MemStat
+    experimental: bool
+    def __init__(self, memInfo: _Optional[_Union[MemData, _Mapping]] = ..., storageInfo: _Optional[_Union[StorageData, _Mapping]] = ..., registryInfo: _Optional[_Union[RegistryData, _Mapping]] = ..., dataRoot: _Optional[str] = ..., runRoot: _Optional[str] = ..., OCIRuntime: _Optional[str] = ..., builderNum: _Optional[int] = ..., goRoutines: _Optional[int] = ..., memStat: _Optional[_Union[MemStat, _Mapping]] = ..., experimental: _Optional[bool] = ...) -> None: ...
+
+class ManifestCreateRequest(_message.Message):
+    __slots__ = ("manifestList", "manifests")
+    MANIFESTLIST_FIELD_NUMBER: _ClassVar[int]
+    MANIFESTS_FIELD_NUMBER: _ClassVar[int]
+    manifestList: str
+    manifests: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, manifestList: _Optional[str] = ..., manifests: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ManifestCreateResponse(_message.Message):
+    __slots__ = ("imageID",)
+    IMAGEID_FIELD_NUMBER: _ClassVar[int]
+    imageID: str
+    def __init__(self, imageID: _Optional[str] = ...) -> None: ...
+
+class ManifestAnnotateRequest(_message.Message):
+    __slots__ = ("manifestList", "manifest", "arch", "os", "osFeatures", "variant")
+    MANIFESTLIST_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
+    OS_FIELD_NUMBER: _ClassVar[int]
+    OSFEATURES_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    manifestList: str
+    manifest: str
+    arch: str
+    os: str
+    osFeatures: _containers.RepeatedScalarFieldContainer[str]
+    variant: str
+    def __init__(self, manifestList: _Optional[str] = ..., manifest: _Optional[str] = ..., arch: _Optional[str] = ..., os: _Optional[str] = ..., osFeatures: _Optional[_Iterable[str]] = ..., variant: _Optional[str] = ...) -> None: ...
+
+class ManifestInspectRequest(_message.Message):
+    __slots__ = ("manifestList",)
+    MANIFESTLIST_FIELD_NUMBER: _ClassVar[int]
+    manifestList: str
+    def __init__(self, manifestList: _Optional[str] = ...) -> None: ...
+
+class ManifestInspectResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ManifestPushRequest(_message.Message):
+    __slots__ = ("manifestList", "dest")
+    MANIFESTLIST_FIELD_NUMBER: _ClassVar[int]
+    DEST_FIELD_NUMBER: _ClassVar[int]
+    manifestList: str
+    dest: str
+    def __init__(self, manifestList: _Optional[str] = ..., dest: _Optional[str] = ...) -> None: ...
+
+class ManifestPushResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: str
+    def __init__(self, result: _Optional[str] = ...) -> None: ...
