@@ -1,0 +1,9 @@
+#!/bin/sh
+# The whole test suite, from a fresh Debian machine (as root): installs what is missing, starts
+# dockerd for the interoperability tests, runs pytest. Extra arguments go to pytest.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/install-deps.sh"
+"$here/scripts/start-dockerd.sh"
+cd "$here"
+exec python3 -m pytest -q "$@"
