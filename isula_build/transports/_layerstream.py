@@ -1,0 +1,147 @@
+"""Turning the bytes of a layer as stored (plain, gzip, bzip2 or xz tar) into a checked tar stream.
+
+Compression is recognised by magic bytes, never by name or media type, because archives in the
+wild label it inconsistently. Every failure while reading (bad compression, wrong blob digest,
+too much data) surfaces as an IsulaBuildError naming the layer, in the middle of the copy.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import zlib
+from typing import BinaryIO
+
+from isula_build.errors import InvalidArgument, ResourceExhausted
+
+CHUNK = 1 << 20
+
+_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"\xfd7zXZ\x00": "xz",
+    b"BZh": "bzip2",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+
+
+def detect_compression(head: bytes) -> str | None:
+    """"gzip", "xz", "bzip2", "zstd" or None (plain) from the first bytes of a stream."""
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+class _Hashing(io.RawIOBase):
+    """Hashes every byte read from the stored layer (for _Checked's blob digest check)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._hash.update(memoryview(buffer)[:n])
+        return n
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self._hash.hexdigest()}"
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _Checked(io.RawIOBase):
+    """The decompressed bytes of a layer, with the stored bytes hashed on the way.
+
+    At the end of the data the stored bytes are drained (a decompressor may stop before trailing
+    padding) and their digest compared with the descriptor's, so a corrupt blob fails the copy.
+    """
+
+    def __init__(self, stored: io.BufferedReader, data: BinaryIO, hashing: _Hashing | None,
+                 what: str, blob_digest: str | None, limit: int | None) -> None:
+        super().__init__()
+        self._stored = stored
+        self._data = data
+        self._hashing = hashing
+        self._what = what
+        self._blob_digest = blob_digest
+        self._limit = limit
+        self._count = 0
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            n = self._data.readinto(buffer)  # type: ignore[attr-defined]
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            raise InvalidArgument(f"{self._what}: cannot decompress: {exc}") from None
+        if n:
+            self._count += n
+            if self._limit is not None and self._count > self._limit:
+                raise ResourceExhausted(
+                    f"{self._what}: uncompressed data exceeds the limit of {self._limit} bytes")
+            return n
+        if not self._done:
+            self._done = True
+            self._verify()
+        return 0
+
+    def _verify(self) -> None:
+        if self._hashing is None or self._blob_digest is None:
+            return
+        # Bytes already in the buffer were hashed when the buffer read them; drain the rest.
+        while self._hashing.read(CHUNK):
+            pass
+        actual = self._hashing.digest
+        if actual != self._blob_digest:
+            raise InvalidArgument(f"{self._what}: digest mismatch: the descriptor says "
+                                  f"{self._blob_digest}, the content is {actual}")
+
+    def close(self) -> None:
+        if not self.closed:
+            self._data.close()
+            self._stored.close()
+        super().close()
+
+
+def open_layer_stream(raw: BinaryIO, what: str, blob_digest: str | None = None,
+                      limit: int | None = None) -> io.BufferedReader:
+    """The uncompressed tar stream of a stored layer; closing it closes raw.
+
+    raw: the stored bytes (a raw or buffered binary stream supporting readinto).
+    what: how to name the layer in errors, e.g. 'layer "blobs/sha256/ab…" of archive.tar'.
+    blob_digest: when given, the digest the stored (possibly compressed) bytes must have.
+    limit: the most uncompressed bytes allowed (a bound against decompression bombs).
+    """
+    hashing = _Hashing(raw) if blob_digest else None
+    stored = io.BufferedReader(hashing if hashing is not None else raw, CHUNK)  # type: ignore[arg-type]
+    head = stored.peek(8)[:8]
+    kind = detect_compression(head)
+    data: BinaryIO
+    if kind is None:
+        data = stored
+    elif kind == "gzip":
+        data = gzip.GzipFile(fileobj=stored, mode="rb")  # type: ignore[assignment]
+    elif kind == "xz":
+        data = lzma.LZMAFile(stored, mode="rb")  # type: ignore[assignment]
+    elif kind == "bzip2":
+        data = bz2.BZ2File(stored, mode="rb")  # type: ignore[assignment]
+    else:
+        stored.close()
+        raise InvalidArgument(f"{what}: {kind}-compressed layers are not supported")
+    checked = _Checked(stored, data, hashing, what, blob_digest, limit)
+    return io.BufferedReader(checked, CHUNK)

@@ -1,0 +1,100 @@
+"""The two sides of every image copy: where an image comes from and where it goes.
+
+Each transport (the store, docker-archive, oci-archive, a root filesystem tarball …) implements one
+or both classes; `copy.copy_image` is the only code that moves an image between them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import BinaryIO, Self
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer as the copy routine sees it.
+
+    diff_id is None when the source cannot know it before the layer is read (a root filesystem
+    tarball being imported); the destination then computes it while writing and returns it from
+    put_layer.
+    """
+
+    diff_id: str | None  # "sha256:<hex>" of the uncompressed tar
+    size: int            # uncompressed size in bytes, -1 when unknown
+    # Device nodes are allowed in layers of images (docker images carry /dev entries) but not in a
+    # root filesystem a user imports; the store's tar safety check honours this.
+    allow_devices: bool = True
+
+
+class ImageSource(ABC):
+    """Reads one image. Close it (or use it as a context manager) when done."""
+
+    @abstractmethod
+    def layers(self) -> list[LayerInfo]:
+        """The layers, bottom first."""
+
+    @abstractmethod
+    def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        """An uncompressed tar stream of the layer; the caller closes it.
+
+        Returning a plain file (`open(path, "rb")`) vouches that its bytes match layer.diff_id:
+        archive writers then copy it in the kernel without hashing. Sources of unverified data
+        return any other stream, which destinations hash and check.
+        """
+
+    @abstractmethod
+    def config_bytes(self) -> bytes:
+        """The image config. copy_image asks for it only after every layer was copied."""
+
+    def layers_copied(self, stored: list[LayerInfo]) -> None:
+        """Told what the destination stored for each layer (diff IDs and sizes, in order).
+
+        A source whose layers() had unknown diff IDs builds its config from these; the others
+        have nothing to learn.
+        """
+
+    def close(self) -> None:
+        """Releases open files."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class ImageDestination(ABC):
+    """Writes one image. Nothing is visible until commit; close without commit discards."""
+
+    @abstractmethod
+    def has_layer(self, layer: LayerInfo) -> bool:
+        """True when the layer is already there and need not be copied."""
+
+    @abstractmethod
+    def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
+        """Stores an uncompressed layer tar; returns its actual diff ID and size.
+
+        When layer.diff_id is known the destination refuses data that does not match it
+        (InvalidArgument), so sources need not hash layers themselves.
+        """
+
+    @abstractmethod
+    def put_config(self, config: bytes) -> None:
+        """Stores the image config (after the layers)."""
+
+    @abstractmethod
+    def commit(self) -> str:
+        """Writes the manifest and makes the image visible; returns the image ID."""
+
+    def close(self) -> None:
+        """Releases resources; without a prior commit, discards what was written."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

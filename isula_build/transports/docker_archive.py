@@ -1,0 +1,272 @@
+"""docker-archive: the tarball `docker save` writes and `docker load` reads (SPEC §7).
+
+Reading accepts the three layouts in use: docker before 25 (`<id>/layer.tar`, duplicates as
+symbolic links), docker 25 and later (an OCI layout whose blobs `manifest.json` points at as
+`blobs/sha256/<hex>`), and skopeo / containers/image (`<diffid-hex>.tar`). Layers may be plain or
+compressed tars. Writing produces the containers/image layout: `<diffid-hex>.tar` layers
+(uncompressed), `<config-hex>.json` configs, `manifest.json` and `repositories`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Self, Sequence
+
+from isula_build.errors import InvalidArgument
+from isula_build.image import config as image_config
+from isula_build.image.digest import digest_of, hex_of, sha256_hex
+from isula_build.image.reference import split_name
+from isula_build.transports._layerstream import detect_compression, open_layer_stream
+from isula_build.transports._tario import TarIndex, TarWriter
+from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
+
+MANIFEST = "manifest.json"
+# The config's file name carries its digest in every layout we know: "<hex>.json" (docker < 25,
+# skopeo), "blobs/sha256/<hex>" (docker >= 25), "sha256:<hex>" (go-containerregistry).
+_DIGEST_NAME_RE = re.compile(r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json)?$")
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+class DockerArchiveSource(ImageSource):
+    """One image of a docker-archive, read in place."""
+
+    def __init__(self, index: TarIndex, config_name: str, layer_names: list[str]) -> None:
+        self._index = index.acquire()
+        try:
+            self._config = self._read_config(config_name)
+            ids = image_config.diff_ids(image_config.parse_config(self._config))
+            if len(ids) != len(layer_names):
+                raise InvalidArgument(
+                    f"{index.path}: {MANIFEST} lists {len(layer_names)} layers for config "
+                    f"{config_name!r}, but the config has {len(ids)} diff_ids")
+            self._members = dict(zip(ids, layer_names))
+            self._layers = [self._layer_info(diff_id, name) for diff_id, name in zip(ids, layer_names)]
+        except BaseException:
+            self._index.release()
+            raise
+        self._closed = False
+
+    def _read_config(self, name: str) -> bytes:
+        data = self._index.read(name, "image config")
+        match = _DIGEST_NAME_RE.search(name)
+        if match and sha256_hex(data) != match.group(1):
+            raise InvalidArgument(f"{self._index.path}: config {name!r} does not match its digest "
+                                  f"(content is sha256:{sha256_hex(data)})")
+        return data
+
+    def _layer_info(self, diff_id: str, name: str) -> LayerInfo:
+        member = self._index.member(name, "layer")
+        with self._index.open(name, "layer") as raw:
+            head = raw.read(8)
+        # A plain tar's size is the member's; a compressed one's is known only once read.
+        plain = detect_compression(head) is None
+        return LayerInfo(diff_id, member.size if plain else -1)
+
+    def layers(self) -> list[LayerInfo]:
+        return list(self._layers)
+
+    def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        if layer.diff_id not in self._members:
+            raise InvalidArgument(f"layer {layer.diff_id} is not part of this image")
+        name = self._members[layer.diff_id]
+        # The destination verifies the diff ID of what it reads (LayerInfo carries it).
+        return open_layer_stream(self._index.open(name, "layer"),
+                                 f"layer {name!r} of {self._index.path}")
+
+    def config_bytes(self) -> bytes:
+        return self._config
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._index.release()
+
+
+def _string_list(value: Any, field: str, path: Path) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"{path}: {MANIFEST}: {field} must be a list of strings")
+    return list(value)
+
+
+def read_docker_archive(index: TarIndex) -> list[tuple[ImageSource, list[str]]]:
+    """One (source, RepoTags) per entry of manifest.json, in its order."""
+    entries = index.read_json(MANIFEST, "file")
+    if not isinstance(entries, list) or not entries:
+        raise InvalidArgument(f"{index.path}: {MANIFEST} must be a non-empty list of images")
+    images: list[tuple[ImageSource, list[str]]] = []
+    try:
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
+                raise InvalidArgument(f"{index.path}: {MANIFEST}: every entry needs a Config")
+            layers = _string_list(entry.get("Layers"), "Layers", index.path)
+            tags = _string_list(entry.get("RepoTags"), "RepoTags", index.path)
+            images.append((DockerArchiveSource(index, entry["Config"], layers), tags))
+    except BaseException:
+        for source, _ in images:
+            source.close()
+        raise
+    return images
+
+
+def open_docker_archive(path: Path) -> list[tuple[ImageSource, list[str]]]:
+    index = TarIndex(path)
+    try:
+        return read_docker_archive(index)
+    finally:
+        index.release()
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """Layer chain IDs as docker computes them (the ID of a layer together with all below it)."""
+    chain: list[str] = []
+    for diff_id in diff_ids:
+        chain.append(diff_id if not chain else digest_of(f"{chain[-1]} {diff_id}".encode()))
+    return chain
+
+
+class _Entry:
+    """One image of the archive being written: its config and its names."""
+
+    def __init__(self, config_hex: str, diff_ids: list[str]) -> None:
+        self.config_hex = config_hex
+        self.diff_ids = diff_ids
+        self.names: list[str] = []
+
+
+class DockerArchiveWriter:
+    """Collects images into one docker-archive; layers shared by images are written once.
+
+        with DockerArchiveWriter(path) as archive:
+            for image in images:
+                with archive.image(names) as dst:
+                    copy_image(src, dst, log)
+        # the archive appears at path only when the with-block ends without an exception
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._tar = TarWriter(path)
+        self._layers: dict[str, int] = {}  # diff ID → size of the layers written
+        self._entries: dict[str, _Entry] = {}  # by config hex, in the order images were added
+        self._finished = False
+
+    def image(self, names: Sequence[str]) -> ImageDestination:
+        """A destination for one more image, to carry the given names ("repo:tag")."""
+        return _DockerArchiveImage(self, list(names))
+
+    # Called by _DockerArchiveImage.
+
+    def _has_layer(self, diff_id: str | None) -> bool:
+        return diff_id is not None and diff_id in self._layers
+
+    def _put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
+        name = f"{hex_of(layer.diff_id)}.tar" if layer.diff_id else "layer.tar"
+        member = self._tar.add_stream(name, stream, trusted=layer.diff_id is not None)
+        diff_id = layer.diff_id or member.digest
+        assert diff_id is not None
+        if member.digest is not None and member.digest != diff_id:
+            raise InvalidArgument(f"layer {diff_id} does not match its content (the data read "
+                                  f"has digest {member.digest})")
+        if layer.diff_id is None:
+            self._tar.rename(member, f"{hex_of(diff_id)}.tar")
+        self._layers[diff_id] = member.size
+        return LayerInfo(diff_id, member.size, layer.allow_devices)
+
+    def _commit_image(self, config: bytes, names: list[str]) -> str:
+        ids = image_config.diff_ids(image_config.parse_config(config))
+        missing = [d for d in ids if d not in self._layers]
+        if missing:
+            raise InvalidArgument(f"image config lists layers that were not written: {missing}")
+        config_hex = sha256_hex(config)
+        entry = self._entries.get(config_hex)
+        if entry is None:
+            self._tar.add_bytes(f"{config_hex}.json", config)
+            entry = self._entries[config_hex] = _Entry(config_hex, ids)
+        for name in names:
+            # A name belongs to one image; as in the store, a later image takes it over.
+            for other in self._entries.values():
+                if name in other.names and other is not entry:
+                    other.names.remove(name)
+            if name not in entry.names:
+                entry.names.append(name)
+        return config_hex
+
+    def _manifest(self) -> bytes:
+        return json.dumps([{
+            "Config": f"{e.config_hex}.json",
+            "RepoTags": e.names,
+            "Layers": [f"{hex_of(d)}.tar" for d in e.diff_ids],
+        } for e in self._entries.values()], separators=(",", ":")).encode()
+
+    def _repositories(self) -> bytes:
+        # The legacy index docker load reads when there is no manifest.json: repository → tag →
+        # ID of the top layer (its chain ID, as containers/image writes it).
+        repositories: dict[str, dict[str, str]] = {}
+        for entry in self._entries.values():
+            if not entry.diff_ids:
+                continue
+            top = hex_of(chain_ids(entry.diff_ids)[-1])
+            for name in entry.names:
+                repository, tag = split_name(name)
+                repositories.setdefault(repository, {})[tag] = top
+        return json.dumps(repositories, separators=(",", ":")).encode()
+
+    def close(self) -> None:
+        """Writes manifest.json and repositories and puts the archive in place."""
+        if self._finished:
+            return
+        if not self._entries:
+            self.abort()
+            raise InvalidArgument("no image was written to the archive")
+        self._tar.add_bytes(MANIFEST, self._manifest())
+        self._tar.add_bytes("repositories", self._repositories())
+        self._tar.commit()
+        self._finished = True
+
+    def abort(self) -> None:
+        """Removes everything written; no file appears at the target path."""
+        if not self._finished:
+            self._finished = True
+            self._tar.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _DockerArchiveImage(ImageDestination):
+    def __init__(self, archive: DockerArchiveWriter, names: list[str]) -> None:
+        self._archive = archive
+        self._names = names
+        self._config: bytes | None = None
+
+    def has_layer(self, layer: LayerInfo) -> bool:
+        return self._archive._has_layer(layer.diff_id)
+
+    def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
+        return self._archive._put_layer(layer, stream)
+
+    def put_config(self, config: bytes) -> None:
+        self._config = config
+
+    def commit(self) -> str:
+        if self._config is None:
+            raise InvalidArgument("image has no config")
+        return self._archive._commit_image(self._config, self._names)
+
+
+__all__ = ["DockerArchiveSource", "DockerArchiveWriter", "chain_ids", "open_docker_archive",
+           "read_docker_archive"]

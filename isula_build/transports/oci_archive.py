@@ -1,0 +1,309 @@
+"""oci-archive: a tar of an OCI image layout (oci-layout, index.json, blobs/sha256/…), SPEC §7.
+
+Images are found through index.json; their names are the `org.opencontainers.image.ref.name`
+annotations (one descriptor per name, all pointing at the same manifest). Every blob read is
+checked against its descriptor: manifests and configs by digest and size when read, layers by the
+digest of the stored (possibly compressed) bytes while they stream, and by diff ID at the
+destination.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Self, Sequence
+
+from isula_build.errors import InvalidArgument
+from isula_build.image import config as image_config
+from isula_build.image import manifest as image_manifest
+from isula_build.image import mediatypes
+from isula_build.image.digest import digest_of, hex_of, is_digest, sha256_hex
+from isula_build.image.manifest import REF_NAME_ANNOTATION, Descriptor
+from isula_build.transports._layerstream import open_layer_stream
+from isula_build.transports._tario import TarIndex, TarWriter
+from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
+
+LAYOUT = "oci-layout"
+INDEX = "index.json"
+_LAYOUT_BYTES = json.dumps({"imageLayoutVersion": "1.0.0"}).encode()
+
+
+def _blob_path(digest: str) -> str:
+    return f"blobs/sha256/{hex_of(digest)}"
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def _descriptor(value: Any, what: str, path: Path) -> Descriptor:
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{path}: {what} is not a descriptor object")
+    digest, size = value.get("digest"), value.get("size")
+    if not isinstance(digest, str) or not is_digest(digest):
+        raise InvalidArgument(f"{path}: {what} has no valid sha256 digest")
+    if not isinstance(size, int) or size < 0:
+        raise InvalidArgument(f"{path}: {what} has no valid size")
+    annotations = value.get("annotations") or {}
+    platform = value.get("platform")
+    if not isinstance(annotations, dict):
+        raise InvalidArgument(f"{path}: {what} has malformed annotations")
+    media_type = value.get("mediaType")
+    return Descriptor(media_type if isinstance(media_type, str) else "", digest, size,
+                      {str(k): str(v) for k, v in annotations.items()},
+                      platform if isinstance(platform, dict) else None)
+
+
+def _read_blob(index: TarIndex, desc: Descriptor, what: str) -> bytes:
+    data = index.read(_blob_path(desc.digest), what)
+    if len(data) != desc.size or digest_of(data) != desc.digest:
+        raise InvalidArgument(f"{index.path}: {what} {desc.digest} does not match its descriptor "
+                              f"(content is {digest_of(data)}, {len(data)} bytes)")
+    return data
+
+
+def _read_json_blob(index: TarIndex, desc: Descriptor, what: str) -> tuple[bytes, dict[str, Any]]:
+    data = _read_blob(index, desc, what)
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(f"{index.path}: {what} {desc.digest} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidArgument(f"{index.path}: {what} {desc.digest} is not a JSON object")
+    return data, document
+
+
+class OciArchiveSource(ImageSource):
+    """One image (manifest) of an oci-archive, read in place."""
+
+    def __init__(self, index: TarIndex, manifest: dict[str, Any]) -> None:
+        self._index = index.acquire()
+        try:
+            path = index.path
+            config_desc = _descriptor(manifest.get("config"), "manifest config", path)
+            self._config = _read_blob(index, config_desc, "image config")
+            ids = image_config.diff_ids(image_config.parse_config(self._config))
+            layer_values = manifest.get("layers")
+            if not isinstance(layer_values, list):
+                raise InvalidArgument(f"{path}: manifest has no layers list")
+            descs = [_descriptor(v, "layer descriptor", path) for v in layer_values]
+            if len(descs) != len(ids):
+                raise InvalidArgument(f"{path}: manifest lists {len(descs)} layers but its config "
+                                      f"has {len(ids)} diff_ids")
+            for desc in descs:
+                if desc.media_type not in mediatypes.LAYER_TYPES:
+                    raise InvalidArgument(f"{path}: layer {desc.digest} has unsupported media type "
+                                          f"{desc.media_type!r}")
+                index.member(_blob_path(desc.digest), "layer blob")
+            self._descs = dict(zip(ids, descs))
+            # An uncompressed blob is its diff ID; a compressed one's size is known once read.
+            self._layers = [LayerInfo(d, desc.size if desc.digest == d else -1)
+                            for d, desc in zip(ids, descs)]
+        except BaseException:
+            self._index.release()
+            raise
+        self._closed = False
+
+    def layers(self) -> list[LayerInfo]:
+        return list(self._layers)
+
+    def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        if layer.diff_id not in self._descs:
+            raise InvalidArgument(f"layer {layer.diff_id} is not part of this image")
+        desc = self._descs[layer.diff_id]
+        name = _blob_path(desc.digest)
+        # When the blob is the plain tar its digest is the diff ID, which the destination checks;
+        # otherwise check the stored bytes here as they stream by.
+        blob_digest = None if desc.digest == layer.diff_id else desc.digest
+        return open_layer_stream(self._index.open(name, "layer blob"),
+                                 f"layer {desc.digest} of {self._index.path}", blob_digest)
+
+    def config_bytes(self) -> bytes:
+        return self._config
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._index.release()
+
+
+def _platform_manifest(index: TarIndex, desc: Descriptor, depth: int = 0) -> tuple[Descriptor, dict[str, Any]]:
+    """The image manifest a descriptor leads to; for an index, the one for this machine."""
+    if depth > 4:
+        raise InvalidArgument(f"{index.path}: image indexes nest too deeply")
+    _, document = _read_json_blob(index, desc, "manifest")
+    media_type = desc.media_type or document.get("mediaType") or ""
+    if media_type in mediatypes.INDEX_TYPES or (not media_type and "manifests" in document):
+        arch, wanted = image_config.host_architecture(), []
+        for value in document.get("manifests") or []:
+            child = _descriptor(value, "index entry", index.path)
+            platform = child.platform or {}
+            if platform.get("architecture") == arch and platform.get("os", "linux") == "linux":
+                wanted.append(child)
+        if not wanted:
+            raise InvalidArgument(f"{index.path}: index {desc.digest} has no image for linux/{arch}")
+        return _platform_manifest(index, wanted[0], depth + 1)
+    if media_type and media_type not in mediatypes.MANIFEST_TYPES:
+        raise InvalidArgument(f"{index.path}: unsupported manifest media type {media_type!r}")
+    return desc, document
+
+
+def read_oci_archive(index: TarIndex) -> list[tuple[ImageSource, list[str]]]:
+    """One (source, names) per distinct manifest referenced from index.json, in its order."""
+    layout = index.read_json(LAYOUT, "file")
+    if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
+        raise InvalidArgument(f"{index.path}: {LAYOUT} has no imageLayoutVersion")
+    top = index.read_json(INDEX, "file")
+    if not isinstance(top, dict) or not isinstance(top.get("manifests"), list) or not top["manifests"]:
+        raise InvalidArgument(f"{index.path}: {INDEX} lists no manifests")
+    found: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for value in top["manifests"]:
+        entry = _descriptor(value, "index entry", index.path)
+        desc, manifest = _platform_manifest(index, entry)
+        _, names = found.setdefault(desc.digest, (manifest, []))
+        name = entry.annotations.get(REF_NAME_ANNOTATION)
+        if name and name not in names:
+            names.append(name)
+    images: list[tuple[ImageSource, list[str]]] = []
+    try:
+        for manifest, names in found.values():
+            images.append((OciArchiveSource(index, manifest), names))
+    except BaseException:
+        for source, _ in images:
+            source.close()
+        raise
+    return images
+
+
+def open_oci_archive(path: Path) -> list[tuple[ImageSource, list[str]]]:
+    index = TarIndex(path)
+    try:
+        return read_oci_archive(index)
+    finally:
+        index.release()
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+class _Image:
+    """One image of the archive being written: its manifest and its names."""
+
+    def __init__(self, manifest: bytes) -> None:
+        self.manifest = manifest
+        self.names: list[str] = []
+
+
+class OciArchiveWriter:
+    """Collects images into one oci-archive; blobs shared by images are written once.
+
+    Used like DockerArchiveWriter: `with OciArchiveWriter(path) as a: copy_image(src, a.image(names), log)`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._tar = TarWriter(path)
+        self._blobs: dict[str, int] = {}  # digest → size of every blob written
+        self._images: dict[str, _Image] = {}  # by manifest digest, in the order added
+        self._finished = False
+        self._tar.add_bytes(LAYOUT, _LAYOUT_BYTES)
+        self._tar.add_directory("blobs/")
+        self._tar.add_directory("blobs/sha256/")
+
+    def image(self, names: Sequence[str]) -> ImageDestination:
+        return _OciArchiveImage(self, list(names))
+
+    def _has_layer(self, diff_id: str | None) -> bool:
+        return diff_id is not None and diff_id in self._blobs
+
+    def _put_blob_bytes(self, data: bytes) -> str:
+        digest = digest_of(data)
+        if digest not in self._blobs:
+            self._tar.add_bytes(_blob_path(digest), data)
+            self._blobs[digest] = len(data)
+        return digest
+
+    def _put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
+        name = _blob_path(layer.diff_id) if layer.diff_id else "blobs/sha256/pending"
+        member = self._tar.add_stream(name, stream, trusted=layer.diff_id is not None)
+        diff_id = layer.diff_id or member.digest
+        assert diff_id is not None
+        if member.digest is not None and member.digest != diff_id:
+            raise InvalidArgument(f"layer {diff_id} does not match its content (the data read "
+                                  f"has digest {member.digest})")
+        if layer.diff_id is None:
+            self._tar.rename(member, _blob_path(diff_id))
+        self._blobs[diff_id] = member.size
+        return LayerInfo(diff_id, member.size, layer.allow_devices)
+
+    def _commit_image(self, config: bytes, names: list[str]) -> str:
+        ids = image_config.diff_ids(image_config.parse_config(config))
+        missing = [d for d in ids if d not in self._blobs]
+        if missing:
+            raise InvalidArgument(f"image config lists layers that were not written: {missing}")
+        self._put_blob_bytes(config)
+        manifest = image_manifest.oci_manifest(config, [(d, self._blobs[d]) for d in ids])
+        manifest_digest = self._put_blob_bytes(manifest)
+        image = self._images.setdefault(manifest_digest, _Image(manifest))
+        for name in names:
+            for other in self._images.values():
+                if name in other.names and other is not image:
+                    other.names.remove(name)
+            if name not in image.names:
+                image.names.append(name)
+        return sha256_hex(config)
+
+    def _index(self) -> bytes:
+        descriptors: list[Descriptor] = []
+        for digest, image in self._images.items():
+            refs = [{REF_NAME_ANNOTATION: n} for n in image.names] or [{}]
+            descriptors += [Descriptor(mediatypes.OCI_MANIFEST, digest, len(image.manifest), r)
+                            for r in refs]
+        return image_manifest.oci_index(descriptors)
+
+    def close(self) -> None:
+        """Writes index.json and puts the archive in place."""
+        if self._finished:
+            return
+        if not self._images:
+            self.abort()
+            raise InvalidArgument("no image was written to the archive")
+        self._tar.add_bytes(INDEX, self._index())
+        self._tar.commit()
+        self._finished = True
+
+    def abort(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._tar.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _OciArchiveImage(ImageDestination):
+    def __init__(self, archive: OciArchiveWriter, names: list[str]) -> None:
+        self._archive = archive
+        self._names = names
+        self._config: bytes | None = None
+
+    def has_layer(self, layer: LayerInfo) -> bool:
+        return self._archive._has_layer(layer.diff_id)
+
+    def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
+        return self._archive._put_layer(layer, stream)
+
+    def put_config(self, config: bytes) -> None:
+        self._config = config
+
+    def commit(self) -> str:
+        if self._config is None:
+            raise InvalidArgument("image has no config")
+        return self._archive._commit_image(self._config, self._names)
+
+
+__all__ = ["OciArchiveSource", "OciArchiveWriter", "open_oci_archive", "read_oci_archive"]

@@ -1,0 +1,58 @@
+"""The local store as an image source (save, push, outputs) and destination (load, import, pull)."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Sequence
+
+from isula_build.errors import InvalidArgument
+from isula_build.store import ImageRecord, ImageWriter, Store
+from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
+
+
+class StoreSource(ImageSource):
+    """An image of the store. Layers are opened as the plain blob files, which the store verified
+    when it wrote them, so archive writers may copy them in the kernel without re-hashing."""
+
+    def __init__(self, store: Store, image: ImageRecord) -> None:
+        self._store = store
+        self._image = image
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo(layer.diff_id, layer.size) for layer in self._image.layers]
+
+    def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        if layer.diff_id is None:
+            raise InvalidArgument("a store layer always has a diff ID")
+        return open(self._store.layer_blob_path(layer.diff_id), "rb")
+
+    def config_bytes(self) -> bytes:
+        return self._store.config_bytes(self._image.id)
+
+
+class StoreDestination(ImageDestination):
+    """Writes one image into the store through an ImageWriter and names it at commit.
+
+    Use as a context manager (or call close): leaving without commit discards what was written.
+    """
+
+    def __init__(self, store: Store, names: Sequence[str]) -> None:
+        self._names = list(names)
+        self._writer: ImageWriter = store.writer()
+
+    def has_layer(self, layer: LayerInfo) -> bool:
+        return layer.diff_id is not None and self._writer.has_layer(layer.diff_id)
+
+    def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
+        record = self._writer.put_layer(stream, expected_diff_id=layer.diff_id,
+                                        allow_devices=layer.allow_devices)
+        return LayerInfo(record.diff_id, record.size, layer.allow_devices)
+
+    def put_config(self, config: bytes) -> None:
+        self._writer.put_config(config)
+
+    def commit(self) -> str:
+        return self._writer.commit(self._names).id
+
+    def close(self) -> None:
+        # Without a commit, the writer removes the blobs it made that nothing else needs.
+        self._writer.close()
