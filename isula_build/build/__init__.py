@@ -1,0 +1,1 @@
+"""The build engine: stage executor, RUN in an OCI container, COPY/ADD, commit."""
