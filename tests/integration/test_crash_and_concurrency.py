@@ -58,7 +58,7 @@ def test_many_clients_at_once(daemon, client, busybox_image, tmp_path):
         list(pool.map(work, range(8)))
 
     listing = client("ctr-img", "images").stdout
-    rows = [l.split() for l in listing.splitlines() if l.startswith(("conc", "bbtag"))]
+    rows = [l.split() for l in listing.splitlines() if l.split()[:1] in (["conc"], ["bbtag"])]
     assert sorted((r[0], r[1]) for r in rows) == sorted(
         [("conc", str(i)) for i in range(0, 8, 2)] + [("bbtag", str(i)) for i in range(0, 8, 2)])
     # After a restart (which garbage-collects) every listed image still saves completely.

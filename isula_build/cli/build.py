@@ -1,0 +1,357 @@
+"""ctr-img build: checks the flags, reads the Dockerfile, sends Build and follows Status.
+
+Everything that can be refused locally (context, Dockerfile, -o spec, --build-static time,
+--cap-add, --format) is refused before the daemon is contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from isula_build.cli.common import (
+    ParserContext, absolute, invalid, new_id, public_key_path, session, write_out,
+)
+
+MAX_DOCKERFILE_SIZE = 1024 * 1024
+MAX_OUTPUT_LENGTH = 512
+BUILD_TIME_KEY = "build-time"
+BUILD_TIME_LAYOUT = "%Y-%m-%d %H:%M:%S"
+IMAGE_FORMATS = ("oci", "docker")
+
+# Build args naming these are secrets in the original's eyes (proxy URLs carry credentials);
+# one of them among the args makes the client encrypt all args.
+PROXY_ARGS = frozenset({
+    "http_proxy", "https_proxy", "ftp_proxy", "no_proxy",
+    "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY",
+})
+
+# The Linux capabilities a RUN may be granted with --cap-add.
+CAPABILITIES = frozenset(f"CAP_{name}" for name in (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+))
+
+EXAMPLE = """\
+isula-build ctr-img build -f Dockerfile .
+isula-build ctr-img build -f Dockerfile -o docker-archive:name.tar:image:tag .
+isula-build ctr-img build -f Dockerfile -o docker-daemon:image:tag .
+isula-build ctr-img build -f Dockerfile -o docker://registry.example.com/repository:tag .
+isula-build ctr-img build -f Dockerfile -o isulad:image:tag .
+isula-build ctr-img build -f Dockerfile --build-static='build-time=2020-06-30 15:05:05' ."""
+
+OUTPUT_HELP = """\
+Destination of output images: docker-archive:PATH:NAME:TAG, oci-archive:PATH:NAME:TAG,
+docker-daemon:NAME:TAG, isulad:NAME:TAG, docker://REGISTRY/REPO:TAG, oci://REGISTRY/REPO:TAG"""
+
+
+def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> None:
+    p = ctx.add(subparsers, "build", summary="Build container images",
+                usage="isula-build ctr-img build [FLAGS] [CONTEXT]", example=EXAMPLE,
+                handler=run_build)
+    p.add_argument("context", nargs="?", default=None, metavar="CONTEXT",
+                   help="Build context directory (default: the current directory)")
+    p.add_argument("-f", "--filename", default="", metavar="FILE",
+                   help="Path for Dockerfile (default CONTEXT/Dockerfile)")
+    p.add_argument("-o", "--output", default="", metavar="SPEC", help=OUTPUT_HELP)
+    p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=True,
+                   help="Inherit proxy environment variables from host (default true; "
+                        "--proxy=false or --no-proxy to turn off)")
+    p.add_argument("--build-static", action="append", default=[], metavar="OPT",
+                   help="Static build with the given option, e.g. "
+                        "'build-time=2020-06-30 15:05:05'")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="Arguments used during build time (a bare KEY takes its value from "
+                        "the environment)")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                   help="Add Linux capabilities for RUN command")
+    p.add_argument("--iidfile", default="", metavar="FILE", help="Write image ID to the file")
+    p.add_argument("-t", "--tag", default="", metavar="NAME[:TAG]",
+                   help="Add tag to the built image")
+    if ctx.experimental:
+        p.add_argument("--format", default="oci", choices=IMAGE_FORMATS,
+                       help="Image format of the built image (default oci)")
+    else:
+        p.set_defaults(format="docker")
+
+
+# --- pure checks, each refusing with a message that names the problem -----------------------
+
+_NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_NAME = rf"(?:{_DOMAIN}/)?{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*"
+
+
+@functools.cache
+def _reference_pattern(tag_required: bool) -> re.Pattern[str]:
+    # Compiled on first use: most commands never check an output spec.
+    return re.compile(rf"{_NAME}:{_TAG}" if tag_required else rf"{_NAME}(?::{_TAG})?")
+
+
+def _check_reference(spec: str, reference: str, *, tag_required: bool) -> None:
+    if not reference:
+        raise invalid(f"invalid output {spec!r}: the image name is missing")
+    if len(reference) > 255 or not _reference_pattern(tag_required).fullmatch(reference):
+        need = "NAME:TAG" if tag_required else "NAME[:TAG]"
+        raise invalid(f"invalid output {spec!r}: {reference!r} is not a valid image {need}")
+
+
+def parse_output(spec: str) -> str:
+    """Validates an -o spec and returns it as sent to the daemon (archive paths absolute)."""
+    if not spec:
+        return ""
+    if len(spec) > MAX_OUTPUT_LENGTH:
+        raise invalid(f"output should not be longer than {MAX_OUTPUT_LENGTH} characters")
+    transport, sep, rest = spec.partition(":")
+    if not transport:
+        raise invalid("transport should not be empty")
+    if not sep or not rest.strip():
+        raise invalid(f"invalid output {spec!r}: destination should not be empty")
+    if transport in ("docker-archive", "oci-archive"):
+        path, _, reference = rest.partition(":")
+        if not path.strip():
+            raise invalid(f"invalid output {spec!r}: the archive path is empty")
+        if reference:
+            _check_reference(spec, reference, tag_required=False)
+        target = absolute(path)
+        if os.path.lexists(target):
+            raise invalid(f"output file already exist: {target!r}, try to remove existing "
+                          "tarball or rename output file")
+        return f"{transport}:{target}" + (f":{reference}" if reference else "")
+    if transport in ("docker-daemon", "isulad"):
+        _check_reference(spec, rest, tag_required=True)
+        return spec
+    if transport in ("docker", "oci"):
+        if not rest.startswith("//") or not rest[2:]:
+            raise invalid(f"invalid output {spec!r}: use {transport}://REGISTRY/REPOSITORY:TAG")
+        _check_reference(spec, rest[2:], tag_required=False)
+        return spec
+    raise invalid(f"transport {transport!r} not support, use one of docker-archive, oci-archive, "
+                  "docker-daemon, isulad, docker, oci")
+
+
+def parse_build_static(options: list[str]) -> datetime | None:
+    """The fixed build time of --build-static 'build-time=YYYY-MM-DD HH:MM:SS' (UTC)."""
+    build_time = None
+    for option in options:
+        key, sep, value = option.partition("=")
+        key = key.strip()
+        if not sep:
+            raise invalid(f"invalid --build-static option {option!r}: use key=value, e.g. "
+                          "'build-time=2020-05-23 10:55:33'")
+        if key != BUILD_TIME_KEY:
+            raise invalid(f"option {key!r} not support by build-static, only {BUILD_TIME_KEY}")
+        try:
+            build_time = datetime.strptime(value.strip(), BUILD_TIME_LAYOUT)
+        except ValueError:
+            raise invalid(f"invalid build time {value!r}: build time format need like "
+                          "'2020-05-23 10:55:33'") from None
+    return build_time.replace(tzinfo=timezone.utc) if build_time else None
+
+
+def resolve_build_args(args: list[str], env: Mapping[str, str]) -> list[str]:
+    """KEY=VALUE kept as given; a bare KEY takes its value from the client's environment and
+    is left out when unset (the Dockerfile default then applies, as with docker build)."""
+    resolved = []
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if not key:
+            raise invalid(f"invalid build arg {arg!r}: the name is empty")
+        if sep:
+            resolved.append(arg)
+        elif key in env:
+            resolved.append(f"{key}={env[key]}")
+    return resolved
+
+
+def check_capabilities(caps: list[str]) -> None:
+    for cap in caps:
+        if cap not in CAPABILITIES:
+            raise invalid(f"cap {cap} is invalid, use a name such as CAP_SYS_ADMIN")
+
+
+def resolve_context(context: str | None) -> str:
+    path = os.path.realpath(context if context else os.getcwd())
+    if not os.path.exists(path):
+        raise invalid(f"context directory {path!r} does not exist")
+    if not os.path.isdir(path):
+        raise invalid(f"context directory path {path!r} should be a directory")
+    return path
+
+
+def _dockerfile_problem(path: str) -> str | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size > MAX_DOCKERFILE_SIZE:
+        return f"size {info.st_size} exceeds the limit of 1 MiB"
+    return None
+
+
+def find_dockerfile(context_dir: str, filename: str) -> str:
+    """The Dockerfile: -f as given, else relative to the context; by default
+    CONTEXT/Dockerfile, then CONTEXT/dockerfile (as the original looks it up)."""
+    if filename:
+        candidates = [filename]
+        if not os.path.isabs(filename):
+            candidates.append(os.path.join(context_dir, filename))
+    else:
+        candidates = [os.path.join(context_dir, "Dockerfile"), os.path.join(context_dir, "dockerfile")]
+    problems = []
+    for candidate in candidates:
+        problem = _dockerfile_problem(candidate)
+        if problem is None:
+            return candidate
+        problems.append(f"{candidate}: {problem}")
+    raise invalid("check dockerfile failed: " + "; ".join(problems))
+
+
+def read_dockerfile(path: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read(MAX_DOCKERFILE_SIZE + 1)
+    if len(data) > MAX_DOCKERFILE_SIZE:
+        raise invalid(f"dockerfile {path} exceeds the limit of 1 MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid(f"dockerfile {path} is not UTF-8 text") from None
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything the request needs, checked and resolved locally."""
+
+    context_dir: str
+    dockerfile: str
+    content: str
+    output: str
+    build_args: list[str]
+    build_time: datetime | None
+    iidfile: str
+    tag: str
+    caps: list[str]
+    proxy: bool
+    image_format: str
+
+
+def plan_build(args: argparse.Namespace) -> BuildPlan:
+    if args.format not in IMAGE_FORMATS:
+        raise invalid(f"wrong image format {args.format!r} provided, use oci or docker")
+    check_capabilities(args.cap_add)
+    build_time = parse_build_static(args.build_static)
+    output = parse_output(args.output)
+    context_dir = resolve_context(args.context)
+    dockerfile = find_dockerfile(context_dir, args.filename)
+    return BuildPlan(
+        context_dir=context_dir,
+        dockerfile=dockerfile,
+        content=read_dockerfile(dockerfile),
+        output=output,
+        build_args=resolve_build_args(args.build_arg, os.environ),
+        build_time=build_time,
+        iidfile=absolute(args.iidfile) if args.iidfile else "",
+        tag=args.tag,
+        caps=list(args.cap_add),
+        proxy=args.proxy,
+        image_format=args.format,
+    )
+
+
+def _seal_build_args(build_args: list[str]) -> tuple[list[str], bool]:
+    """Encrypts all args when one of them names a proxy variable (SPEC §5)."""
+    if not any(arg.partition("=")[0] in PROXY_ARGS for arg in build_args):
+        return build_args, False
+    from isula_build.cli.crypto import encrypt, load_public_key
+
+    key = load_public_key(public_key_path())
+    return [encrypt(arg, key) for arg in build_args], True
+
+
+# --- the exchange with the daemon ---------------------------------------------------------------
+
+SUCCESS_LINE = "Build success with image id: {}"
+IIDFILE_LINE = "Write image ID [{}] to file: {}"
+
+
+def run_build(args: argparse.Namespace) -> int:
+    import hashlib
+    import logging
+
+    import grpc
+
+    from isula_build.api import control_pb2
+
+    plan = plan_build(args)
+    build_args, encrypted = _seal_build_args(plan.build_args)
+    build_id = new_id()
+    build_static = control_pb2.BuildStatic()
+    entity_time = ""
+    if plan.build_time is not None:
+        build_static.buildTime.FromDatetime(plan.build_time)
+        entity_time = plan.build_time.isoformat()
+    request = control_pb2.BuildRequest(
+        buildID=build_id, buildType="ctr-img", contextDir=plan.context_dir,
+        fileContent=plan.content, output=plan.output, buildArgs=build_args, proxy=plan.proxy,
+        iidfile=plan.iidfile, buildStatic=build_static, additionalTag=plan.tag,
+        capAddList=plan.caps,
+        # What identifies "the same build" to the original daemon: the Dockerfile digest and
+        # the static build time.
+        entityID=f"{hashlib.sha256(plan.content.encode()).hexdigest()}:{entity_time}",
+        encrypted=encrypted, format=plan.image_format)
+    logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
+
+    with session(args) as conn:
+        status = conn.stub.Status(control_pb2.StatusRequest(buildID=build_id))
+        build = conn.stub.Build.future(request)
+
+        def stop_status_on_failure(future: grpc.Future) -> None:
+            # A refused or failed build ends the log too, as the original cancels its context.
+            if future.exception() is not None:
+                status.cancel()
+
+        build.add_done_callback(stop_status_on_failure)
+        printed = []
+        try:
+            for message in status:
+                write_out(message.content)
+                if "Build success with image id:" in message.content or \
+                        "Write image ID [" in message.content:
+                    printed.append(message.content)
+        except grpc.RpcError as exc:
+            # The log is a courtesy; the Build answer below says whether the build worked.
+            logging.debug("status stream of build %s ended: %s", build_id, exc.details())
+        image_id = build.result().imageID
+
+    _report_success(image_id, plan.iidfile, "".join(printed))
+    return 0
+
+
+def _report_success(image_id: str, iidfile: str, already_printed: str) -> None:
+    """Writes the iidfile and prints the final line, unless the daemon's log already had it
+    (the original daemon prints it itself)."""
+    if iidfile:
+        fd = os.open(iidfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(image_id)
+        line = IIDFILE_LINE.format(image_id, iidfile)
+    else:
+        line = SUCCESS_LINE.format(image_id)
+    if line not in already_printed:
+        write_out(line + "\n")
