@@ -1,0 +1,16 @@
+"""The Dockerfile frontend: text → nodes → typed instructions → stage plan (pure, no I/O).
+
+The build engine calls ``parse_dockerfile(text, build_args, target)`` and, for the context,
+``DockerignoreMatcher.from_text(text).ignored(path)``.  See docs/architecture.md.
+"""
+
+from .dockerignore import DockerignoreMatcher
+from .errors import DockerfileError
+from .instructions import Instruction, parse_trigger
+from .lex import expand_word, expand_words
+from .plan import BuildPlan, Stage, Step, parse_dockerfile
+
+__all__ = [
+    "BuildPlan", "DockerfileError", "DockerignoreMatcher", "Instruction", "Stage", "Step",
+    "expand_word", "expand_words", "parse_dockerfile", "parse_trigger",
+]
