@@ -1,0 +1,10 @@
+"""The local image store: content-addressed blobs, lazily extracted layers, image records in SQLite.
+
+See docs/architecture.md ("The store") for the on-disk layout and the crash-safety rules.
+"""
+
+from isula_build.store.records import ImageRecord, LayerRecord
+from isula_build.store.store import Store
+from isula_build.store.writer import ImageWriter
+
+__all__ = ["ImageRecord", "ImageWriter", "LayerRecord", "Store"]

@@ -1,0 +1,58 @@
+"""Durability helpers: data reaches the disk before the name that makes it visible."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def fsync_dir(path: Path) -> None:
+    """Makes a rename or unlink inside path durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def syncfs(path: Path) -> None:
+    """Flushes the whole filesystem holding path: cheaper than an fsync per extracted file."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def remove_tree(path: Path, tmp: Path) -> None:
+    """Removes a directory so that a crash midway leaves only a leftover under tmp/.
+
+    The rename is atomic: the tree leaves its visible place at once, and start-up empties tmp/.
+    """
+    doomed = tmp / f"delete-{path.name}-{uuid.uuid4().hex}"
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def empty_dir(path: Path) -> None:
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)

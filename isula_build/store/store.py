@@ -1,0 +1,248 @@
+"""Store: the local image store (docs/architecture.md, "The store").
+
+Blobs (image configs and uncompressed layer tars) are content-addressed files; image records and
+names live in SQLite; extracted layer directories are made on first use. Anything becomes visible
+only when complete, and the database commit comes last, so start-up recovery is simply: empty
+tmp/, then remove every blob and layer directory no committed image references.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import threading
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from isula_build.errors import InvalidArgument, IsulaBuildError, NotFound
+from isula_build.image.digest import hex_of, is_hex_id, validate_digest
+from isula_build.image.reference import normalize_name
+from isula_build.store import fsutil
+from isula_build.store.db import Database
+from isula_build.store.extract import extract_layer
+from isula_build.store.layout import StoreLayout
+from isula_build.store.lock import StoreLock
+from isula_build.store.records import ImageRecord
+
+if TYPE_CHECKING:
+    from isula_build.store.writer import ImageWriter
+
+# Shortest ID prefix lookup() accepts: fewer hex digits would match too much by accident.
+MIN_ID_PREFIX = 3
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+class Store:
+    def __init__(self, data_root: Path) -> None:
+        self.layout = StoreLayout.under(Path(data_root))
+        self.layout.create(Path(data_root))
+        self._lock_file = StoreLock(self.layout.lock)
+        # Guards database writes, gc and the pins below; blob copies run outside it.
+        self._lock = threading.RLock()
+        self._pins: dict[int, set[str]] = {}  # writer id -> blob hexes it has put or relies on
+        self._extract_locks: dict[str, threading.Lock] = {}
+        try:
+            self._db = Database(self.layout.db)
+            self._recover()
+        except BaseException:
+            self._lock_file.release()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._lock_file.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def list_images(self) -> list[ImageRecord]:
+        """Every image, newest first."""
+        with self._lock:
+            return self._db.images()
+
+    def lookup(self, ref: str) -> ImageRecord:
+        """The image a user means by ref: a name (`busybox` = `busybox:latest`), a 64-hex ID,
+        "sha256:" + ID, or an ID prefix of at least MIN_ID_PREFIX hex digits matching one image."""
+        with self._lock:
+            image_id = self._resolve(ref)
+            return self._db.images([image_id])[0]
+
+    def config_bytes(self, image_id: str) -> bytes:
+        image_id = image_id.removeprefix("sha256:")
+        with self._lock:
+            if not is_hex_id(image_id) or not self._db.has_image(image_id):
+                raise NotFound(f'image "{image_id}" not found')
+        return self.layout.blob(image_id).read_bytes()
+
+    def layer_blob_path(self, diff_id: str) -> Path:
+        """Path of the layer's uncompressed tar; read it, never change it."""
+        path = self.layout.blob(hex_of(diff_id))
+        if not path.is_file():
+            raise NotFound(f"layer {diff_id} not found")
+        return path
+
+    def has_layer(self, diff_id: str) -> bool:
+        """True when a committed image holds the layer (its blob is then present)."""
+        validate_digest(diff_id)
+        with self._lock:
+            return self._db.has_layer(diff_id)
+
+    def layer_dir(self, diff_id: str) -> Path:
+        """The layer extracted for overlayfs (a lower dir), made on first use."""
+        hex_digest = hex_of(diff_id)
+        target = self.layout.layer(hex_digest)
+        with self._lock:
+            per_layer = self._extract_locks.setdefault(hex_digest, threading.Lock())
+        with per_layer:  # one extraction per layer; others wait for it instead of repeating it
+            if target.is_dir():
+                return target
+            blob = self.layer_blob_path(diff_id)
+            work = self.layout.tmp / f"extract-{hex_digest}-{uuid.uuid4().hex}"
+            try:
+                extract_layer(blob, work)
+                fsutil.syncfs(work)
+                os.rename(work, target)
+                fsutil.fsync_dir(self.layout.layers)
+            except IsulaBuildError:
+                raise
+            except (OSError, tarfile.TarError) as exc:
+                raise InvalidArgument(f"cannot extract layer {diff_id}: {exc}") from exc
+            finally:
+                if work.exists():
+                    fsutil.remove_tree(work, self.layout.tmp)
+        return target
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def writer(self) -> ImageWriter:
+        """A writer for one image; use it as a context manager (see ImageWriter)."""
+        from isula_build.store.writer import ImageWriter
+        return ImageWriter(self)
+
+    def tag(self, ref: str, name: str) -> ImageRecord:
+        """Adds name to the image ref; never removes another name of it (SPEC §9). A name that
+        another image holds moves to this one."""
+        normalized = normalize_name(name)
+        with self._lock:
+            image_id = self._resolve(ref)
+            with self._db.transaction() as conn:
+                self._db.set_name(conn, normalized, image_id)
+            return self._db.images([image_id])[0]
+
+    def remove(self, ref: str) -> list[str]:
+        """Removes one name, or the whole image when ref is its last name or its ID.
+
+        Returns the lines to show: "Untagged image: <name>" per name removed, then
+        "Deleted image: <64 hex>" when the image itself went."""
+        with self._lock:
+            image_id = self._resolve(ref)
+            record = self._db.images([image_id])[0]
+            name = self._name_of_ref(ref)
+            if name is not None and name in record.names and len(record.names) > 1:
+                with self._db.transaction() as conn:
+                    self._db.remove_name(conn, name)
+                return [f"Untagged image: {name}"]
+            lines = self._delete_images([record])
+            self.gc()
+            return lines
+
+    def remove_all(self) -> list[str]:
+        with self._lock:
+            lines = self._delete_images(self._db.images())
+            self.gc()
+            return lines
+
+    def prune(self) -> list[str]:
+        """Removes the images that have no name."""
+        with self._lock:
+            lines = self._delete_images([r for r in self._db.images() if not r.names])
+            self.gc()
+            return lines
+
+    def gc(self) -> None:
+        """Removes blobs and layer directories that no committed image and no open writer needs."""
+        with self._lock:
+            with self._db.transaction() as conn:
+                self._db.remove_unreferenced_layers(conn)
+            keep = self._db.referenced_blobs()
+            for pins in self._pins.values():
+                keep |= pins
+            for entry in os.scandir(self.layout.blobs):
+                if entry.name not in keep:
+                    os.unlink(entry.path)
+            for entry in os.scandir(self.layout.layers):
+                if entry.name not in keep:
+                    fsutil.remove_tree(Path(entry.path), self.layout.tmp)
+
+    # --- for ImageWriter ---------------------------------------------------------------------
+
+    def _pin(self, writer_id: int, hex_digest: str) -> None:
+        with self._lock:
+            self._pins.setdefault(writer_id, set()).add(hex_digest)
+
+    def _unpin_all(self, writer_id: int) -> set[str]:
+        with self._lock:
+            return self._pins.pop(writer_id, set())
+
+    def _discard_unreferenced(self, hexes: Iterable[str]) -> None:
+        """Removes blobs a closed writer made that nothing else needs (a targeted gc)."""
+        with self._lock:
+            keep = self._db.referenced_blobs()
+            for pins in self._pins.values():
+                keep |= pins
+            for hex_digest in set(hexes) - keep:
+                self.layout.blob(hex_digest).unlink(missing_ok=True)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Start-up: forget whatever a crash left half-written."""
+        fsutil.empty_dir(self.layout.tmp)
+        self.gc()
+
+    @staticmethod
+    def _name_of_ref(ref: str) -> str | None:
+        try:
+            return normalize_name(ref)
+        except InvalidArgument:
+            return None
+
+    def _resolve(self, ref: str) -> str:
+        """Image ID of ref (call with the lock held)."""
+        if not ref:
+            raise InvalidArgument("an image name or ID is required")
+        if ref.startswith("sha256:"):
+            candidate = ref[len("sha256:"):]
+            if is_hex_id(candidate) and self._db.has_image(candidate):
+                return candidate
+            raise NotFound(f'image "{ref}" not found')
+        name = self._name_of_ref(ref)
+        if name is not None:
+            image_id = self._db.image_by_name(name)
+            if image_id is not None:
+                return image_id
+        if MIN_ID_PREFIX <= len(ref) <= 64 and set(ref) <= _HEX_DIGITS:
+            matches = self._db.ids_with_prefix(ref)
+            if len(matches) > 1:
+                raise InvalidArgument(f'image ID prefix "{ref}" is ambiguous: it matches several '
+                                      "images; give more digits")
+            if matches:
+                return matches[0]
+        raise NotFound(f'image "{ref}" not found')
+
+    def _delete_images(self, records: list[ImageRecord]) -> list[str]:
+        lines: list[str] = []
+        with self._db.transaction() as conn:
+            for record in records:
+                self._db.remove_image(conn, record.id)
+                lines.extend(f"Untagged image: {name}" for name in record.names)
+                lines.append(f"Deleted image: {record.id}")
+        return lines

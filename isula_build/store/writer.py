@@ -1,0 +1,233 @@
+"""ImageWriter: puts one image's layers and config into the store, then commits it.
+
+    with store.writer() as w:
+        w.put_layer(stream)            # each layer: an uncompressed tar, read once
+        image_id = w.put_config(data)
+        w.commit(["busybox:latest"])
+
+Every blob goes to tmp/, is fsynced and renamed into blobs/ only when complete and verified;
+commit() is one database transaction, the last step. Blobs the writer has put (or relies on,
+through has_layer) are pinned against gc while it is open. Leaving the with-block without a
+commit removes what the writer made that nothing else needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from isula_build.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from isula_build.image.digest import hex_of, is_digest, sha256_hex
+from isula_build.image.reference import normalize_name
+from isula_build.image.tarsafety import TarStreamChecker
+from isula_build.store import fsutil
+from isula_build.store.created import parse_created
+from isula_build.store.db import Database
+from isula_build.store.pipe import BackgroundWriter
+from isula_build.store.records import ImageRecord, LayerRecord
+
+if TYPE_CHECKING:
+    from isula_build.store.store import Store
+
+
+def _read_into(stream: BinaryIO, buffer: bytearray) -> memoryview:
+    """Fills the front of buffer from stream (readinto when it has one, else read and copy) and
+    returns a view of the bytes read: the background writer writes the buffer itself."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        n = readinto(buffer) or 0
+    else:
+        data = stream.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+    return memoryview(buffer)[:n]
+
+
+class ImageWriter:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._layers: dict[str, LayerRecord] = {}  # put through this writer, by diff ID
+        self._made: set[str] = set()  # blob hexes this writer installed
+        self._config: bytes | None = None
+        self._config_layers: list[LayerRecord] = []
+        self._created: datetime | None = None
+        self._committed: ImageRecord | None = None
+        self._closed = False
+
+    def __enter__(self) -> ImageWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Ends the writer: its pins go, and without a commit its own blobs go too."""
+        if self._closed:
+            return
+        self._closed = True
+        self._store._unpin_all(id(self))
+        if self._committed is None:
+            self._store._discard_unreferenced(self._made)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FailedPrecondition("the image writer is already closed")
+        if self._committed is not None:
+            raise FailedPrecondition("the image writer has already committed its image")
+
+    # --- layers ------------------------------------------------------------------------------
+
+    def has_layer(self, diff_id: str) -> bool:
+        """True when the layer need not be put: this writer put it or the store has it. A layer
+        found in the store is pinned, so it stays until the writer closes."""
+        self._check_open()
+        if diff_id in self._layers:
+            return True
+        if not self._store.has_layer(diff_id):
+            return False
+        self._store._pin(id(self), hex_of(diff_id))
+        # A remove and gc may have run between the check and the pin; once pinned, a blob that
+        # is still there stays, and this writer remembers it as one of its layers.
+        try:
+            size = self._store.layout.blob(hex_of(diff_id)).stat().st_size
+        except FileNotFoundError:
+            return False
+        self._layers[diff_id] = LayerRecord(diff_id, size)
+        return True
+
+    def put_layer(self, stream: BinaryIO, expected_diff_id: str | None = None,
+                  limit: int | None = None, allow_devices: bool = True) -> LayerRecord:
+        """Stores an uncompressed layer tar read once from stream: hashed, written to tmp/ and
+        checked for unsafe entries in the same pass. InvalidArgument for an unsafe or broken tar
+        or a digest other than expected_diff_id; ResourceExhausted past limit bytes."""
+        self._check_open()
+        if expected_diff_id is not None and not is_digest(expected_diff_id):
+            raise InvalidArgument(f'invalid layer digest "{expected_diff_id}"')
+        tmp = self._store.layout.tmp
+        fd, tmp_name = tempfile.mkstemp(prefix="layer-", dir=tmp)
+        try:
+            digest, size = self._copy_checked(stream, fd, limit, allow_devices)
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            diff_id = f"sha256:{digest}"
+            if expected_diff_id is not None and expected_diff_id != diff_id:
+                raise InvalidArgument(f"layer digest mismatch: expected {expected_diff_id}, "
+                                      f"got {diff_id}")
+            self._install(digest, Path(tmp_name))
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            Path(tmp_name).unlink(missing_ok=True)
+        record = LayerRecord(diff_id, size)
+        self._layers[diff_id] = record
+        return record
+
+    @staticmethod
+    def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,
+                      allow_devices: bool) -> tuple[str, int]:
+        checker = TarStreamChecker(allow_devices)
+        hasher = hashlib.sha256()
+        size = 0
+        with BackgroundWriter(fd) as out:
+            while True:
+                buffer = out.free_buffer()
+                chunk = _read_into(stream, buffer)
+                if not chunk:
+                    out.give_back(buffer)
+                    break
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
+                checker.feed(chunk)
+                hasher.update(chunk)  # releases the GIL: overlaps the previous chunk's write
+                out.write(buffer, len(chunk))
+        checker.finish()
+        return hasher.hexdigest(), size
+
+    def _install(self, hex_digest: str, tmp_path: Path) -> None:
+        """Moves a complete, fsynced temporary file to blobs/<hex> (pinned first against gc)."""
+        self._store._pin(id(self), hex_digest)
+        target = self._store.layout.blob(hex_digest)
+        if target.exists():
+            return  # content-addressed: the same bytes are already there
+        os.rename(tmp_path, target)
+        fsutil.fsync_dir(target.parent)
+        self._made.add(hex_digest)
+
+    # --- config and commit -------------------------------------------------------------------
+
+    def put_config(self, data: bytes) -> str:
+        """Stores the image config; returns the image ID (sha256 of data). The config must be a
+        JSON object whose rootfs.diff_ids are layers put through this writer or in the store."""
+        self._check_open()
+        config = self._parse_config(data)
+        layers = []
+        for diff_id in config["rootfs"]["diff_ids"]:
+            if self.has_layer(diff_id):
+                layers.append(self._layers[diff_id])
+            else:
+                raise InvalidArgument(f"image config lists layer {diff_id}, which was neither "
+                                      "put nor found in the store")
+        created = config.get("created")
+        self._created = parse_created(created) if created else datetime.now(timezone.utc)
+        image_id = sha256_hex(data)
+        fd, tmp_name = tempfile.mkstemp(prefix="config-", dir=self._store.layout.tmp)
+        try:
+            fsutil.write_all(fd, memoryview(data))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            self._install(image_id, Path(tmp_name))
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+        self._config = data
+        self._config_layers = layers
+        return image_id
+
+    @staticmethod
+    def _parse_config(data: bytes) -> dict:
+        try:
+            config = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"image config is not valid JSON: {exc}") from None
+        if not isinstance(config, dict):
+            raise InvalidArgument("image config is not a JSON object")
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list) or not all(isinstance(d, str) and is_digest(d)
+                                                     for d in diff_ids):
+            raise InvalidArgument('image config has no valid "rootfs.diff_ids" list of '
+                                  '"sha256:<hex>" digests')
+        created = config.get("created")
+        if created is not None and not isinstance(created, str):
+            raise InvalidArgument('image config "created" is not a string')
+        return config
+
+    def commit(self, names: Sequence[str]) -> ImageRecord:
+        """Makes the image visible with the given names, in one transaction. A name held by
+        another image moves here; an image already stored only gains the names (SPEC §9)."""
+        self._check_open()
+        if self._config is None:
+            raise FailedPrecondition("commit before put_config: the image has no config")
+        normalized = [normalize_name(name) for name in names]
+        image_id = sha256_hex(self._config)
+        store = self._store
+        with store._lock:
+            for hex_digest in [image_id, *(hex_of(l.diff_id) for l in self._config_layers)]:
+                if not store.layout.blob(hex_digest).is_file():
+                    raise FailedPrecondition(f"blob sha256:{hex_digest} vanished before commit")
+            assert self._created is not None
+            with store._db.transaction() as conn:
+                Database.add_image(conn, image_id, self._created, self._config_layers)
+                for name in normalized:
+                    Database.set_name(conn, name, image_id)
+            self._committed = store._db.images([image_id])[0]
+        return self._committed

@@ -1,0 +1,202 @@
+"""image/tarsafety.py: the streaming tar checker refuses every way out of the layer root."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from isula_build.errors import InvalidArgument
+from isula_build.image.tarsafety import EntryChecker, TarStreamChecker
+
+
+def entry(name: str, type_: bytes = tarfile.REGTYPE, data: bytes = b"", linkname: str = "",
+          pax: dict[str, str] | None = None) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = type_, linkname, len(data)
+    if type_ in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        info.devmajor, info.devminor = 1, 3
+    info.pax_headers = pax or {}
+    return info, data
+
+
+def make_tar(*entries: tuple[tarfile.TarInfo, bytes], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return out.getvalue()
+
+
+def check(data: bytes, chunk: int = 1 << 20, allow_devices: bool = True) -> TarStreamChecker:
+    checker = TarStreamChecker(allow_devices)
+    for i in range(0, len(data), chunk):
+        checker.feed(memoryview(data)[i:i + chunk])
+    checker.finish()
+    return checker
+
+
+SAFE = make_tar(
+    entry("./", tarfile.DIRTYPE),
+    entry("etc", tarfile.DIRTYPE),
+    entry("./etc/passwd", data=b"root:x:0:0::/root:/bin/sh\n"),
+    entry("bin", tarfile.DIRTYPE),
+    entry("bin/busybox", data=b"\x7fELF" + bytes(3000)),
+    entry("bin/sh", tarfile.SYMTYPE, linkname="/bin/busybox"),  # absolute targets are normal
+    entry("bin/ls", tarfile.SYMTYPE, linkname="busybox"),
+    entry("usr/bin/env", tarfile.SYMTYPE, linkname="../../bin/busybox"),  # stays at the root
+    entry("bin/cat", tarfile.LNKTYPE, linkname="bin/busybox"),
+    entry("bin/a/../true", tarfile.LNKTYPE, linkname="./bin/../bin/busybox"),
+    entry("dev/null", tarfile.CHRTYPE),
+    entry("dev/sda", tarfile.BLKTYPE),
+    entry("run/fifo", tarfile.FIFOTYPE),
+    entry("etc/.wh.gone"),
+    entry("etc/.wh..wh..opq"),
+    entry("d" * 150 + "/" + "long-name-" * 20, data=b"pax path"),
+    entry("bin/sh", data=b"a file replacing the symlink"),
+    entry("bin/sh/x", data=b"no longer through a symlink"),
+)
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 512, 1, 7, 511, 513, 10240])
+def test_safe_tar_passes_in_any_chunking(chunk: int) -> None:
+    checker = check(SAFE, chunk)
+    assert checker.offset == len(SAFE)
+
+
+def test_gnu_format_long_names_pass() -> None:
+    data = make_tar(entry("x" * 200, data=b"gnu long name"),
+                    entry("l" * 150, tarfile.SYMTYPE, linkname="/" + "t" * 150), fmt=tarfile.GNU_FORMAT)
+    check(data, 100)
+
+
+def test_empty_layer_of_two_zero_blocks() -> None:
+    check(bytes(1024))
+
+
+def test_trailing_bytes_after_the_end_marker_are_ignored() -> None:
+    check(SAFE + b"garbage that no extractor reads")
+
+
+def refused(data: bytes, allow_devices: bool = True) -> str:
+    messages = set()
+    for chunk in (1 << 20, 1, 100, 512):
+        with pytest.raises(InvalidArgument) as info:
+            check(data, chunk, allow_devices)
+        messages.add(str(info.value))
+    assert len(messages) == 1, messages  # the verdict does not depend on how bytes arrive
+    return messages.pop()
+
+
+@pytest.mark.parametrize("entries, name, reason", [
+    ([entry("/etc/passwd")], "/etc/passwd", "absolute path"),
+    ([entry("../evil")], "../evil", "climbs out"),
+    ([entry("a/../../evil")], "a/../../evil", "climbs out"),
+    ([entry("./a/./../..", tarfile.DIRTYPE)], "./a/./../..", "climbs out"),
+    ([entry("x", tarfile.LNKTYPE, linkname="/etc/shadow")], "x", "is absolute"),
+    ([entry("x", tarfile.LNKTYPE, linkname="../etc/shadow")], "x", "climbs out"),
+    ([entry("a/x", tarfile.LNKTYPE, linkname="a/../../etc/shadow")], "a/x", "climbs out"),
+    ([entry("x", tarfile.LNKTYPE, linkname="")], "x", "without a target"),
+    ([entry("x", tarfile.SYMTYPE, linkname="../etc")], "x", "climbs out"),
+    ([entry("a/b/x", tarfile.SYMTYPE, linkname="../../../etc")], "a/b/x", "climbs out"),
+    ([entry("a/x", tarfile.SYMTYPE, linkname="b/../../../etc")], "a/x", "climbs out"),
+    ([entry("x", tarfile.SYMTYPE, linkname="")], "x", "without a target"),
+    ([entry("link", tarfile.SYMTYPE, linkname="/etc"), entry("link/passwd", data=b"owned")],
+     "link/passwd", 'through the symlink "link"'),
+    ([entry("a/link", tarfile.SYMTYPE, linkname="."), entry("a/link/b/c", data=b"x")],
+     "a/link/b/c", 'through the symlink "a/link"'),
+    ([entry("link", tarfile.SYMTYPE, linkname="/etc"), entry("h", tarfile.LNKTYPE, linkname="link/shadow")],
+     "h", 'through the symlink "link"'),
+    ([entry("etc/./link", tarfile.SYMTYPE, linkname="/"), entry("etc/link/x", tarfile.DIRTYPE)],
+     "etc/link/x", 'through the symlink "etc/link"'),
+    ([entry(".", tarfile.REGTYPE)], ".", "only a directory"),
+    ([entry("x", b"V")], "x", "unsupported entry type"),
+    ([entry("benign", pax={"path": "../evil"})], "../evil", "climbs out"),
+    ([entry("benign", tarfile.SYMTYPE, linkname="ok", pax={"linkpath": "../../x"})], "benign",
+     "climbs out"),
+    ([entry("../" + "x" * 200)], "../" + "x" * 200, "climbs out"),
+    ([entry("sparse", pax={"GNU.sparse.major": "1", "GNU.sparse.minor": "0"})], "sparse",
+     "sparse"),
+])
+def test_unsafe_entries_are_refused(entries: list, name: str, reason: str) -> None:
+    message = refused(make_tar(*entries))
+    assert f'"{name}"' in message
+    assert reason in message
+
+
+def test_gnu_long_name_escape_is_refused() -> None:
+    name = "../" + "y" * 200
+    message = refused(make_tar(entry(name), fmt=tarfile.GNU_FORMAT))
+    assert f'"{name}"' in message and "climbs out" in message
+
+
+def test_devices_only_when_allowed() -> None:
+    for type_ in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        data = make_tar(entry("dev/x", type_))
+        check(data, allow_devices=True)
+        assert "device nodes are not allowed" in refused(data, allow_devices=False)
+    check(make_tar(entry("fifo", tarfile.FIFOTYPE)), allow_devices=False)
+
+
+def test_not_a_tar() -> None:
+    assert "not a tar" in refused(b"this is plain text, not a tar archive at all" * 20)
+    assert "empty" in refused(b"")
+
+
+def test_corrupt_header_later_in_the_archive() -> None:
+    data = bytearray(SAFE)
+    data[1024 + 150] ^= 0xFF  # a checksum byte of a later header
+    assert "corrupt tar" in refused(bytes(data))
+
+
+@pytest.mark.parametrize("cut", [100, 512, 700, 1536, 2100, 2560])
+def test_truncated_archives(cut: int) -> None:
+    # a: header 0-512, data 512-1536; b: header 1536-2048, data 2048-2560; end marker from 2560
+    data = make_tar(entry("a", data=b"x" * 1000), entry("b", data=b"y" * 100))
+    assert data[2560:3584] == bytes(1024)
+    assert "truncated" in refused(data[:cut])
+
+
+def test_missing_end_marker() -> None:
+    data = make_tar(entry("a", data=b"x" * 10))
+    assert "truncated" in refused(data[:1024])  # one header and its data, no zero block
+
+
+def test_oversized_pax_header() -> None:
+    data = make_tar(entry("a", pax={"comment": "z" * (2 << 20)}))
+    assert "extended header" in refused(data)
+
+
+def test_entry_checker_returns_normalized_paths() -> None:
+    checker = EntryChecker()
+    assert checker.check("./etc//passwd", tarfile.REGTYPE) == "etc/passwd"
+    assert checker.check("a/b/../c", tarfile.REGTYPE) == "a/c"
+    assert checker.check("./", tarfile.DIRTYPE) == ""
+    assert checker.hardlink_target("./x/../etc/passwd") == "etc/passwd"
+
+
+NAMES = st.lists(st.sampled_from(["a", "b", "..", ".", "c"]), min_size=1, max_size=5).map("/".join)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(NAMES, st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE]),
+                          st.sampled_from(["/x", "a", "../a", "../../a", "."])), max_size=6))
+def test_accepted_paths_never_leave_the_root(entries: list[tuple[str, bytes, str]]) -> None:
+    """Whatever EntryChecker accepts resolves inside the root, symlinks made so far included."""
+    checker = EntryChecker()
+    links: dict[str, str] = {}
+    for name, type_, target in entries:
+        try:
+            path = checker.check(name, type_, target)
+        except InvalidArgument:
+            continue
+        parts = path.split("/") if path else []
+        assert ".." not in parts and "." not in parts
+        for i in range(1, len(parts)):
+            assert "/".join(parts[:i]) not in links
+        if type_ == tarfile.SYMTYPE:
+            links[path] = target
+        else:
+            links.pop(path, None)
