@@ -59,19 +59,23 @@ class Daemon:
 
     def start(self, timeout: float = 20.0) -> None:
         self.log_path = self.root / "daemon.log"
+        # Earlier runs (restarts) append to the same log: only lines after this offset count.
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"isula-builder exited early:\n{self.log()}")
-            if "isula-builder is listening on" in self.log():
+            if b"isula-builder is listening on" in self.log_path.read_bytes()[offset:]:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"isula-builder did not start:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_bytes().decode(errors="replace")
+        return ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
         if self.process is None:
@@ -159,6 +163,12 @@ class Client:
 @pytest.fixture
 def client(daemon: Daemon) -> Client:
     return Client(daemon)
+
+
+@pytest.fixture
+def client_factory():
+    """Clients for daemons made with daemon_factory: client_factory(daemon, env=None)."""
+    return Client
 
 
 @pytest.fixture

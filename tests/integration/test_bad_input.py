@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import tarfile
@@ -180,21 +181,47 @@ def test_unknown_image(client, unchanged, tmp_path):
     assert not (tmp_path / "x.tar").exists()
 
 
-def test_ambiguous_prefix(client, daemon, busybox_tar, tmp_path):
-    # Import distinct images until two IDs share a first hex digit, then use that digit as prefix.
-    ids: dict[str, str] = {}
-    for i in range(20):
-        tar = make_rootfs_tar(tmp_path / f"r{i}.tar", {"n.txt": str(i).encode()})
-        out = client("ctr-img", "import", str(tar), f"amb:{i}").stdout
-        image_id = out.strip().splitlines()[-1].split('"')[1]
-        if image_id[0] in ids:
+def colliding_archive(path: Path, prefix_len: int = 3) -> tuple[Path, str]:
+    """A docker-archive of two images whose IDs share their first prefix_len hex digits.
+
+    The two configs differ only in a comment, varied until two digests collide on the prefix
+    (a birthday search: about a hundred sha256 computations for three digits).
+    """
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        add_file(t, "a.txt", b"shared layer")
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    seen: dict[str, bytes] = {}
+    n = 0
+    while True:
+        config = json.dumps({"architecture": "amd64", "os": "linux", "comment": f"variant {n}",
+                             "created": "2020-01-01T00:00:00Z", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+        digest = hashlib.sha256(config).hexdigest()
+        if digest[:prefix_len] in seen and seen[digest[:prefix_len]] != config:
+            pair = [seen[digest[:prefix_len]], config]
             break
-        ids[image_id[0]] = image_id
-    else:
-        pytest.fail("no two IDs shared a first digit in 20 imports")
+        seen[digest[:prefix_len]] = config
+        n += 1
+    with tarfile.open(path, "w") as tar:
+        add_file(tar, "layer.tar", layer_bytes)
+        manifest = []
+        for k, cfg in enumerate(pair):
+            name = hashlib.sha256(cfg).hexdigest() + ".json"
+            add_file(tar, name, cfg)
+            manifest.append({"Config": name, "RepoTags": [f"collide:{k}"], "Layers": ["layer.tar"]})
+        add_file(tar, "manifest.json", json.dumps(manifest).encode())
+    return path, digest[:prefix_len]
+
+
+def test_ambiguous_prefix(client, daemon, tmp_path):
+    archive, prefix = colliding_archive(tmp_path / "collide.tar")
+    assert client("ctr-img", "load", "-i", str(archive)).stdout.count("Loaded image as") == 2
     before = (client("ctr-img", "images").stdout, store_snapshot(daemon.data_root))
-    err = fails(client, "ctr-img", "rm", image_id[0])
+    err = fails(client, "ctr-img", "rm", prefix)
     assert "ambiguous" in err.lower() or "multiple" in err.lower()
+    assert prefix in err
     assert (client("ctr-img", "images").stdout, store_snapshot(daemon.data_root)) == before
 
 

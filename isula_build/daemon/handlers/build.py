@@ -1,0 +1,215 @@
+"""Build and Status (SPEC §6): one build, its log streamed through a second RPC.
+
+The client sends Build and Status with the same build ID, in either order. A registry maps
+build IDs to sessions: the first of the two RPCs to arrive creates the session, the other
+finds it. The build runs as a daemon job (so a stopping daemon cancels it) and logs into the
+session's queue; Status yields those lines as they come and ends after the last one; Build
+answers with the image ID. When the client goes away — Status cancelled before the end, or
+Build cancelled — the build is cancelled: its container killed, its mounts and work dir
+removed. At most MAX_BUILDS builds run at once; one more is refused with RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from datetime import timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+
+from isula_build.api import control_pb2 as pb
+from isula_build.build.builder import BuildEnvironment, BuildInput, run_build
+from isula_build.daemon.experimental import check_format
+from isula_build.daemon.logstream import Job
+from isula_build.errors import AlreadyExists, Cancelled, InvalidArgument, ResourceExhausted
+
+if TYPE_CHECKING:  # state.py holds a BuildRegistry: a runtime import would be circular
+    from isula_build.daemon.state import DaemonState
+
+MAX_BUILDS = 100
+_POLL_SECONDS = 0.5
+# A build whose Status never came is forgotten this long after it ended.
+ORPHAN_SECONDS = 60.0
+
+
+class BuildSession:
+    """The meeting point of one build's Build and Status RPCs."""
+
+    def __init__(self, build_id: str) -> None:
+        self.build_id = build_id
+        self.job = Job()  # its cancel event; registered with the daemon's jobs while running
+        self.lines: queue.Queue[str | None] = queue.Queue()  # None: the build has ended
+        self.build_started = False
+        self.build_ended = False
+        self.status_attached = False
+        self.status_ended = False
+
+    def log(self, line: str) -> None:
+        self.job.check()
+        self.lines.put(line)
+
+
+class BuildRegistry:
+    """Build IDs → sessions, and the count of running builds."""
+
+    def __init__(self, max_builds: int = MAX_BUILDS) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, BuildSession] = {}
+        self._running = 0
+        self._max = max_builds
+
+    def running(self) -> int:
+        with self._lock:
+            return self._running
+
+    def _session(self, build_id: str) -> BuildSession:
+        session = self._sessions.get(build_id)
+        if session is None:
+            session = self._sessions[build_id] = BuildSession(build_id)
+        return session
+
+    def begin_build(self, build_id: str) -> BuildSession:
+        with self._lock:
+            if self._running >= self._max:
+                raise ResourceExhausted(f"isula-builder is already running {self._max} builds, "
+                                        "the most it runs at once; try again when one has ended")
+            session = self._session(build_id)
+            if session.build_started:
+                raise AlreadyExists(f"a build with ID {build_id} is already running")
+            session.build_started = True
+            self._running += 1
+            return session
+
+    def end_build(self, session: BuildSession) -> None:
+        with self._lock:
+            self._running -= 1
+            session.build_ended = True
+            session.lines.put(None)
+            self._forget_if_done(session)
+        if not session.status_attached:
+            timer = threading.Timer(ORPHAN_SECONDS, self._forget_orphan, (session,))
+            timer.daemon = True
+            timer.start()
+
+    def attach_status(self, build_id: str) -> BuildSession:
+        with self._lock:
+            session = self._session(build_id)
+            if session.status_attached:
+                raise AlreadyExists(f"the log of build {build_id} is already being followed")
+            session.status_attached = True
+            return session
+
+    def end_status(self, session: BuildSession) -> None:
+        with self._lock:
+            session.status_ended = True
+            self._forget_if_done(session)
+
+    def _forget_if_done(self, session: BuildSession) -> None:
+        build_over = session.build_ended or not session.build_started
+        if build_over and session.status_ended and \
+                self._sessions.get(session.build_id) is session:
+            del self._sessions[session.build_id]
+
+    def _forget_orphan(self, session: BuildSession) -> None:
+        with self._lock:
+            if not session.status_attached and self._sessions.get(session.build_id) is session:
+                del self._sessions[session.build_id]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+
+def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
+          context: grpc.ServicerContext) -> pb.BuildResponse:
+    """The Build RPC: runs the build and answers with the image ID."""
+    image_format = check_format(state.options.experimental, request.format)
+    if request.buildType not in ("", "ctr-img"):
+        raise InvalidArgument(f'unknown build type "{request.buildType}" (only ctr-img)')
+    session = registry.begin_build(request.buildID)
+    state.builds_running = registry.running()
+    try:
+        build_input = _decode(state, request, image_format)
+        options = state.options
+        environment = BuildEnvironment(store=state.store, data_root=options.data_root,
+                                       run_root=options.run_root, runtime=options.runtime,
+                                       mountopt=options.mount_options,
+                                       daemon_env=dict(os.environ))
+        return pb.BuildResponse(imageID=_run(state, session, build_input, environment, context))
+    finally:
+        registry.end_build(session)
+        state.builds_running = registry.running()
+
+
+def _run(state: DaemonState, session: BuildSession, build_input: BuildInput,
+         environment: BuildEnvironment, context: grpc.ServicerContext) -> str:
+    cancel = session.job.cancelled
+    context.add_callback(cancel.set)  # the Build RPC ended early: the client is gone
+    outcome: dict[str, object] = {}
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["id"] = run_build(build_input, environment, session.log, cancel)
+        except BaseException as exc:  # handed to the RPC thread, which reports it
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    state.jobs.start(session.job, work, f"build {build_input.build_id}")
+    while not finished.wait(_POLL_SECONDS):
+        if not context.is_active():
+            cancel.set()
+    error = outcome.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    if cancel.is_set():
+        raise Cancelled("the build was cancelled")
+    return str(outcome["id"])
+
+
+def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> BuildInput:
+    args: dict[str, str] = {}
+    for raw in request.buildArgs:
+        text = state.keys.decrypt_hex(raw) if request.encrypted else raw
+        key, sep, value = text.partition("=")
+        if not key or not sep:
+            raise InvalidArgument("build args must be KEY=VALUE, got "
+                                  f"{'an encrypted value' if request.encrypted else repr(text)}")
+        args[key] = value
+    build_time = None
+    if request.HasField("buildStatic") and request.buildStatic.HasField("buildTime"):
+        build_time = request.buildStatic.buildTime.ToDatetime(tzinfo=timezone.utc)
+    return BuildInput(
+        build_id=request.buildID, dockerfile=request.fileContent,
+        context_dir=Path(request.contextDir), build_args=args, output=request.output,
+        proxy=request.proxy, build_time=build_time, tag=request.additionalTag,
+        cap_add=list(request.capAddList), image_format=image_format)
+
+
+def status(registry: BuildRegistry, request: pb.StatusRequest,
+           context: grpc.ServicerContext) -> Iterator[pb.StatusResponse]:
+    """The Status RPC: the build's log, line by line, until the build ends."""
+    session = registry.attach_status(request.buildID)
+    complete = False
+    try:
+        while True:
+            try:
+                line = session.lines.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not context.is_active():
+                    return
+                continue
+            if line is None:
+                complete = True
+                return
+            yield pb.StatusResponse(content=line + "\n")
+    finally:
+        if not complete:
+            # The client stopped following the log: it is gone, so the build stops too.
+            session.job.cancelled.set()
+        registry.end_status(session)

@@ -1,0 +1,65 @@
+"""List: the rows of `isula-build ctr-img images`, formatted as the original daemon sends them.
+
+The client prints the fields as they come, so the formats are part of the wire contract: the
+full 64-hex ID (the client cuts it to 12), CREATED as `YYYY-MM-DD HH:MM:SS` (UTC), SIZE in
+decimal units with three significant digits (Go's `%.3g`: "5.85 MB", "1 MB", "832 B").
+One row per name, newest image first; an image without names is one `<none>` `<none>` row.
+"""
+
+from __future__ import annotations
+
+from isula_build.api import control_pb2 as pb
+from isula_build.daemon.state import DaemonState
+from isula_build.errors import InvalidArgument
+from isula_build.image.reference import normalize_name, split_name
+from isula_build.store import ImageRecord
+
+NONE = "<none>"
+CREATED_LAYOUT = "%Y-%m-%d %H:%M:%S"
+_SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
+
+
+def list_images(state: DaemonState, request: pb.ListRequest) -> pb.ListResponse:
+    if request.imageName:
+        rows = _rows_for_reference(state, request.imageName)
+    else:
+        images = sorted(state.store.list_images(), key=lambda img: img.created, reverse=True)
+        rows = [row for image in images for row in _rows(image)]
+    return pb.ListResponse(images=rows)
+
+
+def _rows_for_reference(state: DaemonState, reference: str) -> list[pb.ListResponse.ImageInfo]:
+    """The image a name or ID refers to (NotFound if none, as the original answers)."""
+    image = state.store.lookup(reference)
+    try:
+        wanted = normalize_name(reference)
+    except InvalidArgument:  # an ID or ID prefix, not a name: show every name of the image
+        return _rows(image)
+    if wanted in image.names:
+        return [_row(image, *split_name(wanted))]
+    return _rows(image)
+
+
+def _rows(image: ImageRecord) -> list[pb.ListResponse.ImageInfo]:
+    if not image.names:
+        return [_row(image, NONE, NONE)]
+    return [_row(image, *split_name(name)) for name in image.names]
+
+
+def _row(image: ImageRecord, repository: str, tag: str) -> pb.ListResponse.ImageInfo:
+    return pb.ListResponse.ImageInfo(
+        repository=repository,
+        tag=tag,
+        id=image.id,
+        created=image.created.strftime(CREATED_LAYOUT),
+        size=format_size(image.size),
+    )
+
+
+def format_size(size: float) -> str:
+    """Decimal units with three significant digits, as Go's `fmt.Sprintf("%.3g %s")` gives."""
+    unit = 0
+    while size >= 1000 and unit < len(_SIZE_UNITS) - 1:
+        size /= 1000
+        unit += 1
+    return f"{size:.3g} {_SIZE_UNITS[unit]}"

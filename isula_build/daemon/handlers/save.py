@@ -1,0 +1,51 @@
+"""Save (`ctr-img save IMAGE... -o FILE`): several images into one archive sharing layers.
+
+docker-archive by default; oci-archive with format "oci" (experimental). An image asked for by
+name carries that name in the archive; one asked for by ID carries none, as with `docker save`.
+The archive appears only when complete (the writers rename a temporary file at the end). The
+client prints the final `Save success with image: ...` line, as the original's does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from isula_build.api import control_pb2 as pb
+from isula_build.daemon.experimental import DOCKER_FORMAT, check_format
+from isula_build.daemon.handlers.paths import new_file
+from isula_build.daemon.logstream import Job
+from isula_build.daemon.state import DaemonState
+from isula_build.errors import InvalidArgument
+from isula_build.image.reference import normalize_name
+from isula_build.transports.copy import copy_image
+from isula_build.transports.docker_archive import DockerArchiveWriter
+from isula_build.transports.oci_archive import OciArchiveWriter
+from isula_build.transports.store import StoreSource
+
+_log = logging.getLogger(__name__)
+
+
+def save(state: DaemonState, request: pb.SaveRequest, job: Job) -> None:
+    image_format = check_format(state.options.experimental, request.format)
+    if not request.images:
+        raise InvalidArgument("no image given to save")
+    path = new_file(request.path, "output file")
+    # Every image is looked up first, so a missing one fails before anything is written.
+    wanted = [(state.store.lookup(ref), _names(ref)) for ref in request.images]
+    writer = DockerArchiveWriter if image_format == DOCKER_FORMAT else OciArchiveWriter
+    with writer(path) as archive:
+        for image, names in wanted:
+            with StoreSource(state.store, image) as src, archive.image(
+                    [n for n in names if n in image.names]) as dst:
+                copy_image(src, dst, job.log)
+    _log.info("save %s: %s to %s", request.saveID, list(request.images), path)
+
+
+def _names(ref: str) -> list[str]:
+    """The name a reference asks for, or none when it is an ID."""
+    if ref.startswith("sha256:"):
+        return []
+    try:
+        return [normalize_name(ref)]
+    except InvalidArgument:
+        return []

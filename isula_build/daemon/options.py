@@ -1,0 +1,162 @@
+"""The daemon's effective settings: defaults, then configuration files, then flags (flags win)."""
+
+from __future__ import annotations
+
+import grp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from isula_build.daemon.config import (
+    CONFIGURATION_FILE,
+    LOG_LEVELS,
+    FileConfig,
+    Registries,
+    SignaturePolicy,
+    check_mount_options,
+    check_storage_driver,
+)
+from isula_build.errors import ConfigError
+
+DEFAULT_HOST = "unix:///var/run/isula_build.sock"
+DEFAULT_CONFIG_DIR = Path("/etc/isula-build")
+DEFAULT_DATA_ROOT = Path("/var/lib/isula-build")
+DEFAULT_RUN_ROOT = Path("/var/run/isula-build")
+DEFAULT_GROUP = "isula"
+DEFAULT_LOG_LEVEL = "info"
+DEFAULT_RUNTIME = "runc"
+DEFAULT_STORAGE_DRIVER = "overlay"
+DEFAULT_MOUNT_OPTIONS = "nodev"  # what the original's storage.toml ships
+UNIX_PREFIX = "unix://"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Command-line values; None means the flag was not given (so a file value may apply)."""
+
+    host: str
+    config_dir: Path
+    debug: bool | None = None
+    log_level: str | None = None
+    data_root: str | None = None
+    run_root: str | None = None
+    group: str | None = None
+    storage_driver: str | None = None
+    storage_opts: tuple[str, ...] | None = None
+    experimental: bool | None = None
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    socket_path: Path
+    config_dir: Path
+    data_root: Path
+    run_root: Path
+    group: str
+    gid: int
+    debug: bool
+    log_level: str  # debug|info|warn|error; debug=True forces "debug"
+    runtime: str
+    experimental: bool
+    storage_driver: str
+    mount_options: str  # comma-separated overlay mount options for build layers
+    registries: Registries
+    policy: SignaturePolicy
+
+
+def resolve_options(flags: Flags, files: FileConfig) -> DaemonOptions:
+    main = files.main
+    conf = flags.config_dir / CONFIGURATION_FILE
+
+    log_level = _pick(flags.log_level, main.loglevel, DEFAULT_LOG_LEVEL)
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f'invalid --log-level "{log_level}" (choose one of '
+                          f'{", ".join(LOG_LEVELS)})')
+    debug = _pick(flags.debug, main.debug, False)
+
+    data_root = _root_path("--dataroot", flags.data_root, main.data_root, DEFAULT_DATA_ROOT)
+    run_root = _root_path("--runroot", flags.run_root, main.run_root, DEFAULT_RUN_ROOT)
+    if data_root == run_root:
+        raise ConfigError(f"the run root ({run_root}) and the data root ({data_root}) must be "
+                          "different directories")
+
+    group = _pick(flags.group, main.group, DEFAULT_GROUP)
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        where = "--group" if flags.group is not None else (
+            f'"group" in {conf}' if main.group is not None else "the default group")
+        raise ConfigError(f'group "{group}" (from {where}) does not exist: create it '
+                          f'(groupadd {group}) or choose an existing group with --group or '
+                          f'"group" in {conf}') from None
+
+    driver = _pick(flags.storage_driver, files.storage.driver, DEFAULT_STORAGE_DRIVER)
+    check_storage_driver(driver, ConfigError)
+    if flags.storage_opts is not None:
+        mount_options = _mount_options_from_flags(flags.storage_opts)
+    else:
+        mount_options = _pick(None, files.storage.mountopt, DEFAULT_MOUNT_OPTIONS)
+
+    return DaemonOptions(
+        socket_path=socket_path(flags.host),
+        config_dir=flags.config_dir,
+        data_root=data_root,
+        run_root=run_root,
+        group=group,
+        gid=gid,
+        debug=debug,
+        log_level="debug" if debug else log_level,
+        runtime=main.runtime or DEFAULT_RUNTIME,
+        experimental=_pick(flags.experimental, main.experimental, False),
+        storage_driver=driver,
+        mount_options=mount_options,
+        registries=files.registries,
+        policy=files.policy,
+    )
+
+
+def socket_path(host: str) -> Path:
+    """The socket path of a `unix:///PATH` address."""
+    if not host.startswith(UNIX_PREFIX):
+        raise ConfigError(f'--host "{host}": only unix sockets are supported '
+                          "(unix:///path/to/socket)")
+    path = host[len(UNIX_PREFIX):]
+    if not os.path.isabs(path):
+        raise ConfigError(f'--host "{host}": the socket path must be absolute')
+    # The kernel limits a unix socket path to 108 bytes including the terminating NUL.
+    if len(os.fsencode(path)) > 107:
+        raise ConfigError(f'--host "{host}": the socket path is longer than 107 bytes')
+    return Path(os.path.normpath(path))
+
+
+def _pick(flag: T | None, file_value: T | None, default: T) -> T:
+    if flag is not None:
+        return flag
+    if file_value is not None:
+        return file_value
+    return default
+
+
+def _root_path(flag_name: str, flag: str | None, file_value: Path | None, default: Path) -> Path:
+    if flag is not None:
+        if not flag or not os.path.isabs(flag):
+            raise ConfigError(f'{flag_name} "{flag}" must be an absolute path')
+        return Path(os.path.normpath(flag))
+    return file_value or default
+
+
+def _mount_options_from_flags(storage_opts: tuple[str, ...]) -> str:
+    """`--storage-opt overlay.mountopt=nodev` (containers/storage's spelling), repeatable."""
+    options: list[str] = []
+    for opt in storage_opts:
+        key, sep, value = opt.partition("=")
+        if not sep or key.strip().lower() not in ("overlay.mountopt", "overlay2.mountopt"):
+            raise ConfigError(f'--storage-opt "{opt}" is not supported (use '
+                              '--storage-opt overlay.mountopt=OPTION[,OPTION...])')
+        check_mount_options(value, lambda problem: ConfigError(f"--storage-opt: {problem}"))
+        options.append(value)
+    return ",".join(options)
+

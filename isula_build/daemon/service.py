@@ -1,0 +1,182 @@
+"""The Control service: routes each request to its handler and maps errors to gRPC statuses.
+
+IsulaBuildError becomes a status with the error's code and its message as is (the client shows
+it to the user); any other exception is a bug: it is logged with its traceback and answered
+INTERNAL. Streaming methods run their work through logstream.stream.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import empty_pb2
+
+from isula_build.api import control_pb2 as pb
+from isula_build.api import control_pb2_grpc
+from isula_build.daemon import logstream
+from isula_build.daemon.handlers import (
+    health,
+    images,
+    import_,
+    info,
+    load,
+    remove,
+    save,
+    separated,
+    tag,
+    unimplemented,
+    version,
+)
+from isula_build.daemon.state import DaemonState
+from isula_build.errors import IsulaBuildError
+
+_log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+INTERNAL_MESSAGE = "internal error in isula-builder; the daemon log has the details"
+
+
+def _report(context: grpc.ServicerContext, name: str, exc: Exception) -> None:
+    """Ends the RPC with the status an exception stands for (context.abort raises)."""
+    if isinstance(exc, IsulaBuildError):
+        _log.info("%s failed: %s", name, exc)
+        context.abort(exc.code, str(exc))
+    _log.error("%s failed with an unexpected error", name, exc_info=exc)
+    context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+def _unary(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: ControlServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        _log.debug("%s request received", method.__name__)
+        try:
+            return method(self, request, context)
+        except Exception as exc:
+            _report(context, method.__name__, exc)
+    return wrapper  # type: ignore[return-value]
+
+
+def _streaming(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: ControlServicer, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        _log.debug("%s request received", method.__name__)
+        try:
+            yield from method(self, request, context)
+        except Exception as exc:
+            _report(context, method.__name__, exc)
+    return wrapper  # type: ignore[return-value]
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    def __init__(self, state: DaemonState) -> None:
+        self.state = state
+
+    @property
+    def _experimental(self) -> bool:
+        return self.state.options.experimental
+
+    def _stream(self, context: grpc.ServicerContext, name: str, work: Callable[[logstream.Job], None],
+                message: Callable[[str], Any], newline: bool = True) -> Iterator[Any]:
+        return logstream.stream(context, self.state.jobs, name, work, message, newline)
+
+    @_unary
+    def HealthCheck(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> pb.HealthCheckResponse:
+        return health.health_check()
+
+    @_unary
+    def Version(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> pb.VersionResponse:
+        return version.version()
+
+    @_unary
+    def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
+        return info.info(self.state, request)
+
+    @_unary
+    def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListResponse:
+        return images.list_images(self.state, request)
+
+    @_unary
+    def Tag(self, request: pb.TagRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        tag.tag(self.state, request)
+        return empty_pb2.Empty()
+
+    @_streaming
+    def Remove(self, request: pb.RemoveRequest, context: grpc.ServicerContext) -> Iterator[pb.RemoveResponse]:
+        return self._stream(context, "remove", lambda job: remove.remove(self.state, request, job),
+                            lambda line: pb.RemoveResponse(layerMessage=line), newline=False)
+
+    @_streaming
+    def Import(self, request: pb.ImportRequest, context: grpc.ServicerContext) -> Iterator[pb.ImportResponse]:
+        return self._stream(context, f"import {request.importID}",
+                            lambda job: import_.import_image(self.state, request, job),
+                            lambda line: pb.ImportResponse(log=line))
+
+    @_streaming
+    def Load(self, request: pb.LoadRequest, context: grpc.ServicerContext) -> Iterator[pb.LoadResponse]:
+        def work(job: logstream.Job) -> None:
+            if request.sep.enabled:
+                separated.separated_load(self.state, request, job.log, job.check)
+            else:
+                load.load(self.state, request, job)
+        return self._stream(context, f"load {request.loadID}", work,
+                            lambda line: pb.LoadResponse(log=line))
+
+    @_streaming
+    def Save(self, request: pb.SaveRequest, context: grpc.ServicerContext) -> Iterator[pb.SaveResponse]:
+        def work(job: logstream.Job) -> None:
+            if request.sep.enabled:
+                separated.separated_save(self.state, request, job.log, job.check)
+            else:
+                save.save(self.state, request, job)
+        return self._stream(context, f"save {request.saveID}", work,
+                            lambda line: pb.SaveResponse(log=line))
+
+    # Methods of later issues.
+
+    @_unary
+    def Build(self, request: pb.BuildRequest, context: grpc.ServicerContext) -> pb.BuildResponse:
+        unimplemented.build(self._experimental, request.format)
+
+    @_streaming
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> Iterator[pb.StatusResponse]:
+        unimplemented.status()
+
+    @_streaming
+    def Push(self, request: pb.PushRequest, context: grpc.ServicerContext) -> Iterator[pb.PushResponse]:
+        unimplemented.push(self._experimental, request.format)
+
+    @_streaming
+    def Pull(self, request: pb.PullRequest, context: grpc.ServicerContext) -> Iterator[pb.PullResponse]:
+        unimplemented.pull()
+
+    @_unary
+    def Login(self, request: pb.LoginRequest, context: grpc.ServicerContext) -> pb.LoginResponse:
+        unimplemented.login()
+
+    @_unary
+    def Logout(self, request: pb.LogoutRequest, context: grpc.ServicerContext) -> pb.LogoutResponse:
+        unimplemented.logout()
+
+    @_unary
+    def ManifestCreate(self, request: pb.ManifestCreateRequest,
+                       context: grpc.ServicerContext) -> pb.ManifestCreateResponse:
+        unimplemented.manifest(self._experimental, "create")
+
+    @_unary
+    def ManifestAnnotate(self, request: pb.ManifestAnnotateRequest,
+                         context: grpc.ServicerContext) -> empty_pb2.Empty:
+        unimplemented.manifest(self._experimental, "annotate")
+
+    @_unary
+    def ManifestInspect(self, request: pb.ManifestInspectRequest,
+                        context: grpc.ServicerContext) -> pb.ManifestInspectResponse:
+        unimplemented.manifest(self._experimental, "inspect")
+
+    @_streaming
+    def ManifestPush(self, request: pb.ManifestPushRequest,
+                     context: grpc.ServicerContext) -> Iterator[pb.ManifestPushResponse]:
+        unimplemented.manifest(self._experimental, "push")
