@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, Self, Sequence
+from typing import Any, BinaryIO, Sequence
 
 from isula_build.errors import InvalidArgument
 from isula_build.image import config as image_config
 from isula_build.image.digest import digest_of, hex_of, sha256_hex
 from isula_build.image.reference import split_name
 from isula_build.transports._layerstream import detect_compression, open_layer_stream
-from isula_build.transports._tario import TarIndex, TarWriter
-from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
+from isula_build.transports._archive_writer import ArchiveWriter
+from isula_build.transports._tario import TarIndex
+from isula_build.transports.base import ImageSource, LayerInfo
 
 MANIFEST = "manifest.json"
 # The config's file name carries its digest in every layout we know: "<hex>.json" (docker < 25,
@@ -141,62 +141,32 @@ class _Entry:
         self.names: list[str] = []
 
 
-class DockerArchiveWriter:
-    """Collects images into one docker-archive; layers shared by images are written once.
-
-        with DockerArchiveWriter(path) as archive:
-            for image in images:
-                with archive.image(names) as dst:
-                    copy_image(src, dst, log)
-        # the archive appears at path only when the with-block ends without an exception
-    """
+class DockerArchiveWriter(ArchiveWriter):
+    """Collects images into one docker-archive; layers shared by images are written once."""
 
     def __init__(self, path: Path) -> None:
-        self._tar = TarWriter(path)
-        self._layers: dict[str, int] = {}  # diff ID → size of the layers written
+        super().__init__(path)
         self._entries: dict[str, _Entry] = {}  # by config hex, in the order images were added
-        self._finished = False
 
-    def image(self, names: Sequence[str]) -> ImageDestination:
-        """A destination for one more image, to carry the given names ("repo:tag")."""
-        return _DockerArchiveImage(self, list(names))
-
-    # Called by _DockerArchiveImage.
-
-    def _has_layer(self, diff_id: str | None) -> bool:
-        return diff_id is not None and diff_id in self._layers
-
-    def _put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
-        name = f"{hex_of(layer.diff_id)}.tar" if layer.diff_id else "layer.tar"
-        member = self._tar.add_stream(name, stream, trusted=layer.diff_id is not None)
-        diff_id = layer.diff_id or member.digest
-        assert diff_id is not None
-        if member.digest is not None and member.digest != diff_id:
-            raise InvalidArgument(f"layer {diff_id} does not match its content (the data read "
-                                  f"has digest {member.digest})")
-        if layer.diff_id is None:
-            self._tar.rename(member, f"{hex_of(diff_id)}.tar")
-        self._layers[diff_id] = member.size
-        return LayerInfo(diff_id, member.size, layer.allow_devices)
+    def _layer_member(self, digest_hex: str) -> str:
+        return f"{digest_hex}.tar"
 
     def _commit_image(self, config: bytes, names: list[str]) -> str:
-        ids = image_config.diff_ids(image_config.parse_config(config))
-        missing = [d for d in ids if d not in self._layers]
-        if missing:
-            raise InvalidArgument(f"image config lists layers that were not written: {missing}")
+        ids = self._written_diff_ids(config)
         config_hex = sha256_hex(config)
         entry = self._entries.get(config_hex)
         if entry is None:
             self._tar.add_bytes(f"{config_hex}.json", config)
             entry = self._entries[config_hex] = _Entry(config_hex, ids)
-        for name in names:
-            # A name belongs to one image; as in the store, a later image takes it over.
-            for other in self._entries.values():
-                if name in other.names and other is not entry:
-                    other.names.remove(name)
-            if name not in entry.names:
-                entry.names.append(name)
+        self._claim_names([e.names for e in self._entries.values()], entry.names, names)
         return config_hex
+
+    def _image_count(self) -> int:
+        return len(self._entries)
+
+    def _write_metadata(self) -> None:
+        self._tar.add_bytes(MANIFEST, self._manifest())
+        self._tar.add_bytes("repositories", self._repositories())
 
     def _manifest(self) -> bytes:
         return json.dumps([{
@@ -217,55 +187,6 @@ class DockerArchiveWriter:
                 repository, tag = split_name(name)
                 repositories.setdefault(repository, {})[tag] = top
         return json.dumps(repositories, separators=(",", ":")).encode()
-
-    def close(self) -> None:
-        """Writes manifest.json and repositories and puts the archive in place."""
-        if self._finished:
-            return
-        if not self._entries:
-            self.abort()
-            raise InvalidArgument("no image was written to the archive")
-        self._tar.add_bytes(MANIFEST, self._manifest())
-        self._tar.add_bytes("repositories", self._repositories())
-        self._tar.commit()
-        self._finished = True
-
-    def abort(self) -> None:
-        """Removes everything written; no file appears at the target path."""
-        if not self._finished:
-            self._finished = True
-            self._tar.abort()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class _DockerArchiveImage(ImageDestination):
-    def __init__(self, archive: DockerArchiveWriter, names: list[str]) -> None:
-        self._archive = archive
-        self._names = names
-        self._config: bytes | None = None
-
-    def has_layer(self, layer: LayerInfo) -> bool:
-        return self._archive._has_layer(layer.diff_id)
-
-    def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
-        return self._archive._put_layer(layer, stream)
-
-    def put_config(self, config: bytes) -> None:
-        self._config = config
-
-    def commit(self) -> str:
-        if self._config is None:
-            raise InvalidArgument("image has no config")
-        return self._archive._commit_image(self._config, self._names)
 
 
 __all__ = ["DockerArchiveSource", "DockerArchiveWriter", "chain_ids", "open_docker_archive",

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, Self, Sequence
+from typing import Any, BinaryIO
 
 from isula_build.errors import InvalidArgument
 from isula_build.image import config as image_config
@@ -21,8 +20,9 @@ from isula_build.image import mediatypes
 from isula_build.image.digest import digest_of, hex_of, is_digest, sha256_hex
 from isula_build.image.manifest import REF_NAME_ANNOTATION, Descriptor
 from isula_build.transports._layerstream import open_layer_stream
-from isula_build.transports._tario import TarIndex, TarWriter
-from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
+from isula_build.transports._archive_writer import ArchiveWriter
+from isula_build.transports._tario import TarIndex
+from isula_build.transports.base import ImageSource, LayerInfo
 
 LAYOUT = "oci-layout"
 INDEX = "index.json"
@@ -192,26 +192,18 @@ class _Image:
         self.names: list[str] = []
 
 
-class OciArchiveWriter:
-    """Collects images into one oci-archive; blobs shared by images are written once.
-
-    Used like DockerArchiveWriter: `with OciArchiveWriter(path) as a: copy_image(src, a.image(names), log)`.
-    """
+class OciArchiveWriter(ArchiveWriter):
+    """Collects images into one oci-archive; blobs shared by images are written once."""
 
     def __init__(self, path: Path) -> None:
-        self._tar = TarWriter(path)
-        self._blobs: dict[str, int] = {}  # digest → size of every blob written
+        super().__init__(path)
         self._images: dict[str, _Image] = {}  # by manifest digest, in the order added
-        self._finished = False
         self._tar.add_bytes(LAYOUT, _LAYOUT_BYTES)
         self._tar.add_directory("blobs/")
         self._tar.add_directory("blobs/sha256/")
 
-    def image(self, names: Sequence[str]) -> ImageDestination:
-        return _OciArchiveImage(self, list(names))
-
-    def _has_layer(self, diff_id: str | None) -> bool:
-        return diff_id is not None and diff_id in self._blobs
+    def _layer_member(self, digest_hex: str) -> str:
+        return f"blobs/sha256/{digest_hex}"
 
     def _put_blob_bytes(self, data: bytes) -> str:
         digest = digest_of(data)
@@ -220,35 +212,20 @@ class OciArchiveWriter:
             self._blobs[digest] = len(data)
         return digest
 
-    def _put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
-        name = _blob_path(layer.diff_id) if layer.diff_id else "blobs/sha256/pending"
-        member = self._tar.add_stream(name, stream, trusted=layer.diff_id is not None)
-        diff_id = layer.diff_id or member.digest
-        assert diff_id is not None
-        if member.digest is not None and member.digest != diff_id:
-            raise InvalidArgument(f"layer {diff_id} does not match its content (the data read "
-                                  f"has digest {member.digest})")
-        if layer.diff_id is None:
-            self._tar.rename(member, _blob_path(diff_id))
-        self._blobs[diff_id] = member.size
-        return LayerInfo(diff_id, member.size, layer.allow_devices)
-
     def _commit_image(self, config: bytes, names: list[str]) -> str:
-        ids = image_config.diff_ids(image_config.parse_config(config))
-        missing = [d for d in ids if d not in self._blobs]
-        if missing:
-            raise InvalidArgument(f"image config lists layers that were not written: {missing}")
+        ids = self._written_diff_ids(config)
         self._put_blob_bytes(config)
         manifest = image_manifest.oci_manifest(config, [(d, self._blobs[d]) for d in ids])
         manifest_digest = self._put_blob_bytes(manifest)
         image = self._images.setdefault(manifest_digest, _Image(manifest))
-        for name in names:
-            for other in self._images.values():
-                if name in other.names and other is not image:
-                    other.names.remove(name)
-            if name not in image.names:
-                image.names.append(name)
+        self._claim_names([i.names for i in self._images.values()], image.names, names)
         return sha256_hex(config)
+
+    def _image_count(self) -> int:
+        return len(self._images)
+
+    def _write_metadata(self) -> None:
+        self._tar.add_bytes(INDEX, self._index())
 
     def _index(self) -> bytes:
         descriptors: list[Descriptor] = []
@@ -257,53 +234,6 @@ class OciArchiveWriter:
             descriptors += [Descriptor(mediatypes.OCI_MANIFEST, digest, len(image.manifest), r)
                             for r in refs]
         return image_manifest.oci_index(descriptors)
-
-    def close(self) -> None:
-        """Writes index.json and puts the archive in place."""
-        if self._finished:
-            return
-        if not self._images:
-            self.abort()
-            raise InvalidArgument("no image was written to the archive")
-        self._tar.add_bytes(INDEX, self._index())
-        self._tar.commit()
-        self._finished = True
-
-    def abort(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._tar.abort()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class _OciArchiveImage(ImageDestination):
-    def __init__(self, archive: OciArchiveWriter, names: list[str]) -> None:
-        self._archive = archive
-        self._names = names
-        self._config: bytes | None = None
-
-    def has_layer(self, layer: LayerInfo) -> bool:
-        return self._archive._has_layer(layer.diff_id)
-
-    def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
-        return self._archive._put_layer(layer, stream)
-
-    def put_config(self, config: bytes) -> None:
-        self._config = config
-
-    def commit(self) -> str:
-        if self._config is None:
-            raise InvalidArgument("image has no config")
-        return self._archive._commit_image(self._config, self._names)
 
 
 __all__ = ["OciArchiveSource", "OciArchiveWriter", "open_oci_archive", "read_oci_archive"]
