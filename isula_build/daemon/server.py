@@ -23,6 +23,8 @@ from pathlib import Path
 import grpc
 
 from isula_build.api import control_pb2_grpc
+from isula_build.build.builder import sweep_stale_builds
+from isula_build.build.runtime import remove_stale_containers
 from isula_build.daemon.fsinfo import TMPFS_MAGIC, fs_magic
 from isula_build.daemon.keys import KeyPair
 from isula_build.daemon.logstream import JobRegistry
@@ -85,6 +87,9 @@ def _serve(options: DaemonOptions, store: Store) -> None:
     key_path = keys.write_public_key(options.config_dir)
     _log.debug("public key written to %s", key_path)
     state = DaemonState(options=options, store=store, keys=keys, jobs=JobRegistry())
+    # A daemon killed mid-build leaves its runc containers running and its mounts in place.
+    remove_stale_containers(options.runtime, options.run_root / "runc")
+    sweep_stale_builds(options.data_root)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,6 +19,7 @@ from isula_build.api import control_pb2 as pb
 from isula_build.api import control_pb2_grpc
 from isula_build.daemon import logstream
 from isula_build.daemon.handlers import (
+    build,
     health,
     images,
     import_,
@@ -139,11 +140,11 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @_unary
     def Build(self, request: pb.BuildRequest, context: grpc.ServicerContext) -> pb.BuildResponse:
-        unimplemented.build(self._experimental, request.format)
+        return build.build(self.state, self.state.builds, request, context)
 
     @_streaming
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> Iterator[pb.StatusResponse]:
-        unimplemented.status()
+        return build.status(self.state.builds, request, context)
 
     @_streaming
     def Push(self, request: pb.PushRequest, context: grpc.ServicerContext) -> Iterator[pb.PushResponse]:

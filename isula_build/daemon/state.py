@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from isula_build.daemon.handlers.build import BuildRegistry
 from isula_build.daemon.keys import KeyPair
 from isula_build.daemon.logstream import JobRegistry
 from isula_build.daemon.options import DaemonOptions
@@ -16,4 +17,5 @@ class DaemonState:
     store: Store
     keys: KeyPair
     jobs: JobRegistry
-    builds_running: int = 0  # builds arrive with the build issue; Info reports this count
+    builds_running: int = 0  # Info reports this count
+    builds: BuildRegistry = field(default_factory=BuildRegistry)

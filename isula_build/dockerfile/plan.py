@@ -12,7 +12,7 @@ from __future__ import annotations
 import platform as _platform
 import re
 import signal as _signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -46,34 +46,6 @@ def automatic_platform_args(machine: str | None = None) -> dict[str, str]:
         values.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": "linux", f"{prefix}ARCH": arch,
                        f"{prefix}VARIANT": variant})
     return values
-
-
-class _Scope(Mapping[str, str]):
-    """What ``$NAME`` sees: ENV wins over ARG of the same name (docker's rule)."""
-
-    __slots__ = ("env", "args")
-
-    def __init__(self, env: Mapping[str, str], args: Mapping[str, str]) -> None:
-        self.env = env
-        self.args = args
-
-    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        value = self.env.get(key)
-        if value is None:
-            value = self.args.get(key, default)
-        return value
-
-    def __getitem__(self, key: str) -> str:
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter({**self.args, **self.env})
-
-    def __len__(self) -> int:
-        return len({**self.args, **self.env})
 
 
 @dataclass(frozen=True)
@@ -216,13 +188,33 @@ def _check_signal(raw: str, line: int) -> None:
     raise DockerfileError(f"Invalid signal: {raw}", line)
 
 
+def _check_base_image(image: str, line: int) -> None:
+    """BuildKit reads an image's repository path as a reference, which must be lower case."""
+    name = image.split("@", 1)[0]
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        name = name[:colon]
+    first, _, rest = name.partition("/")
+    # As docker's reference parser: a first component with ".", ":" or upper case, or
+    # "localhost", names a registry host (where upper case is allowed).
+    if rest and (any(c in first for c in ".:") or first == "localhost" or first != first.lower()):
+        name = rest
+    if name != name.lower():
+        raise DockerfileError(f'failed to parse stage name "{image}": invalid reference format: '
+                              "repository name must be lowercase", line)
+
+
 def _expand_stage(plan: BuildPlan, stage: Stage, env: dict[str, str],
                   consumed: set[str]) -> tuple[list[Step], set[int], list[str]]:
     """Walks a stage once: ARG scope, ENV state, expansion, and what the stage reads."""
-    # Proxy build args are in scope without an ARG (docker expands them and gives them to RUN).
+    # What $NAME sees is BuildKit's one environment of the build state: the base image's ENV,
+    # then every ENV and every ARG that got a value, the last one written winning (so an ARG
+    # after an ENV of the same name hides it, though the image config keeps the ENV value).
+    scope: dict[str, str] = dict(env)
+    # RUN's extra environment: the ARG values, and proxy build args even without an ARG (BuildKit
+    # hands those to RUN only: they are not expanded anywhere unless an ARG declares them).
     args: dict[str, str] = {k: v for k, v in plan.build_args.items() if k in BUILTIN_BUILD_ARGS}
     frozen: Mapping[str, str] = MappingProxyType(args)
-    scope = _Scope(env, args)
     steps: list[Step] = []
     deps: set[int] = set()
     images: list[str] = []
@@ -236,17 +228,17 @@ def _expand_stage(plan: BuildPlan, stage: Stage, env: dict[str, str],
             for name, default in ins.args:
                 consumed.add(name)
                 if name in plan.build_args:
-                    args[name] = plan.build_args[name]
+                    value: str | None = plan.build_args[name]
                 elif default is not None:
-                    args[name] = default
-                elif name in plan.meta_args:
-                    args[name] = plan.meta_args[name]  # inherits the global ARG's value
+                    value = default
                 else:
-                    args.pop(name, None)
-            scope.args = args
+                    value = plan.meta_args.get(name)  # inherits the global ARG's value
+                # An ARG without any value changes nothing: an earlier value stays in scope.
+                if value is not None:
+                    args[name] = scope[name] = value
             frozen = MappingProxyType(args)
         elif isinstance(ins, EnvInstruction):
-            env.update(ins.env)
+            scope.update(ins.env)
         elif isinstance(ins, CopyInstruction) and ins.from_ is not None:
             if not ins.from_:
                 raise DockerfileError("COPY --from must not be empty", ins.line)
@@ -336,9 +328,13 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
         if stage.from_.platform is not None and not _PLATFORM.fullmatch(stage.from_.platform):
             raise DockerfileError(f"invalid --platform={stage.from_.platform}: use os/arch[/variant]",
                                   stage.from_.line)
-        earlier = names.get(stage.from_.image.lower())
+        # BuildKit looks the base name up as written among the (lower-cased) names of earlier
+        # stages: "FROM Build" is not stage "build" but an image, and an invalid one.
+        earlier = names.get(stage.from_.image)
         if earlier is not None and earlier < stage.index:
             stage.base_stage = earlier
+        elif stage.from_.image != SCRATCH:
+            _check_base_image(stage.from_.image, stage.from_.line)
         steps, deps, images = _expand_stage(plan, stage, {}, consumed)
         if stage.base_stage is not None:
             deps.add(stage.base_stage)

@@ -66,8 +66,6 @@ def call_stream(method, request):
 
 
 @pytest.mark.parametrize("call, feature", [
-    (lambda s: call_unary(s.Build, pb.BuildRequest(buildID="b1")), "ctr-img build"),
-    (lambda s: call_stream(s.Status, pb.StatusRequest(buildID="b1")), "ctr-img build"),
     (lambda s: call_stream(s.Push, pb.PushRequest(imageName="a:b")), "ctr-img push"),
     (lambda s: call_stream(s.Pull, pb.PullRequest(imageName="a:b")), "ctr-img pull"),
     (lambda s: call_unary(s.Login, pb.LoginRequest(server="r.io")), "login"),
@@ -77,6 +75,17 @@ def test_later_methods_are_unimplemented(stub, call, feature):
     err = call(stub)
     assert err.code() == grpc.StatusCode.UNIMPLEMENTED
     assert feature in err.details() and "not implemented yet" in err.details()
+
+
+def test_status_of_a_build_that_never_comes_ends(stub):
+    err = call_stream(stub.Status, pb.StatusRequest(buildID="never-built"))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert "never-built" in err.details()
+
+
+def test_build_without_a_dockerfile_is_refused(stub):
+    err = call_unary(stub.Build, pb.BuildRequest(buildID="b1", buildType="ctr-img"))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def manifest_calls(s):
@@ -113,10 +122,13 @@ def test_experimental_daemon_reaches_manifest_methods(daemon_factory):
             err = call()
             assert err.code() == grpc.StatusCode.UNIMPLEMENTED
             assert f"manifest {command} is not implemented yet" in err.details()
+        # The oci format passes the experimental gate and the request fails further on.
         err = call_unary(s.Build, pb.BuildRequest(format="oci"))
-        assert err.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "experimental" not in err.details() and "build ID" in err.details()
         err = call_unary(s.Build, pb.BuildRequest(format="squashfs"))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "squashfs" in err.details()
 
 
 def test_many_concurrent_calls(stub):

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Re-derives docker_cases.json by building each case with the real docker (not run by pytest).
+"""Re-derives docker_cases.json by building each case with docker's BuildKit (not run by pytest).
 
 Usage: python3 tests/dockerfile/regen_docker_cases.py  (needs dockerd; makes and removes
-images named isb-test-*).  Each case is a small Dockerfile on top of the busybox image made by
-scripts/busybox-rootfs.sh and imported as isb-test-busybox:latest.  What docker did is recorded:
-the image config fields the frontend decides (Labels, Env, Cmd, …), the build-arg warning, or
-the fact that docker refused the Dockerfile.  The suite compares the frontend with this data
-without needing docker.
+images named isb-test-*; builds with `DOCKER_BUILDKIT=1 /usr/bin/docker build`).  Each case is a
+small Dockerfile on top of the busybox image made by scripts/busybox-rootfs.sh and imported as
+isb-test-busybox:latest.  What BuildKit did is recorded: the image config fields the frontend
+decides (Labels, Env, Cmd, …), any build-arg warning, or the fact that it refused the
+Dockerfile.  The suite compares the frontend with this data without needing docker.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BASE = "isb-test-busybox:latest"
 OUT = HERE / "docker_cases.json"
+# BuildKit through Debian's docker 20.10 CLI, which has it built in; the `docker` that may come
+# first on PATH (a newer CLI without buildx) cannot run BuildKit builds.
+DOCKER = "/usr/bin/docker"
+BUILD_ENV = {"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
 FIELDS = ("Labels", "Env", "Cmd", "Entrypoint", "ExposedPorts", "Volumes", "User", "WorkingDir",
           "StopSignal", "Healthcheck", "Shell", "OnBuild")
 
@@ -87,6 +92,32 @@ CASES: list[tuple[str, str, dict[str, str], str | None]] = [
     ("continuation_inside_quotes", "FROM {BASE}\nLABEL a=\"x \\\n  y\" b=c\\ d\n", {}, None),
     ("tabs_as_separators", "FROM\t{BASE}\nLABEL\ta=1\tb=2\nENV\tA\tx\ty\n", {}, None),
     ("env_old_form_escaped_dollar", "FROM {BASE}\nENV A=v\nENV B \\$A and $A\n", {}, None),
+    # Heredocs: RUN's body goes to the shell (which expands it unless the delimiter is quoted);
+    # COPY's body is expanded by the frontend unless the delimiter is quoted.
+    ("heredoc_run_script", "FROM {BASE}\nENV A=v\nRUN <<EOF\necho $A > /out\nEOF\nLABEL ok=1\n", {}, None),
+    ("heredoc_run_quoted_delimiter", "FROM {BASE}\nENV A=v\nRUN cat <<EOF >/a && cat <<'EOT' >/b\n$A\nEOF\n$A\nEOT\nLABEL ok=1\n", {}, None),
+    ("heredoc_copy_expand_vs_quoted", "FROM {BASE}\nARG A=v\nCOPY <<EOF /a\n$A\nEOF\nCOPY <<\"EOF\" /b\n$A\nEOF\nLABEL a=$A\n", {}, None),
+    ("env_multi_pair_quotes", "FROM {BASE}\nENV A=\"a b\" B='c $A' C=d\\ e D=\"x\\\"y\" E=$A-1 F=\"$A\"'$A'\n", {}, None),
+    ("arg_before_from_two_args", "ARG REPO=isb-test-busybox\nARG TAG\nFROM ${REPO}:${TAG} AS b\nARG TAG\nLABEL t=$TAG r=x$REPO\n", {"TAG": "latest"}, None),
+    ("escape_backtick_paths_and_json", "# escape=`\nFROM {BASE}\nENV P=c:\\dir\\x Q=`$P\nLABEL p=$P q=$Q r=\"`\"in`\"\" `\n  s=\\n\nCMD [\"a\\\\b\", \"c\\u0041\"]\n", {}, None),
+    ("expose_ranges", "FROM {BASE}\nENV LO=7000\nEXPOSE ${LO}-7002 8080-8081/udp 9000-9000/tcp 100/UDP\n", {}, None),
+    ("healthcheck_all_options_exec", "FROM {BASE}\nHEALTHCHECK --interval=1m --timeout=10s --start-period=500ms --retries=2 CMD [\"/bin/sh\", \"-c\", \"true\"]\n", {}, None),
+    ("healthcheck_shell_ignores_shell", "FROM {BASE}\nSHELL [\"/bin/ash\", \"-c\"]\nHEALTHCHECK --retries=1 CMD   true  &&  echo \"a b\"\n", {}, None),
+    ("healthcheck_start_interval", "FROM {BASE}\nHEALTHCHECK --start-interval=2s CMD true\n", {}, None),
+    ("onbuild_recorded_form", "FROM {BASE}\nENV A=v\nONBUILD   run   echo  \"$A\"   &&  true\nONBUILD COPY --chown=1:1 a \\\n  b\nONBUILD label x=$A\n", {}, None),
+    ("shell_sequence", "FROM {BASE}\nSHELL [\"/bin/sh\", \"-ec\"]\nCMD echo a\nSHELL [\"/bin/ash\",\"-c\"]\nENTRYPOINT echo  b\nSHELL [\"/bin/sh\", \"-c\"]\n", {}, None),
+    ("stopsignal_rtmin", "FROM {BASE}\nSTOPSIGNAL SIGRTMIN+3\n", {}, None),
+    ("stopsignal_without_sig", "FROM {BASE}\nSTOPSIGNAL TERM\n", {}, None),
+    # Where BuildKit and the classic builder part ways.
+    ("arg_redeclared_without_value_keeps_value", "FROM {BASE}\nARG Y=1\nARG Y\nLABEL y=$Y\n", {}, None),
+    ("arg_default_sees_env", "FROM {BASE}\nENV E=e\nARG A=$E-x\nLABEL a=$A\n", {}, None),
+    ("arg_overrides_base_env_in_expansion", "FROM {BASE}\nARG PATH=/x\nLABEL p=$PATH\nENV Q=$PATH\n", {}, None),
+    ("arg_then_env_then_arg_without_value", "FROM {BASE}\nARG Y=a\nENV Y=b\nARG Y\nLABEL y=$Y\n", {"Y": "c"}, None),
+    ("builtin_proxy_arg_declared", "FROM {BASE}\nARG http_proxy\nLABEL p=x$http_proxy\n", {"http_proxy": "h"}, None),
+    ("duplicate_stage_names", "FROM {BASE} AS a\nLABEL s=first\nFROM {BASE} AS A\nLABEL s=second\nFROM a\nLABEL t=1\n", {}, None),
+    ("duplicate_stage_names_target", "FROM {BASE} AS a\nLABEL s=first\nFROM {BASE} AS a\nLABEL s=second\nFROM {BASE}\n", {}, "A"),
+    ("multistage_from_stage_lowercase", "FROM {BASE} AS Base\nENV A=1\nFROM base\nLABEL a=$A\n", {}, None),
+    ("run_without_command", "FROM {BASE}\nRUN\nLABEL ok=1\n", {}, None),
     # Refused Dockerfiles.
     ("err_unknown_instruction", "FROM {BASE}\nFORM x\n", {}, None),
     ("err_no_from", "ARG A=1\n", {}, None),
@@ -115,69 +146,84 @@ CASES: list[tuple[str, str, dict[str, str], str | None]] = [
     ("err_shell_not_json", "FROM {BASE}\nSHELL /bin/sh -c\n", {}, None),
     ("err_json_non_string", "FROM {BASE}\nCMD [\"a\", 1]\n", {}, None),
     ("err_cmd_flag_like", "FROM {BASE}\nCMD --version\n", {}, None),
-    ("err_run_empty", "FROM {BASE}\nRUN\n", {}, None),
     ("err_expose_bad", "FROM {BASE}\nEXPOSE abc\n", {}, None),
     ("err_expose_bad_proto", "FROM {BASE}\nEXPOSE 80/xyz\n", {}, None),
     ("err_stopsignal_bad", "FROM {BASE}\nSTOPSIGNAL NOPE\n", {}, None),
     ("err_user_empty", "FROM {BASE}\nUSER\n", {}, None),
     ("err_workdir_empty", "FROM {BASE}\nWORKDIR\n", {}, None),
     ("err_volume_empty_string", "FROM {BASE}\nVOLUME [\"\"]\n", {}, None),
-    ("err_duplicate_stage", "FROM {BASE} AS a\nFROM {BASE} AS A\n", {}, None),
     ("err_bad_stage_name", "FROM {BASE} AS a/b\n", {}, None),
     ("err_missing_target", "FROM {BASE} AS a\n", {}, "b"),
     ("err_empty", "\n# only a comment\n\n", {}, None),
 ]
 
+# Never sent to docker: dockerd 20.10.24 itself dies on these (the client sees "unexpected EOF" and
+# the daemon restarts), which would break every other build running on this machine.
+KILLS_DOCKERD = {"err_no_from": "not sent: dockerd 20.10.24 dies on a Dockerfile without FROM (unexpected EOF)"}
 
-def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+
+def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
 def ensure_base() -> None:
-    if run(["docker", "image", "inspect", BASE]).returncode == 0:
+    if run([DOCKER, "image", "inspect", BASE]).returncode == 0:
         return
     with tempfile.TemporaryDirectory() as tmp:
         tar = Path(tmp) / "bb.tar"
         subprocess.run([str(REPO / "scripts" / "busybox-rootfs.sh"), str(tar)], check=True)
-        subprocess.run(["docker", "import", str(tar), BASE], check=True, capture_output=True)
+        subprocess.run([DOCKER, "import", str(tar), BASE], check=True, capture_output=True)
 
 
-def build(name: str, text: str, build_args: dict[str, str], target: str | None) -> dict[str, object]:
+def last_message(output: str) -> str:
+    """BuildKit's error: the last line that is not progress output ("#3 [stage 1/2] …")."""
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("#")]
+    return lines[-1] if lines else ""
+
+
+def build(text: str, build_args: dict[str, str], target: str | None) -> dict[str, object]:
     tag = "isb-test-case:latest"
     with tempfile.TemporaryDirectory() as ctx:
         Path(ctx, "Dockerfile").write_bytes(text.encode())
-        cmd = ["docker", "build", "--network", "host", "--force-rm", "-t", tag]
+        cmd = [DOCKER, "build", "--network", "host", "--progress", "plain", "-t", tag]
         for k, v in build_args.items():
             cmd += ["--build-arg", f"{k}={v}"]
         if target:
             cmd += ["--target", target]
-        p = run(cmd + [ctx], env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+        p = run(cmd + [ctx], env=BUILD_ENV)
     output = p.stdout + p.stderr
     if p.returncode != 0:
-        return {"ok": False, "docker_error": output.strip().splitlines()[-1] if output.strip() else ""}
-    inspect = json.loads(run(["docker", "image", "inspect", tag], check=True).stdout)[0]
-    run(["docker", "rmi", "-f", tag])
+        return {"ok": False, "docker_error": last_message(output)}
+    inspect = json.loads(run([DOCKER, "image", "inspect", tag], check=True).stdout)[0]
+    run([DOCKER, "rmi", "-f", tag])
     config = inspect["Config"]
-    warnings = [line.strip() for line in output.splitlines() if "build-args" in line and "consumed" in line]
+    # The classic builder printed "[Warning] One or more build-args [X] were not consumed"; any
+    # line of that kind BuildKit prints is kept, so the data shows whether it warns at all.
+    warnings = [line.strip() for line in output.splitlines()
+                if "build-arg" in line.lower() and ("consumed" in line or "warn" in line.lower())]
     return {"ok": True, "config": {k: config.get(k) for k in FIELDS}, "warnings": warnings}
 
 
 def main() -> int:
     ensure_base()
-    version = run(["docker", "version", "--format", "{{.Server.Version}}"], check=True).stdout.strip()
+    versions = run([DOCKER, "version", "--format", "{{.Client.Version}} {{.Server.Version}}"], check=True)
+    client, server = versions.stdout.split()
     cases = []
     for name, template, build_args, target in CASES:
         text = template.replace("{BASE}", BASE)
-        result = build(name, text, build_args, target)
+        result = ({"ok": False, "docker_error": KILLS_DOCKERD[name]} if name in KILLS_DOCKERD
+                  else build(text, build_args, target))
         print(f"{name}: {'ok' if result['ok'] else 'refused'}", file=sys.stderr)
         cases.append({"name": name, "dockerfile": text, "build_args": build_args, "target": target, **result})
     OUT.write_text(json.dumps({
         "about": ("Expected results taken from the real docker: each case was built with "
-                  f"`DOCKER_BUILDKIT=0 docker build` against dockerd {version} (its classic builder, which "
-                  "uses BuildKit's Dockerfile parser and shell lexer; this machine has no buildx) on "
-                  f"{BASE} made by scripts/busybox-rootfs.sh. Regenerate with "
-                  "tests/dockerfile/regen_docker_cases.py."),
-        "docker_version": version,
+                  f"`DOCKER_BUILDKIT=1 {DOCKER} build` (BuildKit, the Dockerfile frontend built into "
+                  f"dockerd {server}, no `# syntax` image) with docker CLI {client} on {BASE} made by "
+                  "scripts/busybox-rootfs.sh. Cases whose docker_error starts with \"not sent\" were not built: "
+                  "they kill that dockerd. Regenerate with tests/dockerfile/regen_docker_cases.py."),
+        "builder": "buildkit",
+        "docker_version": server,
+        "docker_client_version": client,
         "base": BASE,
         "cases": cases,
     }, indent=1, ensure_ascii=False) + "\n")

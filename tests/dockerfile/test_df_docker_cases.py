@@ -1,6 +1,7 @@
-"""The frontend against results recorded from the real docker (docker_cases.json).
+"""The frontend against results recorded from docker's BuildKit (docker_cases.json).
 
-The data was made by regen_docker_cases.py; docker is not needed to run these tests.
+The data was made by regen_docker_cases.py with `DOCKER_BUILDKIT=1 /usr/bin/docker build`;
+docker is not needed to run these tests.
 """
 
 from __future__ import annotations
@@ -13,25 +14,41 @@ import pytest
 
 from df_imageconfig import normalize, stage_config
 from isula_build.dockerfile import DockerfileError, parse_dockerfile
+from isula_build.dockerfile.instructions import CopyInstruction, HealthcheckInstruction, RunInstruction
+from isula_build.dockerfile.lex import expand_heredoc
 
 DATA = json.loads((Path(__file__).parent / "docker_cases.json").read_text())
 CASES = {case["name"]: case for case in DATA["cases"]}
 
-# The docker here is 20.10's classic builder, older than BuildKit in a few documented ways; the
-# issue asks for BuildKit's meaning.  For these the expected result is written out instead.
+# The BuildKit inside dockerd 20.10 refuses syntax that today's BuildKit (and the Dockerfile
+# reference) accepts: for these the expected config is written out instead.
 BUILDKIT_NEWER: dict[str, dict[str, Any]] = {
-    # ${VAR-word} and ${VAR+word} (no colon) arrived with BuildKit's lexer after 20.10.
+    # ${VAR-word} and ${VAR+word} (no colon) came with a later BuildKit lexer.
     "modifiers_no_colon": {"Labels": {"a": "set", "b": "", "c": "d", "d": "alt", "e": "alt", "f": ""},
                            "Env": ["S=set", "E="]},
     "arg_without_value_unset": {"Labels": {"a": "unset", "b": "empty"}},
-    # COPY --chmod needs BuildKit ("the --chmod option requires BuildKit" from the classic builder).
-    "copy_chown_chmod": {},
+    # Heredocs came with Dockerfile syntax 1.4; their contents are checked by test_heredocs below.
+    "heredoc_run_script": {"Env": ["A=v"], "Labels": {"ok": "1"}},
+    "heredoc_run_quoted_delimiter": {"Env": ["A=v"], "Labels": {"ok": "1"}},
+    "heredoc_copy_expand_vs_quoted": {"Labels": {"a": "v"}},
+    # HEALTHCHECK --start-interval came with Dockerfile syntax 1.6 (not part of this config dict).
+    "healthcheck_start_interval": {"Healthcheck": {"Test": ["CMD-SHELL", "true"]}},
 }
+
+# BuildKit accepts these; isula-build refuses them on purpose (docs/architecture.md, "Known
+# differences"): a stage name used twice makes FROM and COPY --from ambiguous, and a RUN without
+# a command is a mistake BuildKit silently runs as `sh -c ""`.
+STRICTER = {"duplicate_stage_names", "duplicate_stage_names_target", "run_without_command"}
+
+# BuildKit prints nothing about unused build args; isula-build keeps the classic builder's warning.
+CLASSIC_WARNINGS = {"unused_build_args": ["[Warning] One or more build-args [NOPE] were not consumed"]}
 
 
 def test_data_says_where_it_came_from() -> None:
-    assert "docker build" in DATA["about"] and DATA["docker_version"]
-    assert len(CASES) >= 80
+    assert DATA["builder"] == "buildkit" and "DOCKER_BUILDKIT=1" in DATA["about"]
+    assert DATA["docker_version"] and DATA["docker_client_version"]
+    assert len(CASES) >= 110
+    assert set(BUILDKIT_NEWER) | STRICTER | set(CLASSIC_WARNINGS) <= set(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -43,10 +60,40 @@ def test_matches_docker(name: str) -> None:
         plan = parse_dockerfile(text, args, target)
         assert normalize(stage_config(plan, plan.target)) == BUILDKIT_NEWER[name]
         return
-    if not case["ok"]:
+    if not case["ok"] or name in STRICTER:
+        assert name not in STRICTER or case["ok"], "BuildKit refuses this too: drop it from STRICTER"
         with pytest.raises(DockerfileError):
             parse_dockerfile(text, args, target)
         return
     plan = parse_dockerfile(text, args, target)
     assert normalize(stage_config(plan, plan.target)) == normalize(case["config"])
-    assert [w for w in plan.warnings if "build-args" in w] == case["warnings"]
+    assert case["warnings"] == []
+    assert [w for w in plan.warnings if "build-args" in w] == CLASSIC_WARNINGS.get(name, [])
+
+
+def _steps(name: str) -> list[Any]:
+    case = CASES[name]
+    plan = parse_dockerfile(case["dockerfile"], case["build_args"], case["target"])
+    return [step.instruction for step in plan.stages[plan.target].steps]
+
+
+def test_heredocs() -> None:
+    # RUN <<EOF: the body is the script; the frontend leaves "$A" to the shell.
+    run = next(i for i in _steps("heredoc_run_script") if isinstance(i, RunInstruction))
+    assert run.command == ("<<EOF",)
+    assert [(h.name, h.content) for h in run.heredocs] == [("EOF", "echo $A > /out\n")]
+    # A command reading heredocs: the shell expands the unquoted one only.
+    run = next(i for i in _steps("heredoc_run_quoted_delimiter") if isinstance(i, RunInstruction))
+    assert [(h.name, h.content, h.expand) for h in run.heredocs] == [("EOF", "$A\n", True),
+                                                                      ("EOT", "$A\n", False)]
+    # COPY <<EOF: BuildKit expands the body with the build's variables unless the delimiter is quoted.
+    copies = [i for i in _steps("heredoc_copy_expand_vs_quoted") if isinstance(i, CopyInstruction)]
+    docs = [(c.dest, c.heredocs[0]) for c in copies]
+    assert [(dest, doc.expand) for dest, doc in docs] == [("/a", True), ("/b", False)]
+    contents = [expand_heredoc(doc.content, {"A": "v"}) if doc.expand else doc.content for _, doc in docs]
+    assert contents == ["v\n", "$A\n"]
+
+
+def test_healthcheck_start_interval() -> None:
+    check = next(i for i in _steps("healthcheck_start_interval") if isinstance(i, HealthcheckInstruction))
+    assert check.start_interval == 2_000_000_000

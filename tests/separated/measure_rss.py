@@ -4,7 +4,7 @@
 
 Builds a store (base, lib, app whose own layer holds SIZE_MIB of half-compressible data), then
 saves and loads the app in this process, printing one JSON line with the peak resident set size
-(ru_maxrss) after each phase. Memory must not grow with SIZE_MIB: everything streams.
+(VmHWM) after each phase. Memory must not grow with SIZE_MIB: everything streams.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
 import sys
 import tarfile
 import time
@@ -58,7 +57,13 @@ def big_layer(path: Path, size: int) -> None:
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """VmHWM, the peak resident size of this process's own memory. (ru_maxrss would not do:
+    Linux carries it over exec from the parent that spawned us, so under a large pytest
+    process it reports the parent's peak.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main() -> None:

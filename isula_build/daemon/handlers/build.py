@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timezone
 from pathlib import Path
@@ -25,7 +26,13 @@ from isula_build.api import control_pb2 as pb
 from isula_build.build.builder import BuildEnvironment, BuildInput, run_build
 from isula_build.daemon.experimental import check_format
 from isula_build.daemon.logstream import Job
-from isula_build.errors import AlreadyExists, Cancelled, InvalidArgument, ResourceExhausted
+from isula_build.errors import (
+    AlreadyExists,
+    Cancelled,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 
 if TYPE_CHECKING:  # state.py holds a BuildRegistry: a runtime import would be circular
     from isula_build.daemon.state import DaemonState
@@ -34,6 +41,9 @@ MAX_BUILDS = 100
 _POLL_SECONDS = 0.5
 # A build whose Status never came is forgotten this long after it ended.
 ORPHAN_SECONDS = 60.0
+# The client sends Build and Status together; a Status whose Build has not come by then never
+# will, and ends rather than hold a thread forever.
+BUILD_WAIT_SECONDS = 10.0
 
 
 class BuildSession:
@@ -196,6 +206,7 @@ def status(registry: BuildRegistry, request: pb.StatusRequest,
     """The Status RPC: the build's log, line by line, until the build ends."""
     session = registry.attach_status(request.buildID)
     complete = False
+    deadline = time.monotonic() + BUILD_WAIT_SECONDS
     try:
         while True:
             try:
@@ -203,6 +214,10 @@ def status(registry: BuildRegistry, request: pb.StatusRequest,
             except queue.Empty:
                 if not context.is_active():
                     return
+                if not session.build_started and time.monotonic() > deadline:
+                    complete = True
+                    raise NotFound(f"build {request.buildID} not found: no Build request came "
+                                   f"with this build ID")
                 continue
             if line is None:
                 complete = True

@@ -12,15 +12,6 @@ from isula_build.daemon.experimental import check_format, require_experimental
 from isula_build.errors import Unimplemented
 
 
-def build(experimental: bool, image_format: str) -> NoReturn:
-    check_format(experimental, image_format)
-    raise Unimplemented("ctr-img build is not implemented yet")
-
-
-def status() -> NoReturn:
-    raise Unimplemented("ctr-img build (build status) is not implemented yet")
-
-
 def push(experimental: bool, image_format: str) -> NoReturn:
     check_format(experimental, image_format)
     raise Unimplemented("ctr-img push is not implemented yet")

@@ -1,0 +1,166 @@
+"""Build benchmarks, side by side with docker on this machine (not a test: nothing asserted).
+
+(a) five RUN steps over busybox;
+(b) COPY of a context of 2,000 small files plus one 200 MB file.
+
+Ours: wall time of `isula-build ctr-img build` (the whole client process), each run on a fresh
+tag, the image removed between runs. BuildKit: `DOCKER_BUILDKIT=1 /usr/bin/docker build
+--no-cache --network host`; docker's classic builder (DOCKER_BUILDKIT=0) for reference. Both
+docker builders' images are removed between runs too. Prints medians and ratios
+(ours / BuildKit); the issue's targets are ≤ 1.0× for (a) and ≤ 0.7× for (b).
+
+Note: BuildKit keeps the context it received from earlier builds (its context transfer is
+incremental even with --no-cache), so from the second run it resends only what changed; the
+classic builder and ours read the whole context every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKER = "/usr/bin/docker"  # Debian's 20.10 CLI: the one with BuildKit built in (no buildx here)
+BASE = "busybox:latest"
+
+RUN_DOCKERFILE = "FROM busybox\n" + "".join(
+    f"RUN echo step {i} > /step{i} && ls /bin > /dev/null\n" for i in range(1, 6))
+COPY_DOCKERFILE = "FROM busybox\nCOPY . /data/\n"
+
+
+@dataclass(frozen=True)
+class Builder:
+    name: str
+    build: Callable[[Path, str], None]   # (context, tag)
+    remove: Callable[[str], None]        # (tag)
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **(env or {})})
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+
+
+def start_daemon(root: Path) -> tuple[subprocess.Popen, str]:
+    """An isula-builder of our own on temp dirs (as bench_store.py)."""
+    sock = f"/tmp/isb-bench-build-{os.getpid()}.sock"
+    host = f"unix://{sock}"
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    log = open(root / "daemon.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "isula_build.daemon.main", "--host", host,
+                             "--config-dir", str(root / "etc"), "--dataroot", str(root / "data"),
+                             "--runroot", str(root / "run"), "--group", "root"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(400):
+        if "listening on" in (root / "daemon.log").read_text(errors="replace"):
+            return proc, host
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SystemExit(f"isula-builder did not start:\n{(root / 'daemon.log').read_text()}")
+
+
+def ensure_docker_busybox(busybox_tar: Path) -> None:
+    """docker's busybox:latest must be this busybox; never replace another image of that name."""
+    want = ["sha256:" + hashlib.sha256(busybox_tar.read_bytes()).hexdigest()]
+    probe = subprocess.run([DOCKER, "image", "inspect", "--format", "{{json .RootFS.Layers}}", BASE],
+                           capture_output=True, text=True)
+    if probe.returncode == 0:
+        if json.loads(probe.stdout) != want:
+            raise SystemExit(f"docker's {BASE} is not the test busybox; not replacing it")
+        return
+    run([DOCKER, "import", str(busybox_tar), BASE])
+
+
+def make_run_context(root: Path) -> Path:
+    ctx = root / "ctx-run"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(RUN_DOCKERFILE)
+    return ctx
+
+
+def make_copy_context(root: Path, small_files: int, big_mb: int) -> Path:
+    ctx = root / "ctx-copy"
+    for i in range(small_files):
+        d = ctx / f"dir{i // 100:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"file{i:04d}.txt").write_bytes(os.urandom(512) + f"file {i}\n".encode())
+    with open(ctx / "big.bin", "wb") as f:
+        for _ in range(big_mb):
+            f.write(os.urandom(1 << 20))
+    (ctx / "Dockerfile").write_text(COPY_DOCKERFILE)
+    return ctx
+
+
+def measure(builder: Builder, ctx: Path, repeat: int, label: str) -> float:
+    """Median wall time; every run is printed too (BuildKit's first run is its only cold one
+    for the context transfer)."""
+    times = []
+    for i in range(repeat):
+        tag = f"isb-test-bench-{label}-{builder.name}-{os.getpid()}-{i}:latest"
+        start = time.perf_counter()
+        builder.build(ctx, tag)
+        times.append(time.perf_counter() - start)
+        builder.remove(tag)
+    print(f"  {label} {builder.name}: " + ", ".join(f"{t:.2f}" for t in times) + " s", flush=True)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--small-files", type=int, default=2000)
+    parser.add_argument("--big-mb", type=int, default=200)
+    opts = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="isb-bench-build-", dir="/var/tmp"))
+    proc, host = start_daemon(root)
+    cli = [sys.executable, "-m", "isula_build.cli.main", "--host", host]
+    try:
+        busybox_tar = root / "busybox-rootfs.tar"
+        run([str(REPO / "scripts" / "busybox-rootfs.sh"), str(busybox_tar)])
+        run([*cli, "ctr-img", "import", str(busybox_tar), BASE])
+        ensure_docker_busybox(busybox_tar)
+
+        ours = Builder("ours", lambda ctx, tag: run([*cli, "ctr-img", "build", "-t", tag, str(ctx)]),
+                       lambda tag: run([*cli, "ctr-img", "rm", tag]))
+        buildkit = Builder(
+            "buildkit",
+            lambda ctx, tag: run([DOCKER, "build", "--no-cache", "--network", "host", "-t", tag,
+                                  str(ctx)], env={"DOCKER_BUILDKIT": "1"}),
+            lambda tag: run([DOCKER, "rmi", "-f", tag]))
+        classic = Builder(
+            "classic",
+            lambda ctx, tag: run([DOCKER, "build", "--no-cache", "--network", "host", "-q",
+                                  "--force-rm", "-t", tag, str(ctx)], env={"DOCKER_BUILDKIT": "0"}),
+            lambda tag: run([DOCKER, "rmi", "-f", tag]))
+
+        scenarios = [("run", "(a) 5 RUN steps", make_run_context(root), 1.0),
+                     ("copy", f"(b) COPY {opts.small_files} small files + {opts.big_mb} MB file",
+                      make_copy_context(root, opts.small_files, opts.big_mb), 0.7)]
+        for label, title, ctx, target in scenarios:
+            t = {b.name: measure(b, ctx, opts.repeat, label) for b in (ours, buildkit, classic)}
+            ratio = t["ours"] / t["buildkit"]
+            print(f"{title}: ours {t['ours']:.2f} s, BuildKit {t['buildkit']:.2f} s, "
+                  f"classic {t['classic']:.2f} s; ours/BuildKit {ratio:.2f} (target ≤ {target}), "
+                  f"ours/classic {t['ours'] / t['classic']:.2f}"
+                  f" {'OK' if ratio <= target else 'MISSED'}", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

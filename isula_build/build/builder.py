@@ -1,0 +1,262 @@
+"""A whole build request: check → plan → stages → commit → outputs.
+
+Everything that can be refused without building (output specs, the tag, the context, the
+Dockerfile, .dockerignore) is refused first. Each needed stage then runs in dependency order
+(plan.needed(); the plan's levels would let independent stages run in parallel later). Only
+the target stage is committed — through copy_image into the store, which prints the copy
+lines — and tagged; earlier stages leave nothing behind: their uppers and layer tars live in
+the build's work dir (`<data_root>/tmp/build-<id>`), removed at the end whatever happens, and
+blobs the store writer made for them are dropped when the writer closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from isula_build.build.config import StageConfig
+from isula_build.build.executor import PROXY_VARIABLES, BuildContext, RootStack
+from isula_build.build.outputs import OutputSpec, export, parse_output
+from isula_build.build.stage import LayerFile, StageBase, StageResult, format_step, run_stage
+from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
+from isula_build.errors import InvalidArgument, NotFound
+from isula_build.image.reference import normalize_name
+from isula_build.store import Store
+from isula_build.transports.base import ImageSource, LayerInfo
+from isula_build.transports.copy import copy_image
+from isula_build.transports.store import StoreDestination
+
+_log = logging.getLogger(__name__)
+
+MAX_IGNORE_FILE = 1024 * 1024
+DOCKERIGNORE = ".dockerignore"
+OCI_FORMAT = "oci"
+# Config fields the OCI image format has no place for (buildah drops them with a warning too).
+_DOCKER_ONLY = ("Healthcheck", "OnBuild", "Shell")
+_WORK_PREFIX = "build-"
+
+
+@dataclass(frozen=True)
+class BuildInput:
+    """One build request, decoded (build args decrypted, times parsed)."""
+
+    build_id: str
+    dockerfile: str
+    context_dir: Path
+    build_args: dict[str, str] = field(default_factory=dict)
+    output: str = ""
+    proxy: bool = True
+    build_time: datetime | None = None
+    tag: str = ""
+    cap_add: list[str] = field(default_factory=list)
+    image_format: str = "docker"
+
+
+@dataclass(frozen=True)
+class BuildEnvironment:
+    """What the daemon gives every build."""
+
+    store: Store
+    data_root: Path
+    run_root: Path
+    runtime: str = "runc"
+    mountopt: str = "nodev"
+    daemon_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_root / "tmp"
+
+
+def work_dir_of(env: BuildEnvironment, build_id: str) -> Path:
+    return env.tmp_dir / f"{_WORK_PREFIX}{build_id}"
+
+
+def run_build(request: BuildInput, env: BuildEnvironment, log: Callable[[str], None],
+              cancel: threading.Event) -> str:
+    """Builds the image; returns its ID. Raises IsulaBuildError with a message for the user."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", request.build_id):
+        raise InvalidArgument(f"invalid build ID {request.build_id!r}")
+    output: OutputSpec | None = parse_output(request.output)
+    names = [normalize_name(request.tag)] if request.tag else []
+    context_dir = _check_context(request.context_dir)
+    ignore = _read_dockerignore(context_dir)
+    plan = parse_dockerfile(request.dockerfile, dict(request.build_args))
+    for warning in plan.warnings:
+        log(warning)
+
+    work = work_dir_of(env, request.build_id)
+    env.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    work.mkdir(mode=0o700)
+    ctx = BuildContext(
+        runtime=env.runtime, state_root=env.run_root / "runc",
+        mountopt=env.mountopt, work_dir=work, context_dir=context_dir, ignore=ignore,
+        proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
+                   if request.proxy and k in env.daemon_env},
+        cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
+        escape=plan.escape)
+    try:
+        with StoreDestination(env.store, names) as destination:
+            final = _run_stages(ctx, plan, env.store, destination, dict(request.build_args))
+            ctx.check()
+            config = _final_config(final.config, request.image_format, log)
+            created = request.build_time or datetime.now(timezone.utc)
+            config_bytes = config.serialize(created, [layer.diff_id for layer in final.layers])
+            with _BuiltImage(final.layers, config_bytes) as source:
+                image_id = copy_image(source, destination, log)
+        _log.info("build %s: image %s", request.build_id, image_id)
+        if output is not None:
+            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log)
+        return image_id
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_context(path: Path) -> Path:
+    if not path.is_absolute():
+        raise InvalidArgument(f'context directory "{path}" must be an absolute path')
+    if not path.is_dir():
+        raise NotFound(f"context directory {path} does not exist or is not a directory")
+    return path
+
+
+def _read_dockerignore(context_dir: Path) -> DockerignoreMatcher | None:
+    path = context_dir / DOCKERIGNORE
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_IGNORE_FILE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_IGNORE_FILE:
+        raise InvalidArgument(f"{DOCKERIGNORE} of the context is larger than 1 MiB")
+    return DockerignoreMatcher.from_text(data.decode("utf-8", "replace"))
+
+
+def _step_numbers(plan: BuildPlan) -> list[int]:
+    """The step number of each stage's FROM: every instruction of every stage counts."""
+    numbers, n = [], 1
+    for stage in plan.stages:
+        numbers.append(n)
+        n += 1 + len(stage.instructions)
+    return numbers
+
+
+def _run_stages(ctx: BuildContext, plan: BuildPlan, store: Store,
+                destination: StoreDestination, build_args: dict[str, str]) -> StageResult:
+    results: dict[int, StageResult] = {}
+    numbers = _step_numbers(plan)
+
+    def image_base(ref: str, what: str) -> StageBase:
+        try:
+            record = store.lookup(ref)
+        except NotFound:
+            raise NotFound(f'{what} "{ref}" not found in the local store (pull it first, or '
+                           f"load or import it)") from None
+        for layer in record.layers:
+            # Pins the layer: a concurrent rm cannot take the lower dirs away mid-build.
+            destination.has_layer(LayerInfo(layer.diff_id, layer.size))
+        return StageBase(
+            RootStack([store.layer_dir(layer.diff_id) for layer in reversed(record.layers)]),
+            [LayerFile(layer.diff_id, layer.size, store.layer_blob_path(layer.diff_id))
+             for layer in record.layers],
+            StageConfig.from_bytes(store.config_bytes(record.id)),
+            "sha256:" + record.id)
+
+    def resolve_from(ref: str) -> RootStack:
+        try:
+            index = plan.stage(ref).index
+        except DockerfileError:
+            return image_base(ref, "image of COPY --from").stack
+        if index not in results:
+            raise InvalidArgument(f"COPY --from={ref}: stage {ref} is not built before this one")
+        return results[index].stack
+
+    for index in plan.needed():
+        stage = plan.stages[index]
+        ctx.check()
+        ctx.log(format_step(numbers[index], " ".join(stage.from_.original.split())))
+        if stage.base_stage is not None:
+            parent = results[stage.base_stage]
+            base = StageBase(parent.stack, list(parent.layers),
+                             parent.config.child([l.diff_id for l in parent.layers]), parent.key)
+        elif stage.base_image is None:
+            base = StageBase(RootStack([]), [], StageConfig.scratch(), "scratch")
+        else:
+            try:
+                base = image_base(stage.base_image, "base image")
+            except NotFound as exc:
+                raise NotFound(f"Dockerfile line {stage.from_.line}: {exc}") from None
+        results[index] = run_stage(ctx, stage, base, numbers[index] + 1, resolve_from,
+                                   build_args)
+    return results[plan.target]
+
+
+def _final_config(config: StageConfig, image_format: str, log: Callable[[str], None]) -> StageConfig:
+    if image_format == OCI_FORMAT:
+        for key in _DOCKER_ONLY:
+            if config.config.pop(key, None) is not None:
+                log(f"[Warning] {key} is not supported by the OCI image format and was dropped; "
+                    "build with --format docker to keep it")
+    return config
+
+
+class _BuiltImage(ImageSource):
+    """The image a build made: layer tars on disk (store blobs and the build's own) and the
+    config. Layers are plain files this daemon wrote and hashed, so writers may copy them in
+    the kernel."""
+
+    def __init__(self, layers: list[LayerFile], config: bytes) -> None:
+        self._layers = layers
+        self._paths = {layer.diff_id: layer.path for layer in layers}
+        self._config = config
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo(layer.diff_id, layer.size) for layer in self._layers]
+
+    def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        assert layer.diff_id is not None
+        return open(self._paths[layer.diff_id], "rb")
+
+    def config_bytes(self) -> bytes:
+        return self._config
+
+
+def sweep_stale_builds(data_root: Path) -> list[Path]:
+    """Unmounts and removes what builds of a daemon that died left under `<data_root>/tmp`.
+
+    Call at daemon start-up, before serving builds. Returns the work dirs removed.
+    """
+    tmp = Path(data_root) / "tmp"
+    if not tmp.is_dir():
+        return []
+    prefix = str(tmp) + "/"
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f]
+    for target in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        _detach(Path(target))
+    removed = []
+    for entry in tmp.iterdir():
+        if entry.name.startswith(_WORK_PREFIX) or entry.name.startswith("isulad-"):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _detach(target: Path) -> None:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    mnt_detach = 2
+    libc.umount2(str(target).encode(), mnt_detach)

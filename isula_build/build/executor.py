@@ -1,0 +1,275 @@
+"""One instruction of a stage, executed on the stage's mounted root filesystem.
+
+`StepExecutor.execute(step)` does what one instruction means: RUN in a container (runtime.py),
+COPY/ADD through the copier, WORKDIR's directory, and the metadata instructions on the stage
+config (config.py). Each step's effect gets a key — sha256 of the parent key, the expanded
+instruction, the ARG values in scope and the digest of the copied content — logged at debug
+level, so a build cache (look the key up, reuse the layer) and parallel stages fit in later
+without reshaping the executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from isula_build.build.config import StageConfig, history_text, now_utc
+from isula_build.build.copier import copy_into_root
+from isula_build.build.mounts import OverlayMount
+from isula_build.build.rootpath import make_dirs_in_root
+from isula_build.build.runtime import RunError, RunSpec, run_container
+from isula_build.build.users import resolve_user
+from isula_build.dockerfile import DockerignoreMatcher
+from isula_build.dockerfile.instructions import (
+    AddInstruction,
+    CopyInstruction,
+    Instruction,
+    RunInstruction,
+    WorkdirInstruction,
+)
+from isula_build.dockerfile.lex import expand_heredoc
+from isula_build.dockerfile.parser import Heredoc
+from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
+
+_log = logging.getLogger(__name__)
+
+# Proxy variables RUN inherits from the daemon with --proxy (SPEC §5), never written to the config.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "no_proxy",
+                   "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY")
+# The hostname RUN sees in a static build, so nothing of the host leaks into the result.
+STATIC_HOSTNAME = "localhost"
+
+
+@dataclass
+class BuildContext:
+    """What every step of one build shares."""
+
+    runtime: str                      # OCI runtime binary (daemon config `runtime`)
+    state_root: Path                  # runc --root
+    mountopt: str                     # overlay mount options (storage.toml)
+    work_dir: Path                    # this build's private directory (removed at the end)
+    context_dir: Path                 # the build context
+    ignore: DockerignoreMatcher | None
+    proxy_env: dict[str, str]         # proxy variables of the daemon (empty without --proxy)
+    cap_add: list[str]
+    build_time: datetime | None       # --build-static time; None: now
+    log: Callable[[str], None]
+    cancel: threading.Event
+    escape: str = "\\"
+    _serial: int = field(default=0, repr=False)
+
+    def new_dir(self, prefix: str) -> Path:
+        """A fresh, unique directory name under the work dir (not created)."""
+        self._serial += 1
+        return self.work_dir / f"{prefix}-{self._serial}"
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("the build was cancelled")
+
+
+@dataclass
+class RootStack:
+    """A root filesystem as overlay lower dirs, TOP FIRST (an image's layers or a stage)."""
+
+    lowers: list[Path]
+
+
+def step_key(parent: str, ins: Instruction, args: Mapping[str, str], content: str = "") -> str:
+    """The key of a step's effect: what a cache would look up (see the module docstring)."""
+    text = json.dumps([parent, repr(ins), sorted(args.items()), content], ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextmanager
+def mounted_root(ctx: BuildContext, stack: RootStack) -> Iterator[Path]:
+    """A throwaway overlay of `stack` to read from (COPY --from): nothing in it is kept."""
+    base = ctx.new_dir("from")
+    mount = OverlayMount(stack.lowers, base / "upper", base / "work", base / "merged",
+                         mountopt=ctx.mountopt)
+    try:
+        with mount:
+            yield base / "merged"
+    finally:
+        _remove_tree(base)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _heredoc_of(word: str, heredocs: tuple[Heredoc, ...]) -> Heredoc | None:
+    """The heredoc a word such as `<<EOF`, `<<-EOF` or `<<'EOF'` introduces, if any."""
+    for doc in heredocs:
+        if re.fullmatch(r"\d*<<-?(['\"]?)" + re.escape(doc.name) + r"\1", word.strip()):
+            return doc
+    return None
+
+
+class StepExecutor:
+    """Executes the steps of one stage on its mounted root `rootfs`."""
+
+    def __init__(self, ctx: BuildContext, rootfs: Path, config: StageConfig,
+                 resolve_from: Callable[[str], RootStack]) -> None:
+        self.ctx = ctx
+        self.rootfs = rootfs
+        self.config = config
+        self._resolve_from = resolve_from  # COPY --from value → root stack (stage or image)
+
+    def execute(self, ins: Instruction, args: Mapping[str, str], parent_key: str) -> tuple[str, bool]:
+        """Runs one instruction; returns (its key, whether it may have changed the filesystem)."""
+        self.ctx.check()
+        try:
+            return self._execute(ins, args, parent_key)
+        except (Cancelled, RunError):
+            raise  # docker's own wording for a failed RUN names the command already
+        except IsulaBuildError as exc:
+            if str(exc).startswith("Dockerfile line"):
+                raise
+            try:
+                located = type(exc)(f"Dockerfile line {ins.line}: {exc}")
+            except TypeError:  # an error class with a constructor of its own
+                located = InvalidArgument(f"Dockerfile line {ins.line}: {exc}")
+            raise located from None
+
+    def _execute(self, ins: Instruction, args: Mapping[str, str], parent_key: str) -> tuple[str, bool]:
+        shell = self.config.shell
+        content = ""
+        changes_files = True
+        if isinstance(ins, RunInstruction):
+            self._run(ins, args)
+        elif isinstance(ins, (CopyInstruction, AddInstruction)):
+            content = self._copy(ins, args)
+        elif isinstance(ins, WorkdirInstruction):
+            self.config.apply(ins)
+            self._make_workdir()
+        else:
+            if not self.config.apply(ins):
+                raise InvalidArgument(f"Dockerfile line {ins.line}: {type(ins).__name__} "
+                                      "cannot be executed here")
+            changes_files = False
+        key = step_key(parent_key, ins, args, content)
+        _log.debug("step key %s: line %d %r", key, ins.line, ins)
+        history_args = {k: v for k, v in args.items() if k not in PROXY_VARIABLES}
+        self.config.add_history(history_text(ins, shell, history_args),
+                                self.ctx.build_time or now_utc(), empty_layer=True)
+        return key, changes_files
+
+    # --- RUN -------------------------------------------------------------------------------
+
+    def run_env(self, args: Mapping[str, str]) -> list[str]:
+        """Image ENV, then ARG values ENV does not set, then the daemon's proxy variables
+        unless an ARG or ENV sets them."""
+        env = self.config.env
+        for key, value in args.items():
+            env.setdefault(key, value)
+        for key, value in self.ctx.proxy_env.items():
+            env.setdefault(key, value)
+        return [f"{k}={v}" for k, v in env.items()]
+
+    def run_args(self, ins: RunInstruction) -> list[str]:
+        if ins.json:
+            return list(ins.command)
+        shell = self.config.shell
+        if not ins.heredocs:
+            return [*shell, *ins.command]
+        command = ins.command[0] if ins.command else ""
+        only = ins.heredocs[0]
+        if len(ins.heredocs) == 1 and _heredoc_of(command, ins.heredocs) is only:
+            # RUN <<EOF: the document is the script (BuildKit runs it with the SHELL).
+            if only.content.startswith("#!"):
+                raise InvalidArgument(f"Dockerfile line {ins.line}: a RUN heredoc starting with "
+                                      "#! is not supported yet")
+            return [*shell, only.content]
+        # A command reading heredocs (`cat <<EOF > f`): the shell gets the documents too.
+        text = command + "\n" + "".join(
+            h.content + ("" if h.content.endswith("\n") else "\n") + h.name + "\n"
+            for h in ins.heredocs)
+        return [*shell, text]
+
+    def _run(self, ins: RunInstruction, args: Mapping[str, str]) -> None:
+        if ins.mounts or (ins.network not in (None, "host", "default")) or ins.security:
+            raise InvalidArgument(f"Dockerfile line {ins.line}: RUN --mount, --network and "
+                                  "--security are not supported")
+        workdir = self.config.workdir
+        user = resolve_user(self.rootfs, self.config.user)
+        spec = RunSpec(args=self.run_args(ins), env=self.run_env(args), cwd=workdir, user=user,
+                       cap_add=list(self.ctx.cap_add),
+                       hostname=STATIC_HOSTNAME if self.ctx.build_time else "")
+        self._make_workdir()
+        run_container(self.ctx.runtime, self.rootfs, spec, self.ctx.new_dir("bundle"),
+                      output=self.ctx.log, cancel=self.ctx.cancel, state_root=self.ctx.state_root)
+
+    def _make_workdir(self) -> None:
+        workdir = self.config.workdir
+        if workdir == "/":
+            return
+        user = resolve_user(self.rootfs, self.config.user) if self.config.user else None
+        make_dirs_in_root(self.rootfs, workdir, mode=0o755,
+                          uid=user.uid if user else 0, gid=user.gid if user else 0)
+
+    # --- COPY / ADD ------------------------------------------------------------------------
+
+    def _copy(self, ins: CopyInstruction | AddInstruction, args: Mapping[str, str]) -> str:
+        add = isinstance(ins, AddInstruction)
+        if add and ins.checksum:
+            raise InvalidArgument(f"Dockerfile line {ins.line}: ADD --checksum is not supported")
+        documents = [doc for doc in (_heredoc_of(s, ins.heredocs) for s in ins.sources) if doc]
+        plain = [s for s in ins.sources if _heredoc_of(s, ins.heredocs) is None]
+        common = dict(workdir=self.config.workdir, chown=ins.chown, chmod=ins.chmod, add=add,
+                      tmp_dir=self.ctx.work_dir)
+        digests = []
+        try:
+            if documents:
+                digests.append(self._copy_heredocs(ins, documents, args, common))
+            if plain:
+                from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
+                if from_:
+                    with mounted_root(self.ctx, self._resolve_from(from_)) as source:
+                        digests.append(copy_into_root(self.rootfs, plain, ins.dest,
+                                                      source_root=source, from_context=False,
+                                                      **common))  # type: ignore[arg-type]
+                else:
+                    ignore = self.ctx.ignore
+                    digests.append(copy_into_root(
+                        self.rootfs, plain, ins.dest, source_root=self.ctx.context_dir,
+                        ignored=ignore.ignored if ignore else None,
+                        ignore_has_exceptions=ignore.has_exceptions if ignore else False,
+                        **common))  # type: ignore[arg-type]
+        except PermissionError as exc:
+            raise InvalidArgument(f"cannot read {exc.filename or 'a source'}: "
+                                  "permission denied") from None
+        except OSError as exc:
+            raise InvalidArgument(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        return "+".join(digests)
+
+    def _copy_heredocs(self, ins: CopyInstruction | AddInstruction, documents: list[Heredoc],
+                       args: Mapping[str, str], common: dict[str, Any]) -> str:
+        folder = Path(tempfile.mkdtemp(prefix="heredoc-", dir=self.ctx.work_dir))
+        try:
+            env = {**args, **self.config.env}  # ENV wins over ARG, as in every expansion
+            for doc in documents:
+                text = expand_heredoc(doc.content, env, self.ctx.escape) if doc.expand else doc.content
+                path = folder / doc.name
+                path.write_text(text)
+                os.chmod(path, 0o644)
+            return copy_into_root(self.rootfs, [d.name for d in documents], ins.dest,
+                                  source_root=folder, **common)
+        finally:
+            _remove_tree(folder)
+
+
+__all__ = ["BuildContext", "PROXY_VARIABLES", "RootStack", "StepExecutor", "mounted_root",
+           "step_key"]

@@ -1,0 +1,155 @@
+"""One stage from FROM to its layer: mount, ONBUILD triggers, steps, then one layer tar.
+
+The stage's root is an overlay of its base (an image's layer dirs, or an earlier stage's upper
+over that stage's lowers) with a fresh upper dir. After the last step the overlay is unmounted,
+directories overlayfs merely copied up are pruned from the upper, and what is left becomes the
+stage's one new layer — or none when nothing changed (as docker adds no layer for a stage of
+metadata instructions only). The upper stays on disk until the build ends: a later stage built
+FROM this one stacks it as a lower dir, and COPY --from mounts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from isula_build.build.commit import write_layer
+from isula_build.build.config import StageConfig, now_utc
+from isula_build.build.executor import BuildContext, RootStack, StepExecutor
+from isula_build.build.mounts import OverlayMount
+from isula_build.dockerfile import Stage, expand_word, parse_trigger
+from isula_build.dockerfile.plan import BUILTIN_BUILD_ARGS
+
+_log = logging.getLogger(__name__)
+
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+@dataclass(frozen=True)
+class LayerFile:
+    """A layer of the image being built, as an uncompressed tar file on disk."""
+
+    diff_id: str
+    size: int
+    path: Path  # a store blob, or a layer tar this build wrote into its work dir
+
+
+@dataclass
+class StageBase:
+    """What a stage starts from."""
+
+    stack: RootStack            # its root filesystem, top first
+    layers: list[LayerFile]     # bottom first
+    config: StageConfig         # a private copy the stage may change
+    key: str                    # the parent key of the first step
+
+
+@dataclass
+class StageResult:
+    index: int
+    stack: RootStack            # the finished root: the stage's upper over its base
+    layers: list[LayerFile]     # the base's layers and the stage's own, if any
+    config: StageConfig
+    key: str                    # key of the last step
+
+
+def format_step(number: int, text: str) -> str:
+    """`STEP  1: FROM busybox`: the number right-aligned in two columns, as the original."""
+    return f"STEP {number:2d}: {text}"
+
+
+def run_stage(ctx: BuildContext, stage: Stage, base: StageBase, first_step: int,
+              resolve_from: Callable[[str], RootStack], build_args: dict[str, str]) -> StageResult:
+    """Runs the steps of `stage` (its FROM line was logged by the caller as step first_step-1)."""
+    config = base.config
+    triggers = config.onbuild
+    config.clear_onbuild()
+    steps = stage.resolve(config.env)
+    folder = ctx.new_dir(f"stage{stage.index}")
+    upper, work, merged = folder / "upper", folder / "work", folder / "merged"
+    key = base.key
+    layer_entry: int | None = None  # index in config.new_history of the last file change
+    with OverlayMount(base.stack.lowers, upper, work, merged, mountopt=ctx.mountopt):
+        executor = StepExecutor(ctx, merged, config, resolve_from)
+        if triggers:
+            ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
+        proxy_args = {k: v for k, v in build_args.items() if k in BUILTIN_BUILD_ARGS}
+        for text in triggers:
+            ins = parse_trigger(text, escape=ctx.escape)
+            expand = getattr(ins, "expand", None)
+            if expand is not None:
+                env = {**proxy_args, **config.env}
+                ins = expand(lambda word: expand_word(word, env, ctx.escape))
+            key, changed = executor.execute(ins, proxy_args, key)
+            if changed:
+                layer_entry = len(config.new_history) - 1
+        for number, step in enumerate(steps, start=first_step):
+            ctx.log(format_step(number, _one_line(step.instruction.original)))
+            key, changed = executor.execute(step.instruction, step.args, key)
+            if changed:
+                layer_entry = len(config.new_history) - 1
+    shutil.rmtree(work, ignore_errors=True)
+    prune_unchanged_dirs(upper, base.stack.lowers)
+    layers = list(base.layers)
+    if any(upper.iterdir()):
+        path = folder / "layer.tar"
+        epoch = int(ctx.build_time.timestamp()) if ctx.build_time else None
+        with open(path, "wb") as out:
+            stats = write_layer(upper, out, mtime=epoch)
+        layers.append(LayerFile(stats.diff_id, stats.size, path))
+        if layer_entry is None:
+            config.add_history("stage changes", ctx.build_time or now_utc(), empty_layer=False)
+        else:
+            config.mark_layer(layer_entry)
+        _log.debug("stage %d: layer %s (%d bytes)", stage.index, stats.diff_id, stats.size)
+    return StageResult(stage.index, RootStack([upper, *base.stack.lowers]), layers, config, key)
+
+
+def _one_line(text: str) -> str:
+    """The instruction as written, continuation lines joined (the log has one line a step)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def prune_unchanged_dirs(upper: Path, lowers: list[Path]) -> None:
+    """Removes directories of `upper` that overlayfs only copied up: empty, not opaque, and
+    with the mode, owner and mtime of the directory they cover (docker's RUN layer has no
+    `etc/` when a command changed nothing in /etc)."""
+
+    def covered(rel: str) -> os.stat_result | None:
+        for lower in lowers:
+            try:
+                return os.lstat(lower / rel)
+            except FileNotFoundError:
+                continue
+        return None
+
+    def visit(path: Path, rel: str) -> None:
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                visit(Path(entry.path), f"{rel}/{entry.name}" if rel else entry.name)
+        if not rel or any(os.scandir(path)) or _opaque(path):
+            return
+        mine, theirs = os.lstat(path), covered(rel)
+        if theirs is not None and stat.S_ISDIR(theirs.st_mode) and \
+                (mine.st_mode, mine.st_uid, mine.st_gid, mine.st_mtime_ns) == \
+                (theirs.st_mode, theirs.st_uid, theirs.st_gid, theirs.st_mtime_ns):
+            os.rmdir(path)
+
+    visit(upper, "")
+
+
+def _opaque(path: Path) -> bool:
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+

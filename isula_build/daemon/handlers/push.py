@@ -1,0 +1,28 @@
+"""Push (`ctr-img push REPOSITORY[:TAG]`): the stored image of that name goes to the registry
+the name starts with, docker format by default, OCI with --format oci (experimental).
+
+The copy lines are streamed; the client prints `Push success with image: …` itself.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from isula_build.api import control_pb2 as pb
+from isula_build.daemon.experimental import check_format
+from isula_build.daemon.logstream import Job
+from isula_build.daemon.state import DaemonState
+from isula_build.errors import InvalidArgument
+from isula_build.image.reference import normalize_name
+from isula_build.registry.operations import push_image
+
+_log = logging.getLogger(__name__)
+
+
+def push(state: DaemonState, request: pb.PushRequest, job: Job) -> None:
+    image_format = check_format(state.options.experimental, request.format)
+    if not request.imageName:
+        raise InvalidArgument("no image name given to push")
+    name = normalize_name(request.imageName)
+    digest = push_image(state, name, name, image_format, job.log)
+    _log.info("push %s: %s as %s", request.pushID, name, digest)

@@ -1,0 +1,31 @@
+"""Our side of the differential tests: build through the real daemon and client, save, flatten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from diffcases import URL_ARG, Case
+from flatten import FlatImage, flatten_archive
+
+
+class ClientLike(Protocol):
+    """tests/conftest.py's Client: runs `isula-build ARGS` and raises on failure."""
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> Any: ...
+
+
+def build_ours(client: ClientLike, case: Case, context: Path, url_base: str | None,
+               work: Path) -> FlatImage:
+    tag = f"isb-test-diff-{case.name}:latest".lower()
+    args = dict(case.build_args)
+    if case.url_server:
+        assert url_base, f"case {case.name} needs the URL server"
+        args[URL_ARG] = url_base
+    cmd = ["ctr-img", "build", "-f", str(context / "Dockerfile"), "-t", tag]
+    for key, value in args.items():
+        cmd += ["--build-arg", f"{key}={value}"]
+    client(*cmd, str(context), timeout=600)
+    archive = work / "ours.tar"
+    client("ctr-img", "save", tag, "-o", str(archive))
+    return flatten_archive(archive)
