@@ -25,11 +25,15 @@ from isula_build.daemon.handlers import (
     import_,
     info,
     load,
+    login,
+    logout,
+    manifest,
+    pull,
+    push,
     remove,
     save,
     separated,
     tag,
-    unimplemented,
     version,
 )
 from isula_build.daemon.state import DaemonState
@@ -148,36 +152,43 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @_streaming
     def Push(self, request: pb.PushRequest, context: grpc.ServicerContext) -> Iterator[pb.PushResponse]:
-        unimplemented.push(self._experimental, request.format)
+        return self._stream(context, f"push {request.pushID}",
+                            lambda job: push.push(self.state, request, job),
+                            lambda line: pb.PushResponse(response=line))
 
     @_streaming
     def Pull(self, request: pb.PullRequest, context: grpc.ServicerContext) -> Iterator[pb.PullResponse]:
-        unimplemented.pull()
+        return self._stream(context, f"pull {request.pullID}",
+                            lambda job: pull.pull(self.state, request, job),
+                            lambda line: pb.PullResponse(response=line))
 
     @_unary
     def Login(self, request: pb.LoginRequest, context: grpc.ServicerContext) -> pb.LoginResponse:
-        unimplemented.login()
+        return login.login(self.state, request)
 
     @_unary
     def Logout(self, request: pb.LogoutRequest, context: grpc.ServicerContext) -> pb.LogoutResponse:
-        unimplemented.logout()
+        return logout.logout(self.state, request)
 
     @_unary
     def ManifestCreate(self, request: pb.ManifestCreateRequest,
                        context: grpc.ServicerContext) -> pb.ManifestCreateResponse:
-        unimplemented.manifest(self._experimental, "create")
+        return manifest.manifest_create(self.state, request)
 
     @_unary
     def ManifestAnnotate(self, request: pb.ManifestAnnotateRequest,
                          context: grpc.ServicerContext) -> empty_pb2.Empty:
-        unimplemented.manifest(self._experimental, "annotate")
+        manifest.manifest_annotate(self.state, request)
+        return empty_pb2.Empty()
 
     @_unary
     def ManifestInspect(self, request: pb.ManifestInspectRequest,
                         context: grpc.ServicerContext) -> pb.ManifestInspectResponse:
-        unimplemented.manifest(self._experimental, "inspect")
+        return manifest.manifest_inspect(self.state, request)
 
     @_streaming
     def ManifestPush(self, request: pb.ManifestPushRequest,
                      context: grpc.ServicerContext) -> Iterator[pb.ManifestPushResponse]:
-        unimplemented.manifest(self._experimental, "push")
+        return self._stream(context, f"manifest push {request.manifestList}",
+                            lambda job: manifest.manifest_push(self.state, request, job),
+                            lambda line: pb.ManifestPushResponse(result=line))

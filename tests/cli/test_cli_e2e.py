@@ -123,7 +123,7 @@ def test_info(client, daemon) -> None:
     assert re.search(r"^  MemSys:           \d[\d.]* [KMGT]?B$", verbose, re.M)
 
 
-def test_unimplemented_pull_shows_the_daemons_message(client, daemon) -> None:
+def test_failed_pull_shows_the_daemons_message(client, daemon) -> None:
     expected = daemon_error(daemon, lambda s: s.Pull(
         control_pb2.PullRequest(pullID="x", imageName="busybox:latest")))
     r = client("ctr-img", "pull", "busybox:latest", check=False)
@@ -134,13 +134,12 @@ def test_unimplemented_pull_shows_the_daemons_message(client, daemon) -> None:
 
 @pytest.mark.parametrize("args,env", [
     (["ctr-img", "push", "localhost:5000/busybox:latest"], {}),
-    (["logout", "-a"], {}),
     (["logout", "localhost:5000"], {}),
     (["manifest", "create", "mylist", "localhost:5000/busybox:latest"], EXPERIMENTAL),
     (["manifest", "inspect", "mylist"], EXPERIMENTAL),
     (["ctr-img", "save", "app:latest", "-b", "busybox:latest"], {}),
 ])
-def test_commands_of_later_features_fail_with_the_daemons_message(client, args, env) -> None:
+def test_failing_commands_show_one_line_from_the_daemon(client, args, env) -> None:
     r = client(*args, check=False, env=env)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and r.stderr.strip(), r.stderr
@@ -150,20 +149,20 @@ def test_commands_of_later_features_fail_with_the_daemons_message(client, args, 
 def test_login_reaches_the_daemon_with_its_key(client, daemon) -> None:
     r = client("login", "-u", "user", "-p", "localhost:5000", input="secret\n", check=False,
                env={"ISULABUILD_CONFIG_DIR": str(daemon.config_dir)})
-    expected = daemon_error(daemon, lambda s: s.Login.future(
-        control_pb2.LoginRequest(server="localhost:5000", username="user", password="00")))
     assert r.returncode == 1
-    # The client found the daemon's key in ISULABUILD_CONFIG_DIR, encrypted and sent the
-    # request; until login lands the daemon answers every login alike.
-    assert r.stderr == expected + "\n"
+    # The client found the daemon's key in ISULABUILD_CONFIG_DIR and encrypted the password:
+    # the daemon decrypted it and went on to the registry, which is not there.
+    assert "decrypt" not in r.stderr
+    assert "localhost:5000" in r.stderr
+    assert "secret" not in r.stderr + r.stdout
     assert "Login Failed" in r.stdout
 
 
-def test_build_fails_cleanly_while_the_daemon_cannot_build(client, daemon, tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text("FROM busybox\n")
+def test_build_of_a_missing_base_fails_cleanly(client, daemon, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM isb-no-such-base\n")
     r = client("ctr-img", "build", str(tmp_path), check=False, timeout=60)
     assert r.returncode == 1
-    assert r.stderr.strip() and "Traceback" not in r.stderr
+    assert "isb-no-such-base" in r.stderr and "Traceback" not in r.stderr
     assert "Build success" not in r.stdout
 
 

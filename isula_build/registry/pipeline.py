@@ -1,0 +1,161 @@
+"""A pulled layer as a pipeline of threads: download and blob digest, then decompression, then
+(in the store) the diff ID, the tar checks and the disk.
+
+Each stage runs on a thread of its own and hands 1 MiB chunks to the next through a bounded
+queue, so the stages overlap (socket reads, hashlib and zlib release the GIL) and memory stays
+bounded (a few MiB a layer). An error in any stage is raised to the reader; closing the reader
+stops every stage. The blob digest is compared at the end of the download, before the last
+chunk is handed on, so a corrupt blob never completes a layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from isula_build.errors import InvalidArgument
+
+CHUNK = 1 << 20
+DEPTH = 8           # chunks a stage may run ahead of the next
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class _End:
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class ThreadedReader(io.RawIOBase):
+    """The bytes an iterator produces on another thread, read as a stream."""
+
+    def __init__(self, produce: Callable[[threading.Event], Iterator[bytes]], name: str) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self._chunks: queue.Queue[bytes | _End] = queue.Queue(DEPTH)
+        self._current = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(produce,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, produce: Callable[[threading.Event], Iterator[bytes]]) -> None:
+        error: BaseException | None = None
+        try:
+            for chunk in produce(self._stop):
+                if not self._put(chunk):
+                    return
+        except BaseException as exc:  # handed to the reading thread
+            error = exc
+        self._put(_End(error))
+
+    def _put(self, item: bytes | _End) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._current:
+            if self._done:
+                return 0
+            item = self._chunks.get()
+            if isinstance(item, _End):
+                self._done = True
+                if item.error is not None:
+                    raise item.error
+                return 0
+            self._current = memoryview(item)
+        n = min(len(buffer), len(self._current))
+        buffer[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stop.set()
+            self._thread.join()
+        super().close()
+
+
+Producer = Callable[[threading.Event], Iterator[bytes]]
+
+
+def _download(raw: BinaryIO, digest: str, what: str) -> Producer:
+    def produce(stop: threading.Event) -> Iterator[bytes]:
+        hasher = hashlib.sha256()
+        try:
+            held: bytes | None = None  # the last chunk waits for the digest check
+            while not stop.is_set():
+                chunk = raw.read(CHUNK)
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                if held is not None:
+                    yield held
+                held = chunk
+            actual = f"sha256:{hasher.hexdigest()}"
+            if not stop.is_set() and actual != digest:
+                raise InvalidArgument(f"{what}: digest mismatch: the descriptor says {digest}, "
+                                      f"the content is {actual}")
+            if held is not None:
+                yield held
+        finally:
+            raw.close()
+    return produce
+
+
+def _gunzip(compressed: ThreadedReader, what: str) -> Producer:
+    def produce(stop: threading.Event) -> Iterator[bytes]:
+        try:
+            first = compressed.read(CHUNK)
+            if not first.startswith(_GZIP_MAGIC):
+                if first.startswith(_ZSTD_MAGIC):
+                    raise InvalidArgument(f"{what}: zstd-compressed layers are not supported")
+                # An uncompressed layer (application/vnd.oci.image.layer.v1.tar).
+                data = first
+                while data and not stop.is_set():
+                    yield data
+                    data = compressed.read(CHUNK)
+                return
+            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data = first
+            while data and not stop.is_set():
+                while data:
+                    try:
+                        out = decompressor.decompress(data, CHUNK)
+                    except zlib.error as exc:
+                        raise InvalidArgument(f"{what}: cannot decompress: {exc}") from None
+                    if out:
+                        yield out
+                    if decompressor.eof:
+                        data = decompressor.unused_data
+                        if data.strip(b"\0"):
+                            # Another gzip member follows (concatenated gzip is valid).
+                            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        else:
+                            data = b""  # trailing padding
+                    else:
+                        data = decompressor.unconsumed_tail
+                data = compressed.read(CHUNK)
+            if not stop.is_set() and not decompressor.eof:
+                raise InvalidArgument(f"{what}: cannot decompress: the gzip stream is truncated")
+        finally:
+            compressed.close()
+    return produce
+
+
+def layer_stream(raw: BinaryIO, digest: str, what: str) -> ThreadedReader:
+    """The uncompressed tar of a downloaded layer blob, checked against the blob's digest."""
+    downloaded = ThreadedReader(_download(raw, digest, what), "blob-download")
+    return ThreadedReader(_gunzip(downloaded, what), "blob-gunzip")

@@ -1,0 +1,236 @@
+"""A registry as an image source (pull) and destination (push), over registry/client.py.
+
+Source: the manifest (a manifest list or OCI index is resolved to linux and this machine's
+architecture), the config checked against its digest, the layers streamed through the
+decompressor with the blob digest checked as the bytes pass (the store checks the diff ID), so a
+corrupt blob fails the copy before anything is committed.
+
+Destination: each layer gzip-compressed once while it uploads (chunked PATCH); its compressed
+digest is remembered (registry/blobinfo.py) so that a later push asks the registry (HEAD) or
+mounts it from another repository instead of compressing it again. Docker schema 2 or OCI
+manifests by format.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from isula_build.errors import InvalidArgument, NotFound
+from isula_build.image import config as image_config
+from isula_build.image import mediatypes
+from isula_build.image.digest import HashingReader, digest_of, is_digest
+from isula_build.image.manifest import Descriptor
+from isula_build.registry.blobinfo import BlobInfoCache, CompressedBlob
+from isula_build.registry.client import Manifest, RegistryClient
+from isula_build.registry.gzipper import gzip_stream
+from isula_build.registry.names import RemoteRef
+from isula_build.registry.pipeline import layer_stream
+from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
+
+DOCKER_FORMAT = "docker"
+OCI_FORMAT = "oci"
+
+
+def parse_descriptor(value: Any, what: str) -> Descriptor:
+    if not isinstance(value, dict) or not isinstance(value.get("digest"), str) \
+            or not is_digest(value["digest"]) or not isinstance(value.get("size"), int):
+        raise InvalidArgument(f"{what} is not a valid descriptor")
+    platform = value.get("platform")
+    return Descriptor(str(value.get("mediaType", "")), value["digest"], value["size"],
+                      platform=platform if isinstance(platform, dict) else None)
+
+
+def parse_json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise InvalidArgument(f"{what} is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidArgument(f"{what} is not a JSON object")
+    return document
+
+
+def is_index(manifest: Manifest) -> bool:
+    if manifest.media_type in mediatypes.INDEX_TYPES:
+        return True
+    document = parse_json(manifest.data, "manifest")
+    return "manifests" in document and "layers" not in document
+
+
+def choose_platform(index: dict[str, Any], what: str, os_name: str = "linux",
+                    arch: str | None = None, variant: str | None = None) -> Descriptor:
+    """The entry of a manifest list / index for os and arch (this machine's by default)."""
+    arch = arch or image_config.host_architecture()
+    entries = index.get("manifests")
+    if not isinstance(entries, list):
+        raise InvalidArgument(f"{what}: manifest list without a manifests array")
+    candidates = []
+    for n, entry in enumerate(entries):
+        desc = parse_descriptor(entry, f"{what}: entry {n}")
+        platform = desc.platform or {}
+        if platform.get("os") == os_name and platform.get("architecture") == arch:
+            if variant is None or platform.get("variant") == variant:
+                candidates.append(desc)
+    if not candidates:
+        raise NotFound(f"{what}: no image for {os_name}/{arch} in the manifest list")
+    return candidates[0]
+
+
+class RegistrySource(ImageSource):
+    def __init__(self, client: RegistryClient, ref: RemoteRef,
+                 blobinfo: BlobInfoCache | None = None, reference: str | None = None) -> None:
+        self._client = client
+        self._ref = ref
+        self._blobinfo = blobinfo
+        what = f"{ref.repo_path}:{ref.tag}"
+        manifest = client.get_manifest(ref.repository, reference or ref.tag)
+        if is_index(manifest):
+            chosen = choose_platform(parse_json(manifest.data, what), what)
+            manifest = client.get_manifest(ref.repository, chosen.digest)
+            if is_index(manifest):
+                raise InvalidArgument(f"{what}: a manifest list inside a manifest list")
+        self.manifest = manifest
+        document = parse_json(manifest.data, f"manifest of {what}")
+        if document.get("schemaVersion") != 2:
+            raise InvalidArgument(f"{what}: only schema 2 / OCI manifests are supported "
+                                  f"(schemaVersion {document.get('schemaVersion')!r})")
+        config_desc = parse_descriptor(document.get("config"), f"{what}: config")
+        layers = document.get("layers")
+        if not isinstance(layers, list):
+            raise InvalidArgument(f"{what}: manifest without a layers array")
+        self._blobs = [parse_descriptor(l, f"{what}: layer {n}") for n, l in enumerate(layers)]
+        for blob in self._blobs:
+            if blob.media_type and blob.media_type not in mediatypes.LAYER_TYPES:
+                raise InvalidArgument(f"{what}: layer {blob.digest} has the unsupported media "
+                                      f"type {blob.media_type}")
+        self._config = client.get_small_blob(ref.repository, config_desc.digest)
+        self.config = image_config.parse_config(self._config)
+        self._diff_ids = image_config.diff_ids(self.config)
+        if len(self._diff_ids) != len(self._blobs):
+            raise InvalidArgument(f"{what}: the manifest has {len(self._blobs)} layers, the "
+                                  f"config {len(self._diff_ids)}")
+        self._fetched: list[int] = []
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo(diff_id, -1) for diff_id in self._diff_ids]
+
+    def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        position = next(n for n, d in enumerate(self._diff_ids)
+                        if d == layer.diff_id and n not in self._fetched)
+        self._fetched.append(position)
+        blob = self._blobs[position]
+        what = f"layer {blob.digest} of {self._ref.repo_path}"
+        blob_stream = self._client.open_blob(self._ref.repository, blob.digest)
+        return layer_stream(blob_stream, blob.digest, what)  # type: ignore[return-value]
+
+    def layers_copied(self, stored: list[LayerInfo]) -> None:
+        # Only fetched layers: their blob digest and diff ID were both verified on the way.
+        if self._blobinfo is None:
+            return
+        for position in self._fetched:
+            blob = self._blobs[position]
+            if blob.media_type in mediatypes.GZIP_LAYER_TYPES:
+                self._blobinfo.record(self._diff_ids[position],
+                                      CompressedBlob(blob.digest, blob.size, blob.media_type),
+                                      self._client.registry, self._ref.repository)
+
+    def config_bytes(self) -> bytes:
+        return self._config
+
+
+class RegistryDestination(ImageDestination):
+    """Pushes one image to ref (`registry/repository:tag`) in docker or OCI format."""
+
+    def __init__(self, client: RegistryClient, ref: RemoteRef, image_format: str,
+                 blobinfo: BlobInfoCache) -> None:
+        if image_format not in (DOCKER_FORMAT, OCI_FORMAT):
+            raise InvalidArgument(f'unknown image format "{image_format}"')
+        self._client = client
+        self._ref = ref
+        self._oci = image_format == OCI_FORMAT
+        self._blobinfo = blobinfo
+        self._layers: list[tuple[str, CompressedBlob]] = []
+        self._config: bytes | None = None
+        self.manifest_digest: str | None = None
+
+    @property
+    def _layer_type(self) -> str:
+        return mediatypes.OCI_LAYER_GZIP if self._oci else mediatypes.DOCKER_LAYER_GZIP
+
+    def has_layer(self, layer: LayerInfo) -> bool:
+        if layer.diff_id is None:
+            return False
+        repository = self._ref.repository
+        for blob in self._blobinfo.compressed(layer.diff_id):
+            found = self._client.blob_exists(repository, blob.digest)
+            for other in [] if found else self._blobinfo.locations(blob.digest,
+                                                                   self._client.registry):
+                if other != repository and self._client.mount_blob(repository, blob.digest, other):
+                    found = True
+                    break
+                self._blobinfo.forget_location(blob.digest, self._client.registry, other)
+            if found:
+                self._blobinfo.record(layer.diff_id, blob, self._client.registry, repository)
+                self._layers.append((layer.diff_id, blob))
+                return True
+        return False
+
+    def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
+        # A plain store file vouches for its diff ID (base.py); anything else is hashed.
+        vouched = isinstance(stream, io.BufferedReader) and isinstance(stream.raw, io.FileIO) \
+            and layer.diff_id is not None
+        readers: list[HashingReader | None] = []  # one per try of the upload
+
+        def produce() -> Iterator[bytes]:
+            if readers:  # a new try: read the layer again from its start
+                if not stream.seekable():
+                    raise InvalidArgument("the layer stream cannot be read again for a retry")
+                stream.seek(0)
+            reader = None if vouched else HashingReader(stream)
+            readers.append(reader)
+            return gzip_stream(reader if reader is not None else stream)  # type: ignore[arg-type]
+
+        digest, size = self._client.upload_blob(self._ref.repository, produce)
+        diff_id, count = layer.diff_id, layer.size
+        last = readers[-1]
+        if last is not None:
+            diff_id, count = last.digest, last.count
+            if layer.diff_id is not None and layer.diff_id != diff_id:
+                raise InvalidArgument(f"layer digest mismatch: expected {layer.diff_id}, "
+                                      f"got {diff_id}")
+        assert diff_id is not None
+        blob = CompressedBlob(digest, size, self._layer_type)
+        self._blobinfo.record(diff_id, blob, self._client.registry, self._ref.repository)
+        self._layers.append((diff_id, blob))
+        return LayerInfo(diff_id, count, layer.allow_devices)
+
+    def put_config(self, config: bytes) -> None:
+        self._config = config
+
+    def manifest_bytes(self) -> tuple[bytes, str]:
+        assert self._config is not None
+        if self._oci:
+            media_type, config_type = mediatypes.OCI_MANIFEST, mediatypes.OCI_CONFIG
+        else:
+            media_type, config_type = mediatypes.DOCKER_MANIFEST, mediatypes.DOCKER_CONFIG
+        document = {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": Descriptor(config_type, digest_of(self._config), len(self._config)).to_json(),
+            "layers": [Descriptor(self._layer_type, blob.digest, blob.size).to_json()
+                       for _, blob in self._layers],
+        }
+        return json.dumps(document, indent=3).encode(), media_type
+
+    def commit(self) -> str:
+        if self._config is None:
+            raise InvalidArgument("push: no image config was given")
+        repository = self._ref.repository
+        self._client.put_small_blob(repository, self._config)
+        data, media_type = self.manifest_bytes()
+        self.manifest_digest = self._client.put_manifest(repository, self._ref.tag, data,
+                                                         media_type)
+        return digest_of(self._config).split(":", 1)[1]
