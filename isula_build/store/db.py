@@ -1,4 +1,4 @@
-"""The store's SQLite database: images, their names and layers.
+"""The store's SQLite database: images (manifest lists among them), their names and layers.
 
 One connection, used only under the store's lock (the lock serializes writers; reads are quick
 and taking the same lock keeps them from seeing a half-applied sequence of statements). WAL
@@ -8,12 +8,14 @@ transaction leaves no trace.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from isula_build.errors import InvalidArgument
 from isula_build.store.records import ImageRecord, LayerRecord
 
 _SCHEMA = """
@@ -37,7 +39,14 @@ CREATE TABLE IF NOT EXISTS names (
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS names_by_image ON names(image_id);
-PRAGMA user_version = 1;         -- bump with a migration when the schema changes
+CREATE TABLE IF NOT EXISTS manifest_lists (
+    -- An image row that is a manifest list: its blob is the list document (no config, no
+    -- layers), and image_id is that document's sha256.
+    image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    size     INTEGER NOT NULL,     -- bytes of the list document
+    sources  TEXT NOT NULL         -- JSON object: entry manifest digest -> remote image name
+);
+PRAGMA user_version = 2;         -- bump with a migration when the schema changes
 """
 
 
@@ -82,6 +91,12 @@ class Database:
             (prefix, prefix + "g", limit))
         return [row[0] for row in rows]
 
+    def list_sources(self, image_id: str) -> dict[str, str] | None:
+        """The entry sources of a manifest list; None when image_id is not a manifest list."""
+        row = self._conn.execute("SELECT sources FROM manifest_lists WHERE image_id = ?",
+                                 (image_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def has_layer(self, diff_id: str) -> bool:
         return self._conn.execute("SELECT 1 FROM layers WHERE diff_id = ?", (diff_id,)).fetchone() is not None
 
@@ -103,20 +118,24 @@ class Database:
                 f"{where} ORDER BY i.id, il.position", args):
             layers.setdefault(image_id, []).append(LayerRecord(diff_id, size))
         records = []
-        for image_id, created in self._conn.execute(
-                f"SELECT i.id, i.created FROM images i {where} ORDER BY i.created DESC, i.id", args):
+        for image_id, created, list_size in self._conn.execute(
+                "SELECT i.id, i.created, ml.size FROM images i "
+                "LEFT JOIN manifest_lists ml ON ml.image_id = i.id "
+                f"{where} ORDER BY i.created DESC, i.id", args):
             image_layers = tuple(layers.get(image_id, ()))
             records.append(ImageRecord(
                 id=image_id,
                 names=tuple(sorted(names.get(image_id, ()))),
                 created=datetime.fromisoformat(created).astimezone(timezone.utc),
                 layers=image_layers,
-                size=sum(layer.size for layer in image_layers),
+                size=list_size if list_size is not None else sum(l.size for l in image_layers),
+                is_manifest_list=list_size is not None,
             ))
         return records
 
     def referenced_blobs(self) -> set[str]:
-        """Hex digests of every blob a committed image needs: its config and its layer tars."""
+        """Hex digests of every blob a committed image needs: its config (a manifest list: its
+        document) and its layer tars."""
         refs = set(self.image_ids())
         refs.update(row[0].split(":", 1)[1] for row in
                     self._conn.execute("SELECT DISTINCT diff_id FROM image_layers"))
@@ -139,6 +158,27 @@ class Database:
         return True
 
     @staticmethod
+    def add_manifest_list(conn: sqlite3.Connection, image_id: str, created: datetime,
+                          size: int, sources: Mapping[str, str]) -> None:
+        """Inserts a manifest list; one already stored gains the sources it lacks (its own win:
+        an entry digest names the same manifest wherever it was read from)."""
+        if Database.add_image(conn, image_id, created, ()):
+            conn.execute("INSERT INTO manifest_lists (image_id, size, sources) VALUES (?, ?, ?)",
+                         (image_id, size, json.dumps(dict(sources), sort_keys=True)))
+            return
+        row = conn.execute("SELECT sources FROM manifest_lists WHERE image_id = ?",
+                           (image_id,)).fetchone()
+        if row is None:  # the very bytes of an image config: only a forged document does that
+            raise InvalidArgument(f"manifest list {image_id} has the ID of an image")
+        Database.set_list_sources(conn, image_id, {**sources, **json.loads(row[0])})
+
+    @staticmethod
+    def set_list_sources(conn: sqlite3.Connection, image_id: str,
+                         sources: Mapping[str, str]) -> None:
+        conn.execute("UPDATE manifest_lists SET sources = ? WHERE image_id = ?",
+                     (json.dumps(dict(sources), sort_keys=True), image_id))
+
+    @staticmethod
     def set_name(conn: sqlite3.Connection, name: str, image_id: str) -> None:
         """Gives name to image_id, taking it from whichever image held it."""
         conn.execute("INSERT INTO names (name, image_id) VALUES (?, ?) "
@@ -150,7 +190,8 @@ class Database:
 
     @staticmethod
     def remove_image(conn: sqlite3.Connection, image_id: str) -> None:
-        conn.execute("DELETE FROM images WHERE id = ?", (image_id,))  # cascades to names, layers
+        # Cascades to names, image_layers and manifest_lists.
+        conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
 
     @staticmethod
     def remove_unreferenced_layers(conn: sqlite3.Connection) -> None:

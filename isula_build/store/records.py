@@ -1,4 +1,4 @@
-"""Plain data the store hands out: what is known about a layer and an image."""
+"""Plain data the store hands out: what is known about a layer, an image and a manifest list."""
 
 from __future__ import annotations
 
@@ -14,8 +14,19 @@ class LayerRecord:
 
 @dataclass(frozen=True)
 class ImageRecord:
-    id: str  # 64 hex = sha256 of the config bytes
+    id: str  # 64 hex = sha256 of the config bytes (of the list document for a manifest list)
     names: tuple[str, ...]  # normalized "repo:tag", sorted
     created: datetime  # from the config's "created" (UTC); load time if absent
-    layers: tuple[LayerRecord, ...]  # bottom first
-    size: int  # sum of layer sizes
+    layers: tuple[LayerRecord, ...]  # bottom first; none for a manifest list
+    size: int  # sum of layer sizes; bytes of the list document for a manifest list
+    # A manifest list made by `manifest create`: no config, no layers, only its list document.
+    is_manifest_list: bool = False
+
+
+@dataclass(frozen=True)
+class ManifestListData:
+    """A stored manifest list: its record, its document and where each entry came from."""
+
+    record: ImageRecord
+    document: bytes  # the list JSON as stored; record.id is its sha256
+    sources: dict[str, str]  # entry manifest digest -> remote image name it was read from

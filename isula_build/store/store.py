@@ -1,30 +1,35 @@
 """Store: the local image store (docs/architecture.md, "The store").
 
-Blobs (image configs and uncompressed layer tars) are content-addressed files; image records and
-names live in SQLite; extracted layer directories are made on first use. Anything becomes visible
+Blobs (image configs, manifest list documents and uncompressed layer tars) are content-addressed
+files; image records and names live in SQLite; extracted layer directories are made on first use.
+A manifest list is an image record without config or layers: its ID is the sha256 of its list
+document, and names, lookup, tag, rm, prune and gc treat it as any image. Anything becomes visible
 only when complete, and the database commit comes last, so start-up recovery is simply: empty
 tmp/, then remove every blob and layer directory no committed image references.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tarfile
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from isula_build.errors import InvalidArgument, IsulaBuildError, NotFound
-from isula_build.image.digest import hex_of, is_hex_id, validate_digest
+from isula_build.errors import AlreadyExists, InvalidArgument, IsulaBuildError, NotFound
+from isula_build.image.digest import hex_of, is_hex_id, sha256_hex, validate_digest
 from isula_build.image.reference import normalize_name
 from isula_build.store import fsutil
 from isula_build.store.db import Database
 from isula_build.store.extract import extract_layer
 from isula_build.store.layout import StoreLayout
 from isula_build.store.lock import StoreLock
-from isula_build.store.records import ImageRecord
+from isula_build.store.records import ImageRecord, ManifestListData
 
 if TYPE_CHECKING:
     from isula_build.store.writer import ImageWriter
@@ -80,6 +85,9 @@ class Store:
         with self._lock:
             if not is_hex_id(image_id) or not self._db.has_image(image_id):
                 raise NotFound(f'image "{image_id}" not found')
+            if self._db.list_sources(image_id) is not None:
+                raise InvalidArgument(f"image {image_id} is a manifest list: it has no config "
+                                      "or layers of its own")
         return self.layout.blob(image_id).read_bytes()
 
     def layer_blob_path(self, diff_id: str) -> Path:
@@ -181,6 +189,101 @@ class Store:
             for entry in os.scandir(self.layout.layers):
                 if entry.name not in keep:
                     fsutil.remove_tree(Path(entry.path), self.layout.tmp)
+
+    # --- manifest lists ----------------------------------------------------------------------
+
+    def create_manifest_list(self, name: str, document: bytes,
+                             sources: Mapping[str, str]) -> ImageRecord:
+        """Stores a new manifest list named name. AlreadyExists when the name belongs to any
+        image or list (as the original's store refuses a duplicate name); an identical list
+        already stored under another name gains this name, as an image would."""
+        normalized = normalize_name(name)
+        list_id = self._check_list_document(document)
+        with self._lock:
+            holder = self._db.image_by_name(normalized)
+            if holder is not None:
+                raise AlreadyExists(f'the name "{normalized}" is already used by image '
+                                    f"{holder}; remove it first or choose another name")
+            self._put_small_blob(list_id, document)
+            try:
+                with self._db.transaction() as conn:
+                    Database.add_manifest_list(conn, list_id, datetime.now(timezone.utc),
+                                               len(document), sources)
+                    Database.set_name(conn, normalized, list_id)
+            finally:
+                self._discard_unreferenced([list_id])  # only when the commit failed
+            return self._db.images([list_id])[0]
+
+    def manifest_list(self, ref: str) -> ManifestListData:
+        """The manifest list ref names (looked up as any image); InvalidArgument when ref is an
+        image that is not a list."""
+        with self._lock:
+            list_id = self._resolve(ref)
+            sources = self._db.list_sources(list_id)
+            if sources is None:
+                raise InvalidArgument(f"{ref} is not a manifest list")
+            record = self._db.images([list_id])[0]
+            # Read under the lock: a concurrent rm cannot take the blob away meanwhile.
+            return ManifestListData(record, self.layout.blob(list_id).read_bytes(), sources)
+
+    def update_manifest_list(self, ref: str, document: bytes,
+                             sources: Mapping[str, str]) -> ImageRecord:
+        """Replaces the list ref names with a changed document. The ID follows the content, so
+        the new list gets a new ID: ref's name moves to it (every name when ref is an ID), it
+        keeps the old creation time, and the old list goes once no name is left on it."""
+        new_id = self._check_list_document(document)
+        with self._lock:
+            old = self.manifest_list(ref).record
+            if new_id == old.id:
+                with self._db.transaction() as conn:
+                    Database.set_list_sources(conn, old.id, sources)
+                return old
+            name = self._name_of_ref(ref)
+            moving = [name] if name in old.names else list(old.names)
+            self._put_small_blob(new_id, document)
+            try:
+                with self._db.transaction() as conn:
+                    Database.add_manifest_list(conn, new_id, old.created, len(document), sources)
+                    for moved in moving:
+                        Database.set_name(conn, moved, new_id)
+                    if set(old.names) <= set(moving):
+                        Database.remove_image(conn, old.id)
+            finally:
+                # The old document once it is gone; the new one only when the commit failed.
+                self._discard_unreferenced([old.id, new_id])
+            return self._db.images([new_id])[0]
+
+    @staticmethod
+    def _check_list_document(document: bytes) -> str:
+        """The list ID (sha256 of document) once document is a JSON object with a manifests
+        list; the store keeps it as given, so `manifest inspect` shows these very bytes."""
+        try:
+            parsed = json.loads(document)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"manifest list is not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("manifests"), list):
+            raise InvalidArgument('manifest list is not a JSON object with a "manifests" list')
+        return sha256_hex(document)
+
+    def _put_small_blob(self, hex_digest: str, data: bytes) -> None:
+        """Writes blobs/<hex> durably (tmp, fsync, rename) before the record that needs it is
+        committed. Call with the lock held: gc cannot remove it before that commit, and the
+        data is small enough (a list document) to write under the lock."""
+        target = self.layout.blob(hex_digest)
+        if target.is_file():
+            return  # content-addressed: the same bytes are already there
+        fd, tmp_name = tempfile.mkstemp(prefix="list-", dir=self.layout.tmp)
+        try:
+            fsutil.write_all(fd, memoryview(data))
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.rename(tmp_name, target)
+            fsutil.fsync_dir(target.parent)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            Path(tmp_name).unlink(missing_ok=True)
 
     # --- for ImageWriter ---------------------------------------------------------------------
 

@@ -14,6 +14,11 @@ class StoreSource(ImageSource):
     when it wrote them, so archive writers may copy them in the kernel without re-hashing."""
 
     def __init__(self, store: Store, image: ImageRecord) -> None:
+        if image.is_manifest_list:
+            # Refused before anything is copied: a list has no config or layers to copy.
+            what = image.names[0] if image.names else image.id
+            raise InvalidArgument(f"{what} is a manifest list, not an image: push it with "
+                                  '"isula-build manifest push"')
         self._store = store
         self._image = image
 

@@ -109,3 +109,15 @@ def test_manifest_with_the_client(wired, plain_registry) -> None:
                                      f"docker://{host}/m/list:1"], check=True,
                                     capture_output=True, text=True).stdout)
     assert raw["manifests"] == shown["manifests"]
+    # The list is an image of the store: `images` lists it, save refuses it, rm removes it.
+    row = next(line.split() for line in client("ctr-img", "images", "mylist").stdout.splitlines()
+               if "mylist" in line)
+    assert row[:2] == ["mylist", "latest"] and row[-1] == "B"  # the list document's few bytes
+    saved = client("ctr-img", "save", "mylist", "-o", str(daemon.root / "list.tar"), check=False)
+    assert saved.returncode == 1 and "mylist:latest is a manifest list" in saved.stderr
+    assert not (daemon.root / "list.tar").exists()
+    removed = client("ctr-img", "rm", "mylist").stdout.splitlines()
+    assert len(removed) == 2 and removed[0] == "Untagged image: mylist:latest"
+    assert removed[1].startswith(f"Deleted image: {row[2]}")  # the 12-hex ID `images` showed
+    gone = client("manifest", "inspect", "mylist", env=EXPERIMENTAL, check=False)
+    assert gone.returncode == 1 and "not found" in gone.stderr

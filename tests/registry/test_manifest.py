@@ -1,14 +1,17 @@
 """manifest create / annotate / inspect / push against real registries; docker and skopeo read
-the pushed list back, and pull resolves it to this machine's platform."""
+the pushed list back, and pull resolves it to this machine's platform. Lists live in the image
+store as list images (listed, removed and looked up as images)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
 import pytest
 
 from isula_build.api import control_pb2 as pb
+from isula_build.daemon.handlers.images import list_images
 from isula_build.daemon.handlers.manifest import (
     manifest_annotate, manifest_create, manifest_inspect, manifest_push,
 )
@@ -36,19 +39,31 @@ def test_manifest_list_lifecycle(make_state, registry_factory, busybox_tar, big_
     created = manifest_create(state, pb.ManifestCreateRequest(manifestList="multi",
                                                               manifests=[f"{src.host}/bb:1"]))
     assert len(created.imageID) == 64
+    # The list is an image of the store: listed by `images`, with its document as its blob.
+    record = state.store.lookup("multi")
+    assert (record.id, record.names, record.is_manifest_list) == \
+        (created.imageID, ("multi:latest",), True)
+    rows = list_images(state, pb.ListRequest()).images
+    assert ("multi", "latest", created.imageID) in [(r.repository, r.tag, r.id) for r in rows]
     manifest_annotate(state, pb.ManifestAnnotateRequest(
         manifestList="multi", manifest=f"{src.host}/big:1", arch="arm64", os="linux",
         osFeatures=["sse4"], variant="v8"))
-    listed = json.loads(manifest_inspect(state, pb.ManifestInspectRequest(
-        manifestList="multi:latest")).data)
+    raw_listed = manifest_inspect(state, pb.ManifestInspectRequest(manifestList="multi:latest")).data
+    listed = json.loads(raw_listed)
     assert listed["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
     platforms = [m["platform"] for m in listed["manifests"]]
     assert platforms == [{"architecture": host_architecture(), "os": "linux"},
                          {"architecture": "arm64", "os": "linux", "os.features": ["sse4"],
                           "variant": "v8"}]
-    # By ID prefix too.
+    # The ID is the sha256 of the stored document, so annotate gave the list a new one; the
+    # name moved to it and the old list is gone.
+    annotated = state.store.lookup("multi")
+    assert annotated.id == hashlib.sha256(raw_listed).hexdigest() != created.imageID
+    assert annotated.created == record.created
     assert json.loads(manifest_inspect(state, pb.ManifestInspectRequest(
-        manifestList=created.imageID[:8])).data) == listed
+        manifestList=annotated.id[:8])).data) == listed
+    with pytest.raises(NotFound):
+        manifest_inspect(state, pb.ManifestInspectRequest(manifestList=created.imageID))
 
     job = Job()
     manifest_push(state, pb.ManifestPushRequest(manifestList="multi",
@@ -73,6 +88,13 @@ def test_manifest_list_lifecycle(make_state, registry_factory, busybox_tar, big_
     puller = make_state("puller", insecure=(dst.host,))
     assert pull_image(puller, f"{dst.host}/multi:1", lambda line: None).id == bb_id
 
+    # rm removes a list as any image, blob included.
+    assert state.store.remove("multi") == ["Untagged image: multi:latest",
+                                           f"Deleted image: {annotated.id}"]
+    assert not state.store.layout.blob(annotated.id).exists()
+    with pytest.raises(NotFound):
+        manifest_inspect(state, pb.ManifestInspectRequest(manifestList="multi"))
+
 
 def test_manifest_bad_input(make_state, plain_registry, busybox_tar) -> None:
     host = plain_registry.host
@@ -93,6 +115,14 @@ def test_manifest_bad_input(make_state, plain_registry, busybox_tar) -> None:
     # A list cannot be an entry of a list.
     import_busybox(state, busybox_tar, f"{host}/bb:1")
     push_image(state, f"{host}/bb:1", f"{host}/bb:1", "docker", lambda line: None)
+    # An image's name is taken for lists too; an image is not a list; a list is not an image.
+    with pytest.raises(AlreadyExists, match="already used by image"):
+        manifest_create(state, pb.ManifestCreateRequest(manifestList=f"{host}/bb:1",
+                                                        manifests=[]))
+    with pytest.raises(InvalidArgument, match="is not a manifest list"):
+        manifest_inspect(state, pb.ManifestInspectRequest(manifestList=f"{host}/bb:1"))
+    with pytest.raises(InvalidArgument, match="x:latest is a manifest list"):
+        push_image(state, "x", f"{host}/x:2", "docker", lambda line: None)
     manifest_create(state, pb.ManifestCreateRequest(manifestList="y", manifests=[f"{host}/bb:1"]))
     manifest_push(state, pb.ManifestPushRequest(manifestList="y", dest=f"{host}/y:1"), Job())
     with pytest.raises(InvalidArgument, match="is a manifest list"):

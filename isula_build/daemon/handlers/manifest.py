@@ -1,13 +1,14 @@
 """manifest create / annotate / inspect / push (experimental on both sides).
 
 Lists are made from remote images (each one's manifest and platform read from its registry),
-kept by registry/lists.py, and pushed as a Docker manifest list (or an OCI index when every
-entry is an OCI manifest) after the images they name are copied to the destination repository.
+kept in the image store as list images (registry/lists.py: listed by `images`, removed by `rm`,
+looked up by name or ID as any image), and pushed as a Docker manifest list (or an OCI index
+when every entry is an OCI manifest) after the images they name are copied to the destination
+repository.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from isula_build.api import control_pb2 as pb
@@ -15,53 +16,51 @@ from isula_build.daemon.experimental import require_experimental
 from isula_build.daemon.logstream import Job
 from isula_build.daemon.state import DaemonState
 from isula_build.errors import InvalidArgument
-from isula_build.registry.lists import ManifestListStore
+from isula_build.registry.lists import ManifestList, create_list, load_list, save_list
 from isula_build.registry.manifests import annotate, push_list, remote_entry
 
 _log = logging.getLogger(__name__)
 
 
-def _lists(state: DaemonState) -> ManifestListStore:
-    require_experimental(state.options.experimental, "manifest")
-    return ManifestListStore(state.options.data_root)
-
-
 def manifest_create(state: DaemonState,
                     request: pb.ManifestCreateRequest) -> pb.ManifestCreateResponse:
-    lists = _lists(state)
+    require_experimental(state.options.experimental, "manifest")
     if not request.manifestList:
         raise InvalidArgument("manifest create: no manifest list name given")
-    manifest_list = lists.create(request.manifestList)
-    # Every image is read before the list is saved, so a bad one leaves nothing behind.
+    manifest_list = ManifestList()
+    # Every image is read before the list is stored, so a bad one leaves nothing behind.
     for name in request.manifests:
         entry, source = remote_entry(state.options, name)
         manifest_list.put(entry, source)
-    lists.save(manifest_list)
-    _log.info("manifest list %s created with %d images", manifest_list.names[0],
-              len(manifest_list.manifests))
-    return pb.ManifestCreateResponse(imageID=manifest_list.id)
+    record = create_list(state.store, request.manifestList, manifest_list)
+    _log.info("manifest list %s created with %d images as %s", request.manifestList,
+              len(manifest_list.manifests), record.id)
+    return pb.ManifestCreateResponse(imageID=record.id)
 
 
 def manifest_annotate(state: DaemonState, request: pb.ManifestAnnotateRequest) -> None:
-    lists = _lists(state)
-    manifest_list = lists.lookup(request.manifestList)
+    require_experimental(state.options.experimental, "manifest")
+    manifest_list = load_list(state.store, request.manifestList)
     entry, source = remote_entry(state.options, request.manifest)
     existing = next((m for m in manifest_list.manifests if m["digest"] == entry["digest"]), None)
     if existing is not None:
         entry["platform"] = existing.get("platform", entry["platform"])
     annotate(entry, request.arch, request.os, list(request.osFeatures), request.variant)
     manifest_list.put(entry, source)
-    lists.save(manifest_list)
+    record = save_list(state.store, request.manifestList, manifest_list)
+    _log.info("manifest list %s annotated: now %s", request.manifestList, record.id)
 
 
 def manifest_inspect(state: DaemonState,
                      request: pb.ManifestInspectRequest) -> pb.ManifestInspectResponse:
-    manifest_list = _lists(state).lookup(request.manifestList)
-    return pb.ManifestInspectResponse(data=json.dumps(manifest_list.document()).encode())
+    require_experimental(state.options.experimental, "manifest")
+    # The stored bytes themselves, as the original answers (the client indents them).
+    return pb.ManifestInspectResponse(data=state.store.manifest_list(request.manifestList).document)
 
 
 def manifest_push(state: DaemonState, request: pb.ManifestPushRequest, job: Job) -> None:
-    manifest_list = _lists(state).lookup(request.manifestList)
+    require_experimental(state.options.experimental, "manifest")
+    manifest_list = load_list(state.store, request.manifestList)
     if not request.dest:
         raise InvalidArgument("manifest push: no destination given")
     digest = push_list(state.options, manifest_list, request.dest, job.log)
