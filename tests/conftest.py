@@ -146,7 +146,9 @@ class Client:
 
     def __init__(self, daemon: Daemon, env: dict[str, str] | None = None) -> None:
         self.daemon = daemon
-        self.env = {**os.environ, **(env or {})}
+        # The client finds the daemon's public key (login, encrypted build args) in the
+        # daemon's configuration directory, as on a real machine where both use /etc/isula-build.
+        self.env = {**os.environ, "ISULABUILD_CONFIG_DIR": str(daemon.config_dir), **(env or {})}
 
     def __call__(self, *args: str, input: str | None = None, check: bool = True,
                  env: dict[str, str] | None = None, timeout: float = 300) -> Result:
