@@ -1,38 +1,49 @@
 """A whole build request: check → plan → stages → commit → outputs.
 
 Everything that can be refused without building (output specs, the tag, the context, the
-Dockerfile, .dockerignore) is refused first. Each needed stage then runs in dependency order
+Dockerfile, .dockerignore) is refused first. An image FROM or COPY --from names that the store
+lacks is pulled (through the daemon's registry settings) when the stage needs it. Each needed
+stage then runs in dependency order
 (plan.needed(); the plan's levels would let independent stages run in parallel later). Only
 the target stage is committed — through copy_image into the store, which prints the copy
 lines — and tagged; earlier stages leave nothing behind: their uppers and layer tars live in
-the build's work dir (`<data_root>/tmp/build-<id>`), removed at the end whatever happens, and
+the build's work dir (`<data_root>/tmp/build-<id>`), removed at the end whatever happens (moved
+out of the way at once, deleted on a thread; see _discard_work_dir), and
 blobs the store writer made for them are dropped when the writer closes.
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import os
 import re
 import shutil
 import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from isula_build.build.config import StageConfig
 from isula_build.build.executor import PROXY_VARIABLES, BuildContext, RootStack
-from isula_build.build.outputs import OutputSpec, export, parse_output
+from isula_build.build.outputs import REGISTRY_TRANSPORTS, OutputSpec, export, parse_output
 from isula_build.build.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
-from isula_build.errors import InvalidArgument, NotFound
+from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented
 from isula_build.image.reference import normalize_name
-from isula_build.store import Store
+from isula_build.registry.operations import pull_image
+from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
 from isula_build.transports.copy import copy_image
 from isula_build.transports.store import StoreDestination
+
+if TYPE_CHECKING:  # the daemon's state module imports the build handler, which imports this
+    from isula_build.daemon.state import DaemonState
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +53,12 @@ OCI_FORMAT = "oci"
 # Config fields the OCI image format has no place for (buildah drops them with a warning too).
 _DOCKER_ONLY = ("Healthcheck", "OnBuild", "Shell")
 _WORK_PREFIX = "build-"
+# ext4 (no journal) passes over inodes freed this recently (30 s, 35 while not yet written back).
+RECENTLY_DELETED_SECONDS = 35.0
+# linux/fs.h: the inode flags ioctls and "top of directory hierarchy" (chattr +T)
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_TOPDIR_FL = 0x00020000
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,9 @@ class BuildEnvironment:
     runtime: str = "runc"
     mountopt: str = "nodev"
     daemon_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # The daemon (registries.toml, auth.json, certs.d; its store is `store`): images missing
+    # from the store are pulled, and `-o docker://` / `oci://` push. None: neither.
+    daemon: DaemonState | None = None
 
     @property
     def tmp_dir(self) -> Path:
@@ -86,6 +106,8 @@ def run_build(request: BuildInput, env: BuildEnvironment, log: Callable[[str], N
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", request.build_id):
         raise InvalidArgument(f"invalid build ID {request.build_id!r}")
     output: OutputSpec | None = parse_output(request.output)
+    if output is not None and output.transport in REGISTRY_TRANSPORTS and env.daemon is None:
+        raise Unimplemented(f"output {output.transport}:// needs the daemon's registry settings")
     names = [normalize_name(request.tag)] if request.tag else []
     context_dir = _check_context(request.context_dir)
     ignore = _read_dockerignore(context_dir)
@@ -95,17 +117,17 @@ def run_build(request: BuildInput, env: BuildEnvironment, log: Callable[[str], N
 
     work = work_dir_of(env, request.build_id)
     env.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    work.mkdir(mode=0o700)
+    _make_work_dir(work)
     ctx = BuildContext(
         runtime=env.runtime, state_root=env.run_root / "runc",
         mountopt=env.mountopt, work_dir=work, context_dir=context_dir, ignore=ignore,
         proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
                    if request.proxy and k in env.daemon_env},
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
-        escape=plan.escape)
+        escape=plan.escape, preset_args=frozenset(request.build_args) | frozenset(plan.meta_args))
     try:
         with StoreDestination(env.store, names) as destination:
-            final = _run_stages(ctx, plan, env.store, destination, dict(request.build_args))
+            final = _run_stages(ctx, plan, env, destination, dict(request.build_args))
             ctx.check()
             config = _final_config(final.config, request.image_format, log)
             created = request.build_time or datetime.now(timezone.utc)
@@ -114,10 +136,85 @@ def run_build(request: BuildInput, env: BuildEnvironment, log: Callable[[str], N
                 image_id = copy_image(source, destination, log)
         _log.info("build %s: image %s", request.build_id, image_id)
         if output is not None:
-            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log)
+            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.daemon)
         return image_id
     finally:
+        _discard_work_dir(work, env.store)
+
+
+def _make_work_dir(work: Path) -> None:
+    """Creates the build's work dir (0700) as the top of a directory hierarchy (FS_TOPDIR_FL).
+
+    ext4 then puts it in a block group of its own choosing (the Orlov allocator) rather than
+    next to its parent, and the build's files go with it. Next to the parent lie the inodes
+    that earlier builds' work dirs just freed, and ext4 without a journal passes over inodes
+    deleted in the last half minute one by one: creating the 2,000 files of a COPY there took
+    ~0.8 ms each instead of ~25 µs. Filesystems without the flag just get a plain directory.
+    """
+    work.mkdir(mode=0o700)
+    try:
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        flags = array.array("l", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags)
+        flags[0] |= _FS_TOPDIR_FL
+        fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags)
+    except OSError:
+        pass  # not ext2/3/4 (tmpfs, overlay…): placement is only an optimization
+    finally:
+        os.close(fd)
+
+
+def _discard_work_dir(work: Path, store: Store) -> None:
+    """Removes the build's work dir without making the client wait for thousands of unlinks.
+
+    The tree leaves `<data_root>/tmp` at once, renamed into the store's tmp/ (emptied at every
+    start-up, so a crash midway leaves nothing for good), and is deleted on a thread of its
+    own (_remove_in_two_passes). A work dir with a mount still inside (an unmount failed) is
+    removed here and now, as before: sweep_stale_builds only looks for mounts under
+    `<data_root>/tmp`.
+    """
+    prefix = str(work) + "/"
+    with open("/proc/self/mountinfo") as f:
+        # Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+        mounted = any(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                             line.split()[4]).startswith(prefix) for line in f)
+    if mounted:
         shutil.rmtree(work, ignore_errors=True)
+        return
+    doomed = store.layout.tmp / f"delete-{work.name}-{uuid.uuid4().hex}"
+    try:
+        os.rename(work, doomed)
+    except FileNotFoundError:
+        return
+    except OSError:  # the store's tmp/ on another filesystem, say
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    threading.Thread(target=_remove_in_two_passes, args=(doomed,), name=f"remove-{work.name}",
+                     daemon=True).start()
+
+
+def _remove_in_two_passes(tree: Path) -> None:
+    """Removes everything but the directories at once (the space is back), the directories
+    RECENTLY_DELETED_SECONDS later.
+
+    ext4 without a journal will not reuse an inode freed in the last half minute and passes
+    over each such inode, one by one, for every new inode it allocates in that block group:
+    right after a removed build tree, creating the next build's 2,000 files there cost ~0.8 ms
+    each instead of ~25 µs. Work dirs are placed as top-level directories (_make_work_dir), in
+    the block group with the fewest directories; while the removed tree's directories remain,
+    that is another group, and by the time they go their files' inodes are free to reuse.
+    """
+    for dirpath, _, filenames in os.walk(tree):
+        for name in filenames:
+            try:
+                os.unlink(os.path.join(dirpath, name))
+            except OSError:
+                pass  # shutil.rmtree below gets another try
+    time.sleep(RECENTLY_DELETED_SECONDS)
+    shutil.rmtree(tree, ignore_errors=True)
 
 
 def _check_context(path: Path) -> Path:
@@ -151,17 +248,42 @@ def _step_numbers(plan: BuildPlan) -> list[int]:
     return numbers
 
 
-def _run_stages(ctx: BuildContext, plan: BuildPlan, store: Store,
+def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
+                     log: Callable[[str], None]) -> ImageRecord:
+    """The stored image `ref`, pulled first when the store lacks it and a daemon is there."""
+    try:
+        return env.store.lookup(ref)
+    except NotFound:
+        if env.daemon is None:
+            raise NotFound(f'{what} "{ref}" not found in the local store (pull it first, or '
+                           f"load or import it)") from None
+    try:
+        # The copy lines go to the build log; a short name is stored under its full name,
+        # so the returned record (not a second lookup of `ref`) is the image.
+        return pull_image(env.daemon, ref, log)
+    except Cancelled:
+        raise
+    except IsulaBuildError as exc:
+        raise _reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
+                             f"failed: {exc}") from None
+
+
+def _reworded(exc: IsulaBuildError, message: str) -> IsulaBuildError:
+    """An error of the same kind (gRPC code) with a new message."""
+    try:
+        return type(exc)(message)
+    except TypeError:  # an error class with a constructor of its own
+        return InvalidArgument(message)
+
+
+def _run_stages(ctx: BuildContext, plan: BuildPlan, env: BuildEnvironment,
                 destination: StoreDestination, build_args: dict[str, str]) -> StageResult:
     results: dict[int, StageResult] = {}
     numbers = _step_numbers(plan)
+    store = env.store
 
     def image_base(ref: str, what: str) -> StageBase:
-        try:
-            record = store.lookup(ref)
-        except NotFound:
-            raise NotFound(f'{what} "{ref}" not found in the local store (pull it first, or '
-                           f"load or import it)") from None
+        record = _local_or_pulled(env, ref, what, ctx.log)
         for layer in record.layers:
             # Pins the layer: a concurrent rm cannot take the lower dirs away mid-build.
             destination.has_layer(LayerInfo(layer.diff_id, layer.size))
@@ -194,8 +316,10 @@ def _run_stages(ctx: BuildContext, plan: BuildPlan, store: Store,
         else:
             try:
                 base = image_base(stage.base_image, "base image")
-            except NotFound as exc:
-                raise NotFound(f"Dockerfile line {stage.from_.line}: {exc}") from None
+            except Cancelled:
+                raise
+            except IsulaBuildError as exc:
+                raise _reworded(exc, f"Dockerfile line {stage.from_.line}: {exc}") from None
         results[index] = run_stage(ctx, stage, base, numbers[index] + 1, resolve_from,
                                    build_args)
     return results[plan.target]

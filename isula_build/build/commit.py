@@ -18,15 +18,20 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from isula_build.errors import InternalError
+from isula_build.errors import InternalError, InvalidArgument
+from isula_build.image.tarsafety import TarStreamChecker
+from isula_build.store.writer import vouch_layer_file
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+# Large chunks keep the per-chunk Python overhead negligible next to hashing and writing.
+_CHUNK = 1 << 20
 # overlayfs bookkeeping and host security labels describe the host, not the image.
 _SKIPPED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "security.selinux")
 
@@ -37,19 +42,129 @@ class LayerStats:
     size: int           # bytes written
 
 
-class _HashingWriter:
-    """A write-only file object that hashes and counts what passes through it."""
+class _LayerOutput:
+    """The tar stream on its way to `out`: hashed, counted and run through the store's own
+    TarStreamChecker in the same pass, in large chunks. Small entries are gathered into one
+    buffer, so a layer of many small files costs a few large writes, not thousands.
+
+    A tar the checker refuses is still written (an earlier stage's layer never reaches the
+    store, and the store refuses it with the same message when it does): it is only not
+    vouched for."""
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
+        self._pending = bytearray()
         self.digest = hashlib.sha256()
+        self.checker: TarStreamChecker | None = TarStreamChecker(allow_devices=True)
         self.size = 0
+        self.has_devices = False
 
-    def write(self, data: bytes) -> int:
+    def add(self, data: bytes | bytearray | memoryview) -> None:
+        self._pending += data
+        if len(self._pending) >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = bytearray()
+
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
+        self._account(data)
         self._out.write(data)
-        self.digest.update(data)
+
+    def _account(self, data: bytes | bytearray | memoryview) -> None:
+        """Checks, hashes and counts bytes on their way out."""
+        if self.checker is not None:
+            try:
+                self.checker.feed(data)
+            except InvalidArgument:
+                self.checker = None
+        self.digest.update(data)  # releases the GIL for large chunks
         self.size += len(data)
-        return len(data)
+
+    def add_entry(self, info: tarfile.TarInfo) -> None:
+        """A header-only entry (or one whose data follows through add_file_data)."""
+        self.add(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+
+    def add_file_data(self, name: str, fd: int, size: int) -> None:
+        """Exactly `size` bytes of fd, then the padding to a whole block (as tarfile.addfile)."""
+        if size < _CHUNK:
+            data = _read_exact(name, fd, size)
+            self.add(data)
+        else:
+            self.flush()
+            self._add_large(name, fd, size)
+        remainder = size % tarfile.BLOCKSIZE
+        if remainder:
+            self.add(bytes(tarfile.BLOCKSIZE - remainder))
+
+    def _add_large(self, name: str, fd: int, size: int) -> None:
+        """A large file in 1 MiB chunks, each written on a second thread while the next one is
+        read and hashed (both release the GIL), with two buffers taking turns."""
+        buffers = (bytearray(_CHUNK), bytearray(_CHUNK))
+        writing: Future[object] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="layer-writer") as pool:
+            left, turn = size, 0
+            while left:
+                # The buffer of this turn was written two turns ago: that write has been waited for.
+                view = memoryview(buffers[turn])[:min(left, _CHUNK)]
+                _readinto_exact(name, fd, view)
+                self._account(view)
+                if writing is not None:
+                    writing.result()
+                writing = pool.submit(self._out.write, view)
+                left -= len(view)
+                turn = 1 - turn
+            if writing is not None:
+                writing.result()
+
+    def finish(self) -> None:
+        """The end-of-archive blocks and the padding to a whole record, as tarfile.close()."""
+        end = 2 * tarfile.BLOCKSIZE
+        self.add(bytes(end + -(self.size + len(self._pending) + end) % tarfile.RECORDSIZE))
+        self.flush()
+        if self.checker is not None:
+            try:
+                self.checker.finish()
+            except InvalidArgument:
+                self.checker = None
+
+    @property
+    def safe(self) -> bool:
+        """Whether the store's tar checker accepted every entry."""
+        return self.checker is not None
+
+
+def _open_nofollow(path: Path) -> int:
+    """Opens a file of the upper dir for reading without updating its access time (an atime
+    not newer than the mtime, as the copier leaves it, would cost an inode write per file)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOATIME)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # O_NOATIME needs owner or CAP_FOWNER
+
+
+def _read_exact(name: str, fd: int, size: int) -> bytes:
+    data = os.read(fd, size) if size else b""
+    if len(data) < size:  # a short first read: read the rest in a loop
+        rest = bytearray(data)
+        while len(rest) < size:
+            chunk = os.read(fd, size - len(rest))
+            if not chunk:
+                raise InternalError(f"cannot commit {name}: the file shrank while it was read")
+            rest += chunk
+        data = bytes(rest)
+    return data
+
+
+def _readinto_exact(name: str, fd: int, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        n = os.readv(fd, [view[got:]])
+        if not n:
+            raise InternalError(f"cannot commit {name}: the file shrank while it was read")
+        got += n
 
 
 def _walk(top: Path, rel: str = "") -> Iterator[tuple[str, Path, os.stat_result]]:
@@ -107,58 +222,82 @@ def _base_info(name: str, st: os.stat_result, mtime: int | None) -> tarfile.TarI
 
 
 def write_layer(upper: Path, out: BinaryIO, *, mtime: int | None = None) -> LayerStats:
-    """Writes the layer tar of the overlay upper directory `upper` to `out`."""
-    writer = _HashingWriter(out)
+    """Writes the layer tar of the overlay upper directory `upper` to `out`.
+
+    The bytes are those tarfile writes in PAX format ("w|" mode). When `out` is a regular file
+    the tar starts at offset 0 of, the file is vouched for to the store (vouch_layer_file), so
+    putting it into the store links it in place instead of reading and hashing it again.
+    """
+    layer = _LayerOutput(out)
     links: dict[tuple[int, int], str] = {}
-    # tarfile only ever calls write() on the stream it is given in "w|" mode.
-    stream: BinaryIO = writer  # type: ignore[assignment]
-    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for name, path, st in _walk(upper):
-            info = _base_info(name, st, mtime)
-            mode = st.st_mode
-            if stat.S_ISCHR(mode) and st.st_rdev == 0:
-                head, _, base = name.rpartition("/")
-                info.name = f"{head}/{WHITEOUT_PREFIX}{base}" if head else WHITEOUT_PREFIX + base
-                info.type = tarfile.REGTYPE
-                info.mode = 0o600
-                tar.addfile(info)
+    for name, path, st in _walk(upper):
+        info = _base_info(name, st, mtime)
+        mode = st.st_mode
+        if stat.S_ISCHR(mode) and st.st_rdev == 0:
+            head, _, base = name.rpartition("/")
+            info.name = f"{head}/{WHITEOUT_PREFIX}{base}" if head else WHITEOUT_PREFIX + base
+            info.type = tarfile.REGTYPE
+            info.mode = 0o600
+            layer.add_entry(info)
+            continue
+        if stat.S_ISSOCK(mode):
+            continue  # sockets live only while their server runs; docker drops them too
+        if not stat.S_ISDIR(mode) and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            if key in links:
+                info.type = tarfile.LNKTYPE
+                info.linkname = links[key]
+                layer.add_entry(info)
                 continue
-            if stat.S_ISSOCK(mode):
-                continue  # sockets live only while their server runs; docker drops them too
-            if not stat.S_ISDIR(mode) and st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                if key in links:
-                    info.type = tarfile.LNKTYPE
-                    info.linkname = links[key]
-                    tar.addfile(info)
-                    continue
-                links[key] = name
-            xattrs = _read_xattrs(path)
-            _check_overlay_features(name, xattrs)
-            info.pax_headers = _pax_xattrs(xattrs)
-            if stat.S_ISDIR(mode):
-                info.type = tarfile.DIRTYPE
-                info.name = name + "/"
-                tar.addfile(info)
-                if any(xattrs.get(k) == b"y" for k in _OPAQUE_XATTRS):
-                    marker = _base_info(f"{name}/{OPAQUE_MARKER}", st, mtime)
-                    marker.type = tarfile.REGTYPE
-                    tar.addfile(marker)
-            elif stat.S_ISREG(mode):
-                info.type = tarfile.REGTYPE
-                info.size = st.st_size
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
-            elif stat.S_ISLNK(mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(path)
-                tar.addfile(info)
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-                info.devmajor = os.major(st.st_rdev)
-                info.devminor = os.minor(st.st_rdev)
-                tar.addfile(info)
-            elif stat.S_ISFIFO(mode):
-                info.type = tarfile.FIFOTYPE
-                tar.addfile(info)
-    return LayerStats(diff_id="sha256:" + writer.digest.hexdigest(), size=writer.size)
+            links[key] = name
+        xattrs = _read_xattrs(path)
+        _check_overlay_features(name, xattrs)
+        info.pax_headers = _pax_xattrs(xattrs)
+        if stat.S_ISDIR(mode):
+            info.type = tarfile.DIRTYPE
+            info.name = name + "/"
+            layer.add_entry(info)
+            if any(xattrs.get(k) == b"y" for k in _OPAQUE_XATTRS):
+                marker = _base_info(f"{name}/{OPAQUE_MARKER}", st, mtime)
+                marker.type = tarfile.REGTYPE
+                layer.add_entry(marker)
+        elif stat.S_ISREG(mode):
+            info.type = tarfile.REGTYPE
+            info.size = st.st_size
+            fd = _open_nofollow(path)
+            try:
+                layer.add_entry(info)
+                layer.add_file_data(name, fd, info.size)
+            finally:
+                os.close(fd)
+        elif stat.S_ISLNK(mode):
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.readlink(path)
+            layer.add_entry(info)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+            info.devmajor = os.major(st.st_rdev)
+            info.devminor = os.minor(st.st_rdev)
+            layer.add_entry(info)
+            layer.has_devices = True
+        elif stat.S_ISFIFO(mode):
+            info.type = tarfile.FIFOTYPE
+            layer.add_entry(info)
+    layer.finish()
+    stats = LayerStats(diff_id="sha256:" + layer.digest.hexdigest(), size=layer.size)
+    if layer.safe:
+        _vouch_if_file(out, stats, layer.has_devices)
+    return stats
+
+
+def _vouch_if_file(out: BinaryIO, stats: LayerStats, has_devices: bool) -> None:
+    """Tells the store that the file behind `out` holds exactly this checked layer tar."""
+    try:
+        fd = out.fileno()
+        out.flush()
+        at = out.tell()
+    except (AttributeError, OSError, ValueError):
+        return  # a pipe or an in-memory stream: nothing to vouch for
+    if at != stats.size:
+        return  # the tar does not start at offset 0 of the file
+    vouch_layer_file(fd, stats.diff_id, stats.size, has_devices=has_devices)

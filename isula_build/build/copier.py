@@ -11,7 +11,9 @@ BuildKit's sources where they differ; docs/architecture.md lists which):
 - modes and mtimes are kept, owners become 0:0 for the context (kept for `--from`) unless
   `--chown`; directories the copy has to create get mode 0755 and the `--chown` owner (or root);
 - every destination path is resolved inside the root, so a symlink in the image pointing at `/etc`
-  leads to the image's /etc, never the host's;
+  leads to the image's /etc, never the host's; a file named as the destination is written
+  through an existing symlink there (BuildKit), while entries of a directory copy replace links,
+  and existing directories inside it take the source directory's mode, owner and times;
 - ADD extracts local tar archives (plain, gzip, bzip2, xz: detected by content) into the
   destination, confining every entry to it and keeping the archive's owners and modes, and
   downloads http(s) URLs (build/fetch.py).
@@ -41,6 +43,8 @@ from isula_build.build import fetch
 from isula_build.build.rootpath import make_dirs_in_root, resolve_in_root
 from isula_build.build.users import MAX_ID, read_root_file
 from isula_build.errors import InvalidArgument, NotFound
+from isula_build.store.fsutil import write_all
+from isula_build.store.pipe import BackgroundWriter
 
 Ignored = Callable[[str], bool]
 
@@ -309,15 +313,17 @@ class _Copier:
             mode, uid, gid = self.metadata(st)
             if existing is None:
                 os.mkdir(target, 0o700)
-                os.chown(target, uid, gid)
-                os.chmod(target, mode)
+            # An existing directory inside the destination takes the source directory's
+            # mode, owner and times, as BuildKit (and the classic builder) do; only the
+            # destination directory itself keeps its own (copy_into_root never passes it here).
+            os.chown(target, uid, gid)
+            os.chmod(target, mode)
             self.copy_children(src, target, dest, rel)
             if existing is None and not keep_if_empty and not os.listdir(target):
                 os.rmdir(target)    # an ignored directory nothing was brought back from
                 return
             self.record("dir", dest, mode, uid, gid, "")
-            if existing is None:
-                os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
             return
         if _lstat(target) is not None:
             if os.path.isdir(target) and not os.path.islink(target):
@@ -330,10 +336,12 @@ class _Copier:
             self.record("link", dest, mode, uid, gid, str(self.links[key].relative_to(self.root)))
             return
         if stat.S_ISREG(st.st_mode):
-            with open(src, "rb") as fin:
-                content = _write_file(fin, target)
+            content = _copy_regular(src, target, st, mode, uid, gid)
             self.record("file", dest, mode, uid, gid, content)
-        elif stat.S_ISLNK(st.st_mode):
+            if st.st_nlink > 1:
+                self.links[key] = target
+            return
+        if stat.S_ISLNK(st.st_mode):
             link = os.readlink(src)
             os.symlink(link, target)
             self.record("symlink", dest, 0o777, uid, gid, link)
@@ -436,9 +444,69 @@ def _write_file(fin: BinaryIO, target: Path) -> str:
     return digest.hexdigest()
 
 
-def _set_xattr(path: Path, name: str, value: bytes) -> None:
+def _open_source(path: Path) -> int:
+    """Opens a file to copy without touching its access time (reading a file whose atime is not
+    newer than its mtime would otherwise cost an inode write per file)."""
     try:
-        os.setxattr(path, name, value, follow_symlinks=False)
+        return os.open(path, os.O_RDONLY | os.O_NOATIME)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY)  # O_NOATIME needs the file's owner or CAP_FOWNER
+
+
+def _copy_regular(src: Path, target: Path, st: os.stat_result, mode: int, uid: int,
+                  gid: int) -> str:
+    """Copies the regular file `src` (lstat `st`) to a new file at `target` with its final mode,
+    owner, xattrs and times; returns the sha256 hex of the content.
+
+    Everything goes through the two open descriptors: no path is resolved again, and the new
+    file gets only the metadata updates it needs (each one is an inode change).
+    """
+    fin = _open_source(src)
+    try:
+        digest = hashlib.sha256()
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777)
+        try:
+            if st.st_size < _CHUNK:
+                while chunk := os.read(fin, _CHUNK):
+                    digest.update(chunk)
+                    write_all(out, memoryview(chunk))
+            else:
+                _copy_large(fin, out, digest)
+            made = os.fstat(out)
+            if (made.st_uid, made.st_gid) != (uid, gid):
+                os.fchown(out, uid, gid)
+                made = os.fstat(out)  # a change of owner clears set-id bits
+            if stat.S_IMODE(made.st_mode) != mode:
+                os.fchmod(out, mode)
+            _copy_xattrs(fin, out)
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(out)
+    finally:
+        os.close(fin)
+    return digest.hexdigest()
+
+
+def _copy_large(fin: int, out: int, digest: "hashlib._Hash") -> None:
+    """Copies fin to out in 1 MiB chunks, each written on a second thread while the next one is
+    read and hashed (both release the GIL)."""
+    with BackgroundWriter(out) as writer:
+        while True:
+            buffer = writer.free_buffer()
+            n = os.readv(fin, [buffer])
+            if not n:
+                writer.give_back(buffer)
+                return
+            digest.update(memoryview(buffer)[:n])
+            writer.write(buffer, n)
+
+
+def _set_xattr(path: Path | int, name: str, value: bytes) -> None:
+    try:
+        if isinstance(path, int):
+            os.setxattr(path, name, value)
+        else:
+            os.setxattr(path, name, value, follow_symlinks=False)
     except OSError as exc:
         # Filesystems without xattr support (or a name space we may not write) lose the
         # attribute rather than failing the build, as docker's BestEffortXattrs does.
@@ -446,16 +514,18 @@ def _set_xattr(path: Path, name: str, value: bytes) -> None:
             raise
 
 
-def _copy_xattrs(src: Path, target: Path) -> None:
+def _copy_xattrs(src: Path | int, target: Path | int) -> None:
+    """Copies xattrs between paths (links not followed) or open descriptors."""
+    nofollow = {} if isinstance(src, int) else {"follow_symlinks": False}
     try:
-        names = os.listxattr(src, follow_symlinks=False)
+        names = os.listxattr(src, **nofollow)
     except OSError:
         return
     for name in names:
         if name.startswith(("trusted.overlay.", "security.selinux")):
             continue  # overlay's own bookkeeping and host labels are not the file's content
         try:
-            value = os.getxattr(src, name, follow_symlinks=False)
+            value = os.getxattr(src, name, **nofollow)
         except OSError:
             continue
         _set_xattr(target, name, value)
@@ -543,11 +613,14 @@ def copy_into_root(
                               f"the destination must be a directory and end with a /")
 
     def file_target(name: str) -> tuple[Path, str]:
+        # The destination is resolved whole, its last component too (BuildKit's RootPath):
+        # a file copied onto a symlink is written through it to the link's target (inside
+        # the root), and the link stays. Entries of a directory copy replace links instead.
         existing = resolve_in_root(root, dest_path)
         if dest_is_dir or os.path.isdir(existing):
             path = posixpath.join(dest_path, name)
         else:
-            path = dest_path
+            path = posixpath.join("/", existing.relative_to(root).as_posix())
         return copier.target(path), path
 
     for url in urls:

@@ -34,7 +34,9 @@ from isula_build.build.users import resolve_user
 from isula_build.dockerfile import DockerignoreMatcher
 from isula_build.dockerfile.instructions import (
     AddInstruction,
+    ArgInstruction,
     CopyInstruction,
+    EnvInstruction,
     Instruction,
     RunInstruction,
     WorkdirInstruction,
@@ -68,6 +70,8 @@ class BuildContext:
     log: Callable[[str], None]
     cancel: threading.Event
     escape: str = "\\"
+    # Names a bare `ARG NAME` gets a value for: the build args and the global ARGs.
+    preset_args: frozenset[str] = frozenset()
     _serial: int = field(default=0, repr=False)
 
     def new_dir(self, prefix: str) -> Path:
@@ -127,6 +131,9 @@ class StepExecutor:
         self.rootfs = rootfs
         self.config = config
         self._resolve_from = resolve_from  # COPY --from value → root stack (stage or image)
+        # Names an ARG of this stage gave a value → whether that ARG, not an ENV, wrote the
+        # name last (BuildKit keeps one environment in which the last writer wins).
+        self._arg_last: dict[str, bool] = {}
 
     def execute(self, ins: Instruction, args: Mapping[str, str], parent_key: str) -> tuple[str, bool]:
         """Runs one instruction; returns (its key, whether it may have changed the filesystem)."""
@@ -159,6 +166,7 @@ class StepExecutor:
             if not self.config.apply(ins):
                 raise InvalidArgument(f"Dockerfile line {ins.line}: {type(ins).__name__} "
                                       "cannot be executed here")
+            self._track_writers(ins, args)
             changes_files = False
         key = step_key(parent_key, ins, args, content)
         _log.debug("step key %s: line %d %r", key, ins.line, ins)
@@ -169,10 +177,36 @@ class StepExecutor:
 
     # --- RUN -------------------------------------------------------------------------------
 
-    def run_env(self, args: Mapping[str, str]) -> list[str]:
-        """Image ENV, then ARG values ENV does not set, then the daemon's proxy variables
-        unless an ARG or ENV sets them."""
+    def _track_writers(self, ins: Instruction, args: Mapping[str, str]) -> None:
+        """Notes whether an ARG or an ENV wrote each ARG-declared name last.
+
+        The plan's Step.args holds the ARG values in scope but not which of ENV and ARG came
+        last; an `ARG NAME` writes only when it gets a value (a default, a build arg or a
+        global ARG), as the plan itself decides."""
+        if isinstance(ins, ArgInstruction):
+            for name, default in ins.args:
+                if name in args and (default is not None or name in self.ctx.preset_args):
+                    self._arg_last[name] = True
+        elif isinstance(ins, EnvInstruction):
+            for name, _ in ins.env:
+                if name in self._arg_last:
+                    self._arg_last[name] = False
+
+    def build_env(self, args: Mapping[str, str]) -> dict[str, str]:
+        """BuildKit's environment of the build state: the config's ENV with the values of the
+        ARGs declared in this stage over it where the ARG was written last (`ENV Y=b` then
+        `ARG Y=c` gives c). What heredocs expand with; proxy build args no ARG declared are
+        not in it (BuildKit hands those to RUN only)."""
         env = self.config.env
+        for name, arg_last in self._arg_last.items():
+            if name in args and (arg_last or name not in env):
+                env[name] = args[name]
+        return env
+
+    def run_env(self, args: Mapping[str, str]) -> list[str]:
+        """The build state's environment, then the proxy build args no ARG declared, then
+        the daemon's proxy variables unless an ARG, ENV or build arg sets them."""
+        env = self.build_env(args)
         for key, value in args.items():
             env.setdefault(key, value)
         for key, value in self.ctx.proxy_env.items():
@@ -259,7 +293,7 @@ class StepExecutor:
                        args: Mapping[str, str], common: dict[str, Any]) -> str:
         folder = Path(tempfile.mkdtemp(prefix="heredoc-", dir=self.ctx.work_dir))
         try:
-            env = {**args, **self.config.env}  # ENV wins over ARG, as in every expansion
+            env = self.build_env(args)
             for doc in documents:
                 text = expand_heredoc(doc.content, env, self.ctx.escape) if doc.expand else doc.content
                 path = folder / doc.name

@@ -3,7 +3,9 @@ built image through copy_image to the transport it names.
 
     docker-archive:PATH[:NAME[:TAG]]   oci-archive:PATH[:NAME[:TAG]]
     docker-daemon:NAME:TAG             isulad:NAME:TAG
-    docker://REGISTRY/REPO:TAG         oci://REGISTRY/REPO:TAG   (registry issue: refused)
+    docker://REGISTRY/REPO:TAG         oci://REGISTRY/REPO:TAG   (pushed, docker or OCI format)
+
+Pushing needs the daemon (its registries.toml, auth.json and certs.d): `export` gets its state.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from isula_build.errors import AlreadyExists, InvalidArgument, NotFound, Unimplemented
 from isula_build.image.reference import normalize_name
+from isula_build.registry.names import parse_remote
+from isula_build.registry.operations import push_image
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.copy import copy_image
 from isula_build.transports.docker_archive import DockerArchiveWriter
@@ -23,11 +27,15 @@ from isula_build.transports.isulad import IsuladWriter
 from isula_build.transports.oci_archive import OciArchiveWriter
 from isula_build.transports.store import StoreSource
 
+if TYPE_CHECKING:  # the daemon's state module imports the build handler, which imports this
+    from isula_build.daemon.state import DaemonState
+
 DOCKER_ARCHIVE = "docker-archive"
 OCI_ARCHIVE = "oci-archive"
 DOCKER_DAEMON = "docker-daemon"
 ISULAD = "isulad"
-_REGISTRY_TRANSPORTS = ("docker", "oci")
+# The registry transports; each pushes in the image format of the same name.
+REGISTRY_TRANSPORTS = ("docker", "oci")
 MAX_SPEC_LENGTH = 512
 
 
@@ -35,12 +43,13 @@ MAX_SPEC_LENGTH = 512
 class OutputSpec:
     transport: str
     path: Path | None  # archives only
-    name: str | None   # normalized "repo:tag"; None: an archive without a name
+    name: str | None   # normalized "repo:tag" ("registry/repo:tag" to push); None: an
+                       # archive without a name
 
 
 def parse_output(spec: str) -> OutputSpec | None:
-    """The parsed spec, None for ""; InvalidArgument for a malformed one, Unimplemented for
-    registry transports. Archive paths must be absolute, new, in an existing directory."""
+    """The parsed spec, None for ""; InvalidArgument for a malformed one. Archive paths must
+    be absolute, new, in an existing directory; registry names must start with the registry."""
     if not spec:
         return None
     if len(spec) > MAX_SPEC_LENGTH:
@@ -57,10 +66,15 @@ def parse_output(spec: str) -> OutputSpec | None:
         if ":" not in rest.rpartition("/")[2]:
             raise InvalidArgument(f"invalid output {spec!r}: use {transport}:NAME:TAG")
         return OutputSpec(transport, None, _name(spec, rest))
-    if transport in _REGISTRY_TRANSPORTS:
+    if transport in REGISTRY_TRANSPORTS:
         if not rest.startswith("//") or len(rest) == 2:
             raise InvalidArgument(f"invalid output {spec!r}: use {transport}://REGISTRY/REPO:TAG")
-        raise Unimplemented(f"output {transport}:// is not implemented yet (registry issue)")
+        name = _name(spec, rest[2:])
+        try:
+            parse_remote(name)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"invalid output {spec!r}: {exc}") from None
+        return OutputSpec(transport, None, name)
     raise InvalidArgument(f"invalid output {spec!r}: unknown transport {transport!r} (use "
                           "docker-archive, oci-archive, docker-daemon, isulad, docker or oci)")
 
@@ -87,8 +101,15 @@ def _archive_path(spec: str, text: str) -> Path:
 
 
 def export(spec: OutputSpec, store: Store, image: ImageRecord, tmp_dir: Path,
-           log: Callable[[str], None]) -> None:
-    """Copies the built image to the output (the copy lines go to `log`)."""
+           log: Callable[[str], None], daemon: DaemonState | None = None) -> None:
+    """Copies the built image to the output (the copy lines go to `log`). Registry outputs
+    need the daemon's state (`daemon`, whose store holds `image`)."""
+    if spec.transport in REGISTRY_TRANSPORTS:
+        if daemon is None:
+            raise Unimplemented(f"output {spec.transport}:// needs the daemon's registry settings")
+        assert spec.name is not None
+        push_image(daemon, image.id, spec.name, spec.transport, log)
+        return
     names = [spec.name] if spec.name else []
     if spec.transport == DOCKER_ARCHIVE:
         assert spec.path is not None

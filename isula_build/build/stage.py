@@ -83,7 +83,7 @@ def run_stage(ctx: BuildContext, stage: Stage, base: StageBase, first_step: int,
             ins = parse_trigger(text, escape=ctx.escape)
             expand = getattr(ins, "expand", None)
             if expand is not None:
-                env = {**proxy_args, **config.env}
+                env = executor.build_env(proxy_args)
                 ins = expand(lambda word: expand_word(word, env, ctx.escape))
             key, changed = executor.execute(ins, proxy_args, key)
             if changed:

@@ -9,6 +9,11 @@ Every blob goes to tmp/, is fsynced and renamed into blobs/ only when complete a
 commit() is one database transaction, the last step. Blobs the writer has put (or relies on,
 through has_layer) are pinned against gc while it is open. Leaving the with-block without a
 commit removes what the writer made that nothing else needs.
+
+Layers the daemon wrote itself (a build's commit, build/commit.py) are hashed and tar-checked
+while they are written; the writer can vouch for such a file (vouch_layer_file), and put_layer
+then links that very file into the store instead of reading, hashing and copying it again.
+Anything not vouched for — every stream from outside — takes the full path.
 """
 
 from __future__ import annotations
@@ -16,8 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
+import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -34,6 +44,70 @@ from isula_build.store.records import ImageRecord, LayerRecord
 
 if TYPE_CHECKING:
     from isula_build.store.store import Store
+
+
+@dataclass(frozen=True)
+class _Vouched:
+    """A layer tar file as its writer left it. Any later change to the file (a write, truncate,
+    chmod, link, rename) moves its ctime, so a file that still matches is the one vouched for."""
+
+    diff_id: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    has_devices: bool
+
+
+# Keyed by (st_dev, st_ino); bounded, since a build's earlier stages vouch for layers that are
+# never put (their work dir goes, and a stale entry no longer matches a reused inode's ctime).
+_vouched: OrderedDict[tuple[int, int], _Vouched] = OrderedDict()
+_vouched_lock = threading.Lock()
+_MAX_VOUCHED = 256
+
+
+def vouch_layer_file(fd: int, diff_id: str, size: int, *, has_devices: bool) -> None:
+    """Records that the regular file open as fd holds exactly `size` bytes of a layer tar whose
+    sha256 is diff_id and that passed TarStreamChecker(allow_devices=True); has_devices: it
+    holds device nodes. For this daemon's own writers only (build/commit.py), which hashed and
+    checked the bytes as they wrote them; call after the last write (flushed)."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size or not is_digest(diff_id):
+        return
+    with _vouched_lock:
+        _vouched[(st.st_dev, st.st_ino)] = _Vouched(diff_id, size, st.st_mtime_ns,
+                                                    st.st_ctime_ns, has_devices)
+        while len(_vouched) > _MAX_VOUCHED:
+            _vouched.popitem(last=False)
+
+
+def _claim_vouched(stream: BinaryIO) -> tuple[int, _Vouched] | None:
+    """(fd, record) when stream is a file vouched for, unchanged, read from its start."""
+    try:
+        fd = stream.fileno()
+        at = stream.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+    if at != 0:
+        return None
+    st = os.fstat(fd)
+    with _vouched_lock:
+        record = _vouched.pop((st.st_dev, st.st_ino), None)
+    if record is None or not stat.S_ISREG(st.st_mode) or \
+            (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != \
+            (record.size, record.mtime_ns, record.ctime_ns):
+        return None
+    return fd, record
+
+
+def _link_open_file(fd: int, path: Path) -> None:
+    """Hard-links the file open as fd at path: the open file itself, not a path that could
+    have been swapped meanwhile. (linkat with AT_SYMLINK_FOLLOW on its /proc/self/fd entry;
+    os.link only uses linkat when given a dir fd, plain link() would link the magic link.)"""
+    proc_fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(str(fd), path, src_dir_fd=proc_fds, follow_symlinks=True)
+    finally:
+        os.close(proc_fds)
 
 
 def _read_into(stream: BinaryIO, buffer: bytearray) -> memoryview:
@@ -109,6 +183,12 @@ class ImageWriter:
         self._check_open()
         if expected_diff_id is not None and not is_digest(expected_diff_id):
             raise InvalidArgument(f'invalid layer digest "{expected_diff_id}"')
+        claimed = _claim_vouched(stream)
+        if claimed is not None and (allow_devices or not claimed[1].has_devices):
+            adopted = self._adopt(*claimed, expected_diff_id, limit)
+            if adopted is not None:
+                self._layers[adopted.diff_id] = adopted
+                return adopted
         tmp = self._store.layout.tmp
         fd, tmp_name = tempfile.mkstemp(prefix="layer-", dir=tmp)
         try:
@@ -128,6 +208,29 @@ class ImageWriter:
         record = LayerRecord(diff_id, size)
         self._layers[diff_id] = record
         return record
+
+    def _adopt(self, fd: int, vouched: _Vouched, expected_diff_id: str | None,
+               limit: int | None) -> LayerRecord | None:
+        """Installs a vouched-for file by hard link: its bytes were hashed and checked as they
+        were written, so they are neither read nor copied again. The same checks as the full
+        path, with the same messages; None when it cannot be linked (another filesystem), and
+        the caller then takes the full path."""
+        if limit is not None and vouched.size > limit:
+            raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
+        if expected_diff_id is not None and expected_diff_id != vouched.diff_id:
+            raise InvalidArgument(f"layer digest mismatch: expected {expected_diff_id}, "
+                                  f"got {vouched.diff_id}")
+        os.fsync(fd)
+        tmp_path = self._store.layout.tmp / f"layer-{uuid.uuid4().hex}"
+        try:
+            _link_open_file(fd, tmp_path)
+        except OSError:
+            return None
+        try:
+            self._install(hex_of(vouched.diff_id), tmp_path)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+        return LayerRecord(vouched.diff_id, vouched.size)
 
     @staticmethod
     def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Real registries on 127.0.0.1 (the registry tests' fixtures, reused as they are).
+from tests.registry.conftest import plain_registry, registry_factory  # noqa: F401
+
 STATIC = "build-time=2020-06-30 15:05:05"
 
 
@@ -212,7 +215,7 @@ def test_output_isulad_uses_isula_load(daemon_factory, docker: str, tmp_path: Pa
         subprocess.run([docker, "rmi", "-f", name], capture_output=True)
 
 
-def test_output_archives_and_registry_refusal(client, busybox_image: str, tmp_path: Path) -> None:
+def test_output_archives(client, busybox_image: str, tmp_path: Path) -> None:
     ctx = context(tmp_path, "FROM busybox\nRUN touch /x\n")
     out = tmp_path / "out.tar"
     client("ctr-img", "build", "-o", f"oci-archive:{out}:isb-test-oci:1", str(ctx))
@@ -220,8 +223,72 @@ def test_output_archives_and_registry_refusal(client, busybox_image: str, tmp_pa
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == \
         "isb-test-oci:1"
-    before = image_ids(client)
-    refused = client("ctr-img", "build", "-o", "docker://127.0.0.1:5000/a:1", str(ctx), check=False)
-    assert refused.returncode == 1
-    assert "not implemented yet (registry issue)" in refused.stderr
-    assert image_ids(client) == before
+
+
+# --- registries: FROM pulls what the store lacks, -o docker:// and oci:// push ---------------
+
+
+@pytest.fixture
+def registry_daemon(daemon_factory, client_factory, plain_registry):  # type: ignore[no-untyped-def]
+    """A daemon whose registries.toml lists the test registry as insecure (plain HTTP)."""
+    daemon = daemon_factory("reg")
+    (daemon.config_dir / "registries.toml").write_text(
+        "[registries.search]\nregistries = []\n"
+        f'[registries.insecure]\nregistries = ["{plain_registry.host}"]\n'
+        "[registries.block]\nregistries = []\n")
+    daemon.start()
+    return daemon, client_factory(daemon)
+
+
+def skopeo_raw(reference: str) -> dict:
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                          f"docker://{reference}"], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def test_from_pulls_an_image_the_store_lacks(registry_daemon, plain_registry, busybox_tar: Path,
+                                             tmp_path: Path) -> None:
+    daemon, client = registry_daemon
+    remote = f"{plain_registry.host}/busybox:latest"
+    client("ctr-img", "import", str(busybox_tar), remote)
+    client("ctr-img", "push", remote)
+    client("ctr-img", "rm", remote)
+    assert "busybox" not in client("ctr-img", "images").stdout
+
+    ctx = context(tmp_path, f"FROM {remote}\nRUN echo pulled > /p\n")
+    out = client("ctr-img", "build", "-t", "isb-test-pulled:1", str(ctx)).stdout.splitlines()
+    start = out.index(f"STEP  1: FROM {remote}")
+    assert out[start + 1] == "Getting image source signatures"
+    assert out[start + 2].startswith("Copying blob sha256:")
+    assert out.index("STEP  2: RUN echo pulled > /p") > out.index("Storing signatures")
+    assert out[-1].startswith("Build success with image id: ")
+    listed = client("ctr-img", "images").stdout
+    assert f"{plain_registry.host}/busybox" in listed and "isb-test-pulled" in listed
+    assert leftovers(daemon) == []
+
+
+def test_build_outputs_push_to_the_registry(registry_daemon, plain_registry, busybox_tar: Path,
+                                            tmp_path: Path) -> None:
+    daemon, client = registry_daemon
+    client("ctr-img", "import", str(busybox_tar), "busybox:latest")
+    ctx = context(tmp_path, "FROM busybox\nRUN echo pushed > /p\n")
+    for transport, media_type in (("docker", "application/vnd.docker.distribution.manifest.v2+json"),
+                                  ("oci", "application/vnd.oci.image.manifest.v1+json")):
+        dest = f"{plain_registry.host}/app:{transport}"
+        out = client("ctr-img", "build", "-o", f"{transport}://{dest}", str(ctx)).stdout
+        image_id = out.splitlines()[-1].rpartition(" ")[2]
+        assert out.count("Writing manifest to image destination") == 2  # commit, then push
+        inspected = json.loads(subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"],
+            check=True, capture_output=True, text=True).stdout)
+        assert len(inspected["Layers"]) == 2
+        manifest = skopeo_raw(dest)
+        assert manifest["mediaType"] == media_type
+        assert manifest["config"]["digest"] == f"sha256:{image_id}"
+
+    refused = client("ctr-img", "build", "-o", "docker://app:1", str(ctx), check=False)
+    assert refused.returncode == 1 and "does not name a registry" in refused.stderr
+    unreachable = client("ctr-img", "build", "-o", "docker://127.0.0.1:1/app:1", str(ctx),
+                         check=False)
+    assert unreachable.returncode == 1 and unreachable.stderr.strip()
+    assert leftovers(daemon) == []

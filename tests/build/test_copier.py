@@ -108,6 +108,46 @@ def test_existing_destination_directory_keeps_its_metadata(root: Path, ctx: Path
     assert (root / "exist" / "f1").exists()
 
 
+def test_existing_nested_directories_take_the_source_metadata(root: Path, ctx: Path) -> None:
+    # BuildKit: inside a directory copy, an existing directory gets the source directory's
+    # mode and owner (the --chown owner with --chown); the destination itself keeps its own.
+    (root / "exist" / "sub").mkdir(parents=True, mode=0o700)
+    os.chmod(root / "exist", 0o750)
+    os.chown(root / "exist", 7, 7)
+    os.chmod(root / "exist" / "sub", 0o700)
+    os.chown(root / "exist" / "sub", 65534, 65534)
+    (root / "exist" / "sub" / "old").write_text("old")
+    copy_into_root(root, ["d"], "/exist", source_root=ctx)
+    assert mode_owner(root / "exist") == (0o750, 7, 7)
+    assert mode_owner(root / "exist" / "sub") == (0o750, 0, 0)
+    assert (root / "exist" / "sub" / "old").read_text() == "old"
+    os.chown(root / "exist" / "sub", 65534, 65534)
+    copy_into_root(root, ["d"], "/exist", source_root=ctx, chown="app", chmod="0711")
+    assert mode_owner(root / "exist" / "sub") == (0o711, 1000, 1000)
+
+
+def test_file_copied_onto_a_symlink_writes_through_it(root: Path, ctx: Path) -> None:
+    (root / "bin").mkdir()
+    (root / "bin" / "busybox").write_text("binary")
+    os.chmod(root / "bin" / "busybox", 0o755)
+    os.symlink("busybox", root / "bin" / "ls")
+    os.symlink("busybox", root / "bin" / "cat")
+    os.symlink("/nowhere/deep/file", root / "bin" / "dangling")
+    copy_into_root(root, ["d/f1"], "/bin/ls", source_root=ctx)
+    assert os.readlink(root / "bin" / "ls") == "busybox"
+    assert (root / "bin" / "busybox").read_text() == "f1"
+    assert mode_owner(root / "bin" / "busybox") == (0o640, 0, 0)
+    # A dangling link leads to its target's place inside the root, parents made.
+    copy_into_root(root, ["a"], "/bin/dangling", source_root=ctx)
+    assert (root / "nowhere" / "deep" / "file").read_text() == "A"
+    # A destination ending in "/" names a directory: the entry there replaces the link.
+    (ctx / "cat").write_text("cat")
+    copy_into_root(root, ["cat"], "/bin/", source_root=ctx)
+    assert not (root / "bin" / "cat").is_symlink()
+    assert (root / "bin" / "cat").read_text() == "cat"
+    assert (root / "bin" / "busybox").read_text() == "f1"
+
+
 def test_named_symlink_source_is_followed(root: Path, ctx: Path) -> None:
     copy_into_root(root, ["d/lnk"], "/explicit", source_root=ctx)
     assert not (root / "explicit").is_symlink()
@@ -187,9 +227,10 @@ def test_destination_symlink_to_etc_stays_in_root(root: Path, ctx: Path) -> None
     copy_into_root(root, ["b"], "/etc/link-to-host", source_root=ctx)
     assert (root / "etc" / "fromctx").read_text() == "A"
     assert (root / "etc" / "dir" / "f1").exists()
-    # The existing symlink is replaced, not written through.
-    assert (root / "etc" / "link-to-host").read_text() == "B"
-    assert not (root / "etc" / "link-to-host").is_symlink()
+    # A file copied onto an existing symlink is written through it, as BuildKit does: the
+    # link stays and its target, resolved inside the root, gets the content.
+    assert os.readlink(root / "etc" / "link-to-host") == "/etc/hostname"
+    assert (root / "etc" / "hostname").read_text() == "B"
     assert not os.path.lexists("/etc/fromctx") and not os.path.lexists("/etc/dir")
     assert os.stat("/etc").st_mtime_ns == host_etc.st_mtime_ns
 

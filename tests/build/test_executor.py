@@ -217,6 +217,37 @@ def test_proxy_false_and_arg_override(engine: Engine) -> None:
     assert _file(engine, image_id, "p") == "[http://mine:1]\n"
 
 
+def test_last_writer_of_env_and_arg_wins(engine: Engine) -> None:
+    # BuildKit keeps one environment: ENV Y then ARG Y makes RUN (and heredocs) see the ARG
+    # value, ARG W then ENV W the ENV value; the config keeps the ENV values. Heredocs expand
+    # only declared names: a proxy build arg without ARG reaches RUN but not the document.
+    image_id = engine.build(
+        "FROM busybox\n"
+        "ENV Y=from-env\n"
+        "ARG Y=from-arg\n"
+        "ARG W=from-arg\n"
+        "ENV W=from-env\n"
+        "ARG https_proxy\n"
+        "RUN echo \"$Y $W $http_proxy $https_proxy\" > /run.txt\n"
+        "COPY <<EOF /doc.txt\n$Y $W [$http_proxy] [$https_proxy]\nEOF\n",
+        build_args={"http_proxy": "http://undeclared:1", "https_proxy": "http://declared:2"})
+    assert _file(engine, image_id, "run.txt") == \
+        "from-arg from-env http://undeclared:1 http://declared:2\n"
+    assert _file(engine, image_id, "doc.txt") == "from-arg from-env [] [http://declared:2]\n"
+    env = engine.config(image_id)["config"]["Env"]
+    assert "Y=from-env" in env and "W=from-env" in env
+    assert not any(e.startswith(("http_proxy=", "https_proxy=")) for e in env)
+
+
+def test_bare_arg_writes_only_with_a_value(engine: Engine) -> None:
+    # `ARG V` after `ENV V` changes nothing unless a build arg or global ARG gives it a value.
+    dockerfile = ("ARG G=global\nFROM busybox\nENV V=env G=env\nARG V\nARG G\n"
+                  "RUN echo \"$V $G\" > /v\n")
+    assert _file(engine, engine.build(dockerfile), "v") == "env global\n"
+    image_id = engine.build(dockerfile, build_args={"V": "given"}, build_id="b2")
+    assert _file(engine, image_id, "v") == "given global\n"
+
+
 def _file(engine: Engine, image_id: str, name: str) -> str:
     record = engine.store.lookup(image_id)
     with tarfile.open(engine.store.layer_blob_path(record.layers[-1].diff_id)) as tar:
@@ -320,8 +351,10 @@ def test_output_archives(engine: Engine, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("spec, error", [
-    ("docker://registry.example/a:1", "not implemented yet (registry issue)"),
-    ("oci://registry.example/a:1", "not implemented yet (registry issue)"),
+    ("docker://registry.example/a:1", "needs the daemon's registry settings"),
+    ("oci://registry.example/a:1", "needs the daemon's registry settings"),
+    ("docker://app:1", "does not name a registry"),
+    ("oci://", "use oci://REGISTRY/REPO:TAG"),
     ("docker-archive:relative.tar:a:1", "must be absolute"),
     ("nope:thing", "unknown transport"),
     ("docker-daemon:UPPER:1", "invalid output"),

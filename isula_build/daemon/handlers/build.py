@@ -148,7 +148,7 @@ def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
         environment = BuildEnvironment(store=state.store, data_root=options.data_root,
                                        run_root=options.run_root, runtime=options.runtime,
                                        mountopt=options.mount_options,
-                                       daemon_env=dict(os.environ))
+                                       daemon_env=dict(os.environ), daemon=state)
         return pb.BuildResponse(imageID=_run(state, session, build_input, environment, context))
     finally:
         registry.end_build(session)
