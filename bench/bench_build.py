@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchlib import start_daemon
+
 REPO = Path(__file__).resolve().parent.parent
 DOCKER = "/usr/bin/docker"  # Debian's 20.10 CLI: the one with BuildKit built in (no buildx here)
 BASE = "busybox:latest"
@@ -56,25 +58,6 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
                           env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-
-
-def start_daemon(root: Path) -> tuple[subprocess.Popen, str]:
-    """An isula-builder of our own on temp dirs (as bench_store.py)."""
-    sock = f"/tmp/isb-bench-build-{os.getpid()}.sock"
-    host = f"unix://{sock}"
-    (root / "etc").mkdir(parents=True, exist_ok=True)
-    log = open(root / "daemon.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "isula_build.daemon.main", "--host", host,
-                             "--config-dir", str(root / "etc"), "--dataroot", str(root / "data"),
-                             "--runroot", str(root / "run"), "--group", "root"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(400):
-        if "listening on" in (root / "daemon.log").read_text(errors="replace"):
-            return proc, host
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise SystemExit(f"isula-builder did not start:\n{(root / 'daemon.log').read_text()}")
 
 
 def ensure_docker_busybox(busybox_tar: Path) -> None:
@@ -137,7 +120,7 @@ def main() -> None:
                         help="skip docker's classic builder (the slowest, for reference only)")
     opts = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="isb-bench-build-", dir="/var/tmp"))
-    proc, host = start_daemon(root)
+    proc, host = start_daemon(root, "build")
     cli = [sys.executable, "-m", "isula_build.cli.main", "--host", host]
     try:
         busybox_tar = root / "busybox-rootfs.tar"

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import start_daemon
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -33,21 +35,6 @@ def timed(cmd: list[str], repeat: int, before=None) -> float:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def start_daemon(root: Path) -> tuple[subprocess.Popen, str]:
-    sock = f"/tmp/isb-bench-{os.getpid()}.sock"
-    host = f"unix://{sock}"
-    log = open(root / "daemon.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "isula_build.daemon.main", "--host", host,
-                             "--config-dir", str(root / "etc"), "--dataroot", str(root / "data"),
-                             "--runroot", str(root / "run"), "--group", "root"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(400):
-        if "listening on" in (root / "daemon.log").read_text(errors="replace"):
-            return proc, host
-        time.sleep(0.05)
-    raise SystemExit("isula-builder did not start")
 
 
 def small_rootfs(path: Path, i: int) -> None:
@@ -76,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="isb-bench-", dir="/var/tmp"))
     (root / "etc").mkdir()
-    proc, host = start_daemon(root)
+    proc, host = start_daemon(root, "store")
     cli = [sys.executable, "-m", "isula_build.cli.main", "--host", host]
     installed = shutil.which("isula-build")
     if installed:
