@@ -8,9 +8,10 @@ contacting the daemon never pay for those imports.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from isula_build.units import parse_go_duration
 
 if TYPE_CHECKING:
     import grpc
@@ -25,11 +26,6 @@ DEFAULT_TIMEOUT = 20.0
 MIN_TIMEOUT = 0.1
 MAX_TIMEOUT = 120.0
 
-# Go's time.ParseDuration units, so that values written for the original client keep working.
-_UNIT_SECONDS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
 class FlagError(ValueError):
@@ -55,27 +51,13 @@ def parse_host(address: str) -> str:
 
 
 def parse_duration(text: str) -> float:
-    """Parses a Go-style duration ("500ms", "20s", "1m30s", "1.5s") into seconds."""
-    value = text.strip()
-    sign = 1.0
-    if value.startswith(("+", "-")):
-        sign = -1.0 if value[0] == "-" else 1.0
-        value = value[1:]
-    if value == "0":
-        return 0.0
-    total = 0.0
-    pos = 0
-    while pos < len(value):
-        match = _DURATION_PART.match(value, pos)
-        if match is None:
-            raise FlagError(
-                f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 20s or 1m")
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos == 0:
+    """Parses a Go-style duration ("500ms", "20s", "1m30s", "1.5s") into seconds, so that values
+    written for the original client keep working."""
+    try:
+        return parse_go_duration(text.strip()) / 1e9
+    except ValueError:
         raise FlagError(
-            f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 20s or 1m")
-    return sign * total
+            f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 20s or 1m") from None
 
 
 def parse_timeout(text: str | None) -> float:

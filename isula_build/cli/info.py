@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from isula_build.cli.common import ParserContext, session, write_out
+from isula_build.units import format_size
 
 EXAMPLE = "isula-build info\nisula-build info -V -H"
-SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
 
 
 def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> None:
@@ -17,15 +17,6 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
     p.add_argument("-H", "--human-readable", action="store_true",
                    help="Print memory info in human readable format, use powers of 1000")
     p.add_argument("-V", "--verbose", action="store_true", help="Print runtime memory info")
-
-
-def format_size(size: float, base: int = 1000) -> str:
-    """Three significant digits and a unit, as the original's `%.3g %s` (5.85 MB, 757 MB)."""
-    unit = 0
-    while size >= base and unit < len(SIZE_UNITS) - 1:
-        size /= base
-        unit += 1
-    return f"{size:.3g} {SIZE_UNITS[unit]}"
 
 
 def _go_value(value: Any) -> str:

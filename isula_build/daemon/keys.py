@@ -8,14 +8,13 @@ key never leaves memory. Clients encrypt the login password and proxy build args
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from isula_build.errors import InvalidArgument
+from isula_build.store.fsutil import replace_atomically
 
 PUBLIC_KEY_FILE = "isula-build.pub"
 KEY_BITS = 2048
@@ -34,17 +33,7 @@ class KeyPair:
         """Writes the public key atomically, replacing a key left by an earlier daemon."""
         config_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         target = config_dir / PUBLIC_KEY_FILE
-        fd, tmp = tempfile.mkstemp(prefix=f".{PUBLIC_KEY_FILE}.", dir=config_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.public_pem())
-                f.flush()
-                os.fchmod(f.fileno(), PUBLIC_KEY_MODE)
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        replace_atomically(target, self.public_pem(), PUBLIC_KEY_MODE)
         return target
 
     def decrypt_hex(self, ciphertext_hex: str) -> str:

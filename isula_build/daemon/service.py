@@ -80,10 +80,6 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def __init__(self, state: DaemonState) -> None:
         self.state = state
 
-    @property
-    def _experimental(self) -> bool:
-        return self.state.options.experimental
-
     def _stream(self, context: grpc.ServicerContext, name: str, work: Callable[[logstream.Job], None],
                 message: Callable[[str], Any], newline: bool = True) -> Iterator[Any]:
         return logstream.stream(context, self.state.jobs, name, work, message, newline)

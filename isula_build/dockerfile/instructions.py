@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Union
 
+from isula_build.units import parse_go_duration
+
 from .errors import DockerfileError
 from .parser import Heredoc, Node, extract_flags, split_raw_words
 
@@ -315,30 +317,6 @@ def _key_values(node: Node, escape: str, what: str) -> tuple[tuple[str, str], ..
             raise DockerfileError(f"{what} names can not be blank", node.start_line)
         pairs.append((key, value))
     return tuple(pairs)
-
-
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
-            "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
-def parse_go_duration(text: str) -> int:
-    """Go's time.ParseDuration, in nanoseconds (``1m30s``, ``500ms``, ``0``)."""
-    body = text[1:] if text[:1] in "+-" else text
-    sign = -1 if text.startswith("-") else 1
-    if body == "0":
-        return 0
-    if not body:
-        raise ValueError(text)
-    total = 0.0
-    pos = 0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if not match or match.group(1) in ("", "."):
-            raise ValueError(text)
-        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
-        pos = match.end()
-    return sign * int(total)
 
 
 def _duration_flag(flags: dict[str, str | bool | list[str]], name: str, line: int) -> int | None:

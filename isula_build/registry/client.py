@@ -28,7 +28,7 @@ import grpc
 from isula_build.errors import FailedPrecondition, InvalidArgument, IsulaBuildError, NotFound
 from isula_build.image import mediatypes
 from isula_build.image.digest import digest_of, is_digest
-from isula_build.registry.auth import Authenticator, repository_scope
+from isula_build.registry.auth import MAX_TOKEN_ANSWER, Authenticator, repository_scope
 from isula_build.registry.credentials import Credentials
 from isula_build.registry.names import DOCKER_HUB, DOCKER_HUB_API
 from isula_build.registry.tls import ssl_context
@@ -129,7 +129,7 @@ class RegistryClient:
         def once() -> tuple[int, bytes]:
             response = self._send("GET", url, headers)
             with response:
-                return response.status, response.read(1 << 20)
+                return response.status, response.read(MAX_TOKEN_ANSWER)
         return self._retrying(once, f"token server for {self.registry}")
 
     def _retrying(self, attempt: Callable[[], T], what: str) -> T:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from isula_build.errors import InvalidArgument
+from isula_build.store.fsutil import replace_atomically
 
 AUTH_FILE = "auth.json"
 MAX_AUTH_FILE = 1 << 20
@@ -53,17 +52,7 @@ class AuthFile:
 
     def _write(self, document: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{AUTH_FILE}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                os.fchmod(f.fileno(), 0o600)
-                json.dump(document, f, indent="\t")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_atomically(self.path, json.dumps(document, indent="\t").encode(), 0o600)
 
     def get(self, registry: str) -> Credentials | None:
         entry = self._read()["auths"].get(registry)

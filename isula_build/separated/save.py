@@ -26,7 +26,7 @@ from isula_build.separated.manifest import TarballInfo, dump_manifest
 from isula_build.separated.rename import load_renames
 from isula_build.separated.tarball import GzipTarWriter
 from isula_build.store import ImageRecord, Store
-from isula_build.store.fsutil import fsync_dir
+from isula_build.store.fsutil import fsync_dir, write_all
 from isula_build.transports.base import ImageDestination, LayerInfo
 from isula_build.transports.copy import copy_image
 from isula_build.transports.store import StoreSource
@@ -294,9 +294,7 @@ def save_separated(store: Store, plan: SavePlan, dest: Path, log: Log, cancel: C
         entries = {app.name: saver.save_app(app) for app in plan.apps}
         fd = os.open(tmp / layout.MANIFEST_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            data = memoryview(dump_manifest(entries))
-            while data:
-                data = data[os.write(fd, data):]
+            write_all(fd, memoryview(dump_manifest(entries)))
             os.fsync(fd)
         finally:
             os.close(fd)

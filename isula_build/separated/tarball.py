@@ -22,6 +22,7 @@ from typing import BinaryIO, Self
 
 from isula_build.errors import InvalidArgument, NotFound
 from isula_build.separated.layout import MEMBER_MTIME
+from isula_build.store.fsutil import write_all
 from isula_build.transports._tario import normalize_member
 
 CHUNK = 1 << 20
@@ -43,8 +44,7 @@ class _HashingSink:
     def write(self, data: bytes | memoryview) -> int:
         view = memoryview(data)
         self.hash.update(view)
-        while view:
-            view = view[os.write(self._fd, view):]
+        write_all(self._fd, view)
         return len(data)
 
     def flush(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -35,6 +36,33 @@ def write_all(fd: int, data: memoryview) -> None:
     while data:
         written = os.write(fd, data)
         data = data[written:]
+
+
+def write_durable_tmp(directory: Path, prefix: str, data: bytes, mode: int = 0o600) -> Path:
+    """A new file in directory holding data, fsynced and closed, ready to be renamed into place.
+    Nothing is left behind when writing fails."""
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=directory)
+    try:
+        write_all(fd, memoryview(data))
+        if mode != 0o600:  # mkstemp's own mode
+            os.fchmod(fd, mode)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    os.close(fd)
+    return Path(name)
+
+
+def replace_atomically(target: Path, data: bytes, mode: int = 0o600) -> None:
+    """Writes target so that readers see the old file or the whole new one, never a part."""
+    tmp = write_durable_tmp(target.parent, f".{target.name}.", data, mode)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def remove_tree(path: Path, tmp: Path) -> None:

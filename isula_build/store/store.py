@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -272,18 +271,12 @@ class Store:
         target = self.layout.blob(hex_digest)
         if target.is_file():
             return  # content-addressed: the same bytes are already there
-        fd, tmp_name = tempfile.mkstemp(prefix="list-", dir=self.layout.tmp)
+        tmp_path = fsutil.write_durable_tmp(self.layout.tmp, "list-", data)
         try:
-            fsutil.write_all(fd, memoryview(data))
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.rename(tmp_name, target)
+            os.rename(tmp_path, target)
             fsutil.fsync_dir(target.parent)
         finally:
-            if fd >= 0:
-                os.close(fd)
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp_path.unlink(missing_ok=True)
 
     # --- for ImageWriter ---------------------------------------------------------------------
 

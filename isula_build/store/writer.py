@@ -19,7 +19,6 @@ Anything not vouched for — every stream from outside — takes the full path.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from isula_build.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from isula_build.image.config import parse_config
 from isula_build.image.digest import hex_of, is_digest, sha256_hex
 from isula_build.image.reference import normalize_name
 from isula_build.image.tarsafety import TarStreamChecker
@@ -281,28 +281,18 @@ class ImageWriter:
         created = config.get("created")
         self._created = parse_created(created) if created else datetime.now(timezone.utc)
         image_id = sha256_hex(data)
-        fd, tmp_name = tempfile.mkstemp(prefix="config-", dir=self._store.layout.tmp)
+        tmp_path = fsutil.write_durable_tmp(self._store.layout.tmp, "config-", data)
         try:
-            fsutil.write_all(fd, memoryview(data))
-            os.fsync(fd)
+            self._install(image_id, tmp_path)
         finally:
-            os.close(fd)
-        try:
-            self._install(image_id, Path(tmp_name))
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp_path.unlink(missing_ok=True)
         self._config = data
         self._config_layers = layers
         return image_id
 
     @staticmethod
     def _parse_config(data: bytes) -> dict:
-        try:
-            config = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidArgument(f"image config is not valid JSON: {exc}") from None
-        if not isinstance(config, dict):
-            raise InvalidArgument("image config is not a JSON object")
+        config = parse_config(data)
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list) or not all(isinstance(d, str) and is_digest(d)

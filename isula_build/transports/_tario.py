@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
+from isula_build.store.fsutil import write_all
 
 CHUNK = 1 << 20
 MAX_ARCHIVE_SIZE = 50 << 30      # SPEC §8: a load tarball is at most 50 GiB
@@ -200,10 +201,7 @@ class TarWriter:
         self._closed = False
 
     def _write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        write_all(self._fd, memoryview(data))
         self._pos += len(data)
 
     @staticmethod

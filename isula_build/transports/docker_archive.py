@@ -114,14 +114,6 @@ def read_docker_archive(index: TarIndex) -> list[tuple[ImageSource, list[str]]]:
     return images
 
 
-def open_docker_archive(path: Path) -> list[tuple[ImageSource, list[str]]]:
-    index = TarIndex(path)
-    try:
-        return read_docker_archive(index)
-    finally:
-        index.release()
-
-
 # ---------------------------------------------------------------------------------------- writing
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -189,5 +181,4 @@ class DockerArchiveWriter(ArchiveWriter):
         return json.dumps(repositories, separators=(",", ":")).encode()
 
 
-__all__ = ["DockerArchiveSource", "DockerArchiveWriter", "chain_ids", "open_docker_archive",
-           "read_docker_archive"]
+__all__ = ["DockerArchiveSource", "DockerArchiveWriter", "chain_ids", "read_docker_archive"]

@@ -174,14 +174,6 @@ def read_oci_archive(index: TarIndex) -> list[tuple[ImageSource, list[str]]]:
     return images
 
 
-def open_oci_archive(path: Path) -> list[tuple[ImageSource, list[str]]]:
-    index = TarIndex(path)
-    try:
-        return read_oci_archive(index)
-    finally:
-        index.release()
-
-
 # ---------------------------------------------------------------------------------------- writing
 
 class _Image:
@@ -236,4 +228,4 @@ class OciArchiveWriter(ArchiveWriter):
         return image_manifest.oci_index(descriptors)
 
 
-__all__ = ["OciArchiveSource", "OciArchiveWriter", "open_oci_archive", "read_oci_archive"]
+__all__ = ["OciArchiveSource", "OciArchiveWriter", "read_oci_archive"]

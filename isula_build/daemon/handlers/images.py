@@ -13,10 +13,10 @@ from isula_build.daemon.state import DaemonState
 from isula_build.errors import InvalidArgument
 from isula_build.image.reference import normalize_name, split_name
 from isula_build.store import ImageRecord
+from isula_build.units import format_size
 
 NONE = "<none>"
 CREATED_LAYOUT = "%Y-%m-%d %H:%M:%S"
-_SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
 
 
 def list_images(state: DaemonState, request: pb.ListRequest) -> pb.ListResponse:
@@ -54,12 +54,3 @@ def _row(image: ImageRecord, repository: str, tag: str) -> pb.ListResponse.Image
         created=image.created.strftime(CREATED_LAYOUT),
         size=format_size(image.size),
     )
-
-
-def format_size(size: float) -> str:
-    """Decimal units with three significant digits, as Go's `fmt.Sprintf("%.3g %s")` gives."""
-    unit = 0
-    while size >= 1000 and unit < len(_SIZE_UNITS) - 1:
-        size /= 1000
-        unit += 1
-    return f"{size:.3g} {_SIZE_UNITS[unit]}"
