@@ -14,6 +14,7 @@ from typing import Any
 
 from isula_build.errors import InvalidArgument
 from isula_build.image.digest import is_digest
+from isula_build.image.jsondoc import load_json_object
 
 _FRACTION = re.compile(r"\.(\d+)")
 _ZULU = re.compile(r"[zZ]$")
@@ -37,13 +38,7 @@ def host_architecture() -> str:
 
 def parse_config(data: bytes) -> dict[str, Any]:
     """The config as a dict; InvalidArgument when it is not a JSON object."""
-    try:
-        config = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument(f"image config is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise InvalidArgument("image config is not a JSON object")
-    return config
+    return load_json_object(data, "image config")
 
 
 def diff_ids(config: dict[str, Any]) -> list[str]:

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
+from isula_build.image.jsondoc import load_json_object
 from isula_build.registry.client import RegistryClient, RegistryUnavailable
 from isula_build.registry.config import RegistryPolicy
 from isula_build.registry.lists import ManifestList
 from isula_build.registry.names import RemoteRef, parse_remote
 from isula_build.registry.operations import open_client
-from isula_build.transports.registry import is_index, parse_descriptor, parse_json
+from isula_build.transports.registry import is_index, parse_descriptor
 
 if TYPE_CHECKING:
     from isula_build.daemon.options import DaemonOptions
@@ -45,7 +46,7 @@ def _entry(client: RegistryClient, ref: RemoteRef) -> dict[str, Any]:
     manifest = client.get_manifest(ref.repository, ref.tag)
     if is_index(manifest):
         raise InvalidArgument(f"{ref.name} is a manifest list")
-    document = parse_json(manifest.data, f"manifest of {ref.name}")
+    document = load_json_object(manifest.data, f"manifest of {ref.name}")
     config_desc = parse_descriptor(document.get("config"), f"{ref.name}: config")
     config = image_config.parse_config(client.get_small_blob(ref.repository, config_desc.digest))
     platform = {"architecture": image_config.architecture(config),
@@ -101,7 +102,7 @@ def push_list(options: DaemonOptions, manifest_list: ManifestList, dest: str, lo
         src = sources.get(source.registry) or open_client(options, source)
         sources[source.registry] = src
         manifest = src.get_manifest(source.repository, digest)
-        document = parse_json(manifest.data, f"manifest of {source_name}")
+        document = load_json_object(manifest.data, f"manifest of {source_name}")
         config = parse_descriptor(document.get("config"), "config")
         log("Getting image source signatures")
         for blob in [parse_descriptor(layer, "layer") for layer in document.get("layers") or []]:

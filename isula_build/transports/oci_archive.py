@@ -18,9 +18,10 @@ from isula_build.image import config as image_config
 from isula_build.image import manifest as image_manifest
 from isula_build.image import mediatypes
 from isula_build.image.digest import digest_of, hex_of, is_digest, sha256_hex
+from isula_build.image.jsondoc import load_json_object
 from isula_build.image.manifest import REF_NAME_ANNOTATION, Descriptor
-from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports._archive_writer import ArchiveWriter
+from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports._tario import TarIndex
 from isula_build.transports.base import ImageSource, LayerInfo
 
@@ -63,13 +64,7 @@ def _read_blob(index: TarIndex, desc: Descriptor, what: str) -> bytes:
 
 def _read_json_blob(index: TarIndex, desc: Descriptor, what: str) -> tuple[bytes, dict[str, Any]]:
     data = _read_blob(index, desc, what)
-    try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidArgument(f"{index.path}: {what} {desc.digest} is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidArgument(f"{index.path}: {what} {desc.digest} is not a JSON object")
-    return data, document
+    return data, load_json_object(data, f"{index.path}: {what} {desc.digest}")
 
 
 class OciArchiveSource(ImageSource):

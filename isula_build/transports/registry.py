@@ -22,6 +22,7 @@ from isula_build.errors import InvalidArgument, NotFound
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
 from isula_build.image.digest import HashingReader, digest_of, is_digest
+from isula_build.image.jsondoc import load_json_object
 from isula_build.image.manifest import Descriptor
 from isula_build.registry.blobinfo import BlobInfoCache, CompressedBlob
 from isula_build.registry.client import Manifest, RegistryClient
@@ -43,20 +44,10 @@ def parse_descriptor(value: Any, what: str) -> Descriptor:
                       platform=platform if isinstance(platform, dict) else None)
 
 
-def parse_json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except ValueError:
-        raise InvalidArgument(f"{what} is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise InvalidArgument(f"{what} is not a JSON object")
-    return document
-
-
 def is_index(manifest: Manifest) -> bool:
     if manifest.media_type in mediatypes.INDEX_TYPES:
         return True
-    document = parse_json(manifest.data, "manifest")
+    document = load_json_object(manifest.data, "manifest")
     return "manifests" in document and "layers" not in document
 
 
@@ -88,12 +79,12 @@ class RegistrySource(ImageSource):
         what = f"{ref.repo_path}:{ref.tag}"
         manifest = client.get_manifest(ref.repository, reference or ref.tag)
         if is_index(manifest):
-            chosen = choose_platform(parse_json(manifest.data, what), what)
+            chosen = choose_platform(load_json_object(manifest.data, what), what)
             manifest = client.get_manifest(ref.repository, chosen.digest)
             if is_index(manifest):
                 raise InvalidArgument(f"{what}: a manifest list inside a manifest list")
         self.manifest = manifest
-        document = parse_json(manifest.data, f"manifest of {what}")
+        document = load_json_object(manifest.data, f"manifest of {what}")
         if document.get("schemaVersion") != 2:
             raise InvalidArgument(f"{what}: only schema 2 / OCI manifests are supported "
                                   f"(schemaVersion {document.get('schemaVersion')!r})")
