@@ -228,3 +228,13 @@ def test_ambiguous_prefix(client, daemon, tmp_path):
 def test_save_then_load_unknown_file(client, unchanged, tmp_path):
     err = fails(client, "ctr-img", "load", "-i", str(tmp_path / "missing.tar"))
     assert "missing.tar" in err
+
+
+def test_unreadable_input_files(client, unchanged, tmp_path):
+    # The daemon runs as root, so permissions cannot make a file unreadable to it; a directory
+    # given where a file belongs is the unreadable input that can happen.
+    folder = tmp_path / "a-directory.tar"
+    folder.mkdir()
+    for args in (["ctr-img", "import", str(folder), "x:1"], ["ctr-img", "load", "-i", str(folder)]):
+        err = fails(client, *args)
+        assert "a-directory.tar" in err and "Traceback" not in err
