@@ -235,7 +235,7 @@ def read_dockerfile(path: str) -> str:
 
 
 @dataclass(frozen=True)
-class BuildPlan:
+class BuildInvocation:
     """Everything the request needs, checked and resolved locally."""
 
     context_dir: str
@@ -251,7 +251,7 @@ class BuildPlan:
     image_format: str
 
 
-def plan_build(args: argparse.Namespace) -> BuildPlan:
+def prepare_build(args: argparse.Namespace) -> BuildInvocation:
     if args.format not in IMAGE_FORMATS:
         raise invalid(f"wrong image format {args.format!r} provided, use oci or docker")
     check_capabilities(args.cap_add)
@@ -259,7 +259,7 @@ def plan_build(args: argparse.Namespace) -> BuildPlan:
     output = parse_output(args.output)
     context_dir = resolve_context(args.context)
     dockerfile = find_dockerfile(context_dir, args.filename)
-    return BuildPlan(
+    return BuildInvocation(
         context_dir=context_dir,
         dockerfile=dockerfile,
         content=read_dockerfile(dockerfile),
@@ -298,7 +298,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     from isula_build.api import control_pb2
 
-    plan = plan_build(args)
+    plan = prepare_build(args)
     build_args, encrypted = _seal_build_args(plan.build_args)
     build_id = new_id()
     build_static = control_pb2.BuildStatic()

@@ -23,8 +23,8 @@ from pathlib import Path
 import grpc
 
 from isula_build.api import control_pb2_grpc
-from isula_build.build.builder import sweep_stale_builds
-from isula_build.build.runtime import remove_stale_containers
+from isula_build.builder.builder import sweep_stale_builds
+from isula_build.builder.runtime import remove_stale_containers
 from isula_build.daemon.fsinfo import TMPFS_MAGIC, fs_magic
 from isula_build.daemon.keys import KeyPair
 from isula_build.daemon.logstream import JobRegistry

@@ -10,7 +10,7 @@ commit() is one database transaction, the last step. Blobs the writer has put (o
 through has_layer) are pinned against gc while it is open. Leaving the with-block without a
 commit removes what the writer made that nothing else needs.
 
-Layers the daemon wrote itself (a build's commit, build/commit.py) are hashed and tar-checked
+Layers the daemon wrote itself (a build's commit, builder/layertar.py) are hashed and tar-checked
 while they are written; the writer can vouch for such a file (vouch_layer_file), and put_layer
 then links that very file into the store instead of reading, hashing and copying it again.
 Anything not vouched for — every stream from outside — takes the full path.
@@ -68,7 +68,7 @@ _MAX_VOUCHED = 256
 def vouch_layer_file(fd: int, diff_id: str, size: int, *, has_devices: bool) -> None:
     """Records that the regular file open as fd holds exactly `size` bytes of a layer tar whose
     sha256 is diff_id and that passed TarStreamChecker(allow_devices=True); has_devices: it
-    holds device nodes. For this daemon's own writers only (build/commit.py), which hashed and
+    holds device nodes. For this daemon's own writers only (builder/layertar.py), which hashed and
     checked the bytes as they wrote them; call after the last write (flushed)."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_size != size or not is_digest(diff_id):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from isula_build.api import control_pb2 as pb
-from isula_build.build.builder import BuildEnvironment, BuildInput, run_build
+from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
 from isula_build.daemon.experimental import check_format
 from isula_build.daemon.logstream import Job
 from isula_build.errors import (
@@ -164,7 +164,7 @@ def _run(state: DaemonState, session: BuildSession, build_input: BuildInput,
 
     def work() -> None:
         try:
-            outcome["id"] = run_build(build_input, environment, session.log, cancel)
+            outcome["id"] = build_image(build_input, environment, session.log, cancel)
         except BaseException as exc:  # handed to the RPC thread, which reports it
             outcome["error"] = exc
         finally:

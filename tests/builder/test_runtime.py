@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.mounts import OverlayMount
-from isula_build.build.runtime import (DEFAULT_CAPABILITIES, DEFAULT_PATH, BindMount, RunError, RunSpec,
+from isula_build.builder.mounts import OverlayMount
+from isula_build.builder.runtime import (DEFAULT_CAPABILITIES, DEFAULT_PATH, BindMount, RunError, RunSpec,
                                        capability_mask, remove_stale_containers, run_container)
-from isula_build.build.users import resolve_user
+from isula_build.builder.users import resolve_user
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
 
 Lister = Callable[[Path], list[str]]
@@ -289,7 +289,7 @@ def test_true_run_timing(busybox_lower: Path, tmp_path: Path, capsys: pytest.Cap
 def test_containers_of_a_dead_daemon_are_swept(stage, runc_containers: Lister) -> None:
     # A "daemon" that dies by SIGKILL in the middle of a RUN leaves runc and its container running.
     script = (
-        "import sys; from pathlib import Path; from isula_build.build.runtime import RunSpec, run_container;"
+        "import sys; from pathlib import Path; from isula_build.builder.runtime import RunSpec, run_container;"
         "run_container('runc', Path(sys.argv[1]), RunSpec(args=['sleep', '1000']), Path(sys.argv[2]),"
         " lambda l: None, None, state_root=Path(sys.argv[3]))"
     )

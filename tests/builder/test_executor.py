@@ -1,4 +1,4 @@
-"""The build engine driven directly (builder.run_build on a Store in tmp_path): RUN, COPY,
+"""The build engine driven directly (builder.build_image on a Store in tmp_path): RUN, COPY,
 metadata, commit, multi-stage, static builds, outputs to archives, and bad input leaving
 nothing behind. The same paths through the real daemon and client are in test_build_e2e.py."""
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.builder import BuildEnvironment, BuildInput, run_build, sweep_stale_builds
+from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image, sweep_stale_builds
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image
@@ -51,7 +51,7 @@ class Engine:
             context.mkdir(exist_ok=True)
         request = BuildInput(build_id=kwargs.pop("build_id", "b1"),  # type: ignore[arg-type]
                              dockerfile=dockerfile, context_dir=context, **kwargs)  # type: ignore[arg-type]
-        return run_build(request, self.env, self.lines.append, cancel)  # type: ignore[arg-type]
+        return build_image(request, self.env, self.lines.append, cancel)  # type: ignore[arg-type]
 
     def config(self, image_id: str) -> dict:
         return json.loads(self.store.config_bytes(image_id))

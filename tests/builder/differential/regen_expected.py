@@ -1,6 +1,6 @@
 """Rebuilds expected/<case>.json from docker's BuildKit (needs a running dockerd).
 
-Usage: python tests/build/differential/regen_expected.py [--fresh] [CASE ...]
+Usage: python tests/builder/differential/regen_expected.py [--fresh] [CASE ...]
 Without CASE names, every case. --fresh ignores the /var/tmp cache and builds again.
 """
 

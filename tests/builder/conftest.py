@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.mounts import OverlayMount
+from isula_build.builder.mounts import OverlayMount
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def _runc_containers(state_root: Path) -> list[str]:
     return out.split()
 
 
-# Helpers as fixtures: tests/build is not a package, so test modules cannot import conftest.
+# Helpers as fixtures: tests/builder is not a package, so test modules cannot import conftest.
 @pytest.fixture
 def mounted_paths() -> Callable[[], list[str]]:
     """Returns the mount points of this mount namespace (field 5 of /proc/self/mountinfo)."""

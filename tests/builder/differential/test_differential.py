@@ -39,7 +39,7 @@ def test_expected_file_is_dockers_result(case: Case, docker: str, busybox_tar: P
     fresh = delta(flatten_layer_tar(busybox_tar), image)
     assert case.expected_path.exists(), f"run regen_expected.py: {case.expected_path} is missing"
     stored = json.loads(case.expected_path.read_text())
-    assert stored == fresh, f"{case.expected_path} is stale: run tests/build/differential/regen_expected.py {case.name}"
+    assert stored == fresh, f"{case.expected_path} is stale: run tests/builder/differential/regen_expected.py {case.name}"
 
 
 @pytest.mark.docker

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build import builder
-from isula_build.build.builder import BuildEnvironment, BuildInput, run_build
+from isula_build.builder import builder
+from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image
 from isula_build.transports.rootfs_tarball import ImportSource
@@ -55,7 +55,7 @@ def test_work_dir_leaves_at_once_and_its_files_soon_after(tmp_path: Path, store:
     env = BuildEnvironment(store=store, data_root=tmp_path / "data", run_root=tmp_path / "run")
     request = BuildInput(build_id="w1", dockerfile="FROM busybox\nCOPY . /data/\n",
                          context_dir=ctx, tag="isb-test-workdir:1")
-    image_id = run_build(request, env, lambda line: None, threading.Event())
+    image_id = build_image(request, env, lambda line: None, threading.Event())
     assert list((tmp_path / "data" / "tmp").iterdir()) == []   # nothing left where builds work
     assert store.lookup("isb-test-workdir:1").id == image_id
     # The store's tmp/ (emptied at every start-up) holds the tree until the thread is done.

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from isula_build.build.commit import write_layer
-from isula_build.build.config import StageConfig, now_utc
-from isula_build.build.executor import BuildContext, RootStack, StepExecutor
-from isula_build.build.mounts import OverlayMount
+from isula_build.builder.layertar import write_layer
+from isula_build.builder.config import StageConfig, now_utc
+from isula_build.builder.executor import BuildRun, RootStack, StepExecutor
+from isula_build.builder.mounts import OverlayMount
 from isula_build.dockerfile import Stage, expand_word, parse_trigger
 from isula_build.dockerfile.plan import BUILTIN_BUILD_ARGS
 
@@ -63,7 +63,7 @@ def format_step(number: int, text: str) -> str:
     return f"STEP {number:2d}: {text}"
 
 
-def run_stage(ctx: BuildContext, stage: Stage, base: StageBase, first_step: int,
+def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
               resolve_from: Callable[[str], RootStack], build_args: dict[str, str]) -> StageResult:
     """Runs the steps of `stage` (its FROM line was logged by the caller as step first_step-1)."""
     config = base.config

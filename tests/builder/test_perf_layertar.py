@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.commit import write_layer
+from isula_build.builder.layertar import write_layer
 from isula_build.errors import InvalidArgument, ResourceExhausted
 from isula_build.store import ImageWriter, Store
 

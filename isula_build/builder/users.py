@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isula_build.build.rootpath import resolve_in_root
+from isula_build.builder.rootpath import resolve_in_root
 from isula_build.errors import InvalidArgument, NotFound
 
 # The largest id docker accepts (moby/sys/user: maxID).

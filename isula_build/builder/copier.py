@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from isula_build.build import fetch
-from isula_build.build.rootpath import make_dirs_in_root, resolve_in_root
-from isula_build.build.users import MAX_ID, read_root_file
+from isula_build.builder import fetch
+from isula_build.builder.rootpath import make_dirs_in_root, resolve_in_root
+from isula_build.builder.users import MAX_ID, read_root_file
 from isula_build.errors import InvalidArgument, NotFound
 from isula_build.store.fsutil import write_all
 from isula_build.store.pipe import BackgroundWriter

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.commit import write_layer
+from isula_build.builder.layertar import write_layer
 
 
 class WriteOnly:

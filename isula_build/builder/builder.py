@@ -29,10 +29,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from isula_build.build.config import StageConfig
-from isula_build.build.executor import PROXY_VARIABLES, BuildContext, RootStack
-from isula_build.build.outputs import REGISTRY_TRANSPORTS, OutputSpec, export, parse_output
-from isula_build.build.stage import LayerFile, StageBase, StageResult, format_step, run_stage
+from isula_build.builder.config import StageConfig
+from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
+from isula_build.builder.outputs import REGISTRY_TRANSPORTS, OutputSpec, export, parse_output
+from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented
 from isula_build.image.reference import normalize_name
@@ -100,7 +100,7 @@ def work_dir_of(env: BuildEnvironment, build_id: str) -> Path:
     return env.tmp_dir / f"{_WORK_PREFIX}{build_id}"
 
 
-def run_build(request: BuildInput, env: BuildEnvironment, log: Callable[[str], None],
+def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str], None],
               cancel: threading.Event) -> str:
     """Builds the image; returns its ID. Raises IsulaBuildError with a message for the user."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", request.build_id):
@@ -118,7 +118,7 @@ def run_build(request: BuildInput, env: BuildEnvironment, log: Callable[[str], N
     work = work_dir_of(env, request.build_id)
     env.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     _make_work_dir(work)
-    ctx = BuildContext(
+    ctx = BuildRun(
         runtime=env.runtime, state_root=env.run_root / "runc",
         mountopt=env.mountopt, work_dir=work, context_dir=context_dir, ignore=ignore,
         proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
@@ -276,7 +276,7 @@ def _reworded(exc: IsulaBuildError, message: str) -> IsulaBuildError:
         return InvalidArgument(message)
 
 
-def _run_stages(ctx: BuildContext, plan: BuildPlan, env: BuildEnvironment,
+def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
                 destination: StoreDestination, build_args: dict[str, str]) -> StageResult:
     results: dict[int, StageResult] = {}
     numbers = _step_numbers(plan)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.mounts import MAX_LOWER_DIRS, OverlayMount, split_mount_options
+from isula_build.builder.mounts import MAX_LOWER_DIRS, OverlayMount, split_mount_options
 from isula_build.errors import InvalidArgument, ResourceExhausted
 
 Mounted = Callable[[], list[str]]

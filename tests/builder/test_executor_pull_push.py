@@ -1,6 +1,6 @@
 """The build engine with a daemon state and a real registry (Debian's docker-registry on
 127.0.0.1): FROM and COPY --from of images the store lacks are pulled, and `-o docker://` /
-`-o oci://` push the built image. run_build is called directly; test_build_e2e.py does the
+`-o oci://` push the built image. build_image is called directly; test_build_e2e.py does the
 same through the real daemon and client."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.builder import BuildEnvironment, BuildInput, run_build
+from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
 from isula_build.daemon.state import DaemonState
 from isula_build.errors import IsulaBuildError, NotFound
 from isula_build.registry.operations import push_image
@@ -32,7 +32,7 @@ def build(state: DaemonState, dockerfile: str, context: Path, lines: list[str],
                            run_root=state.options.run_root, daemon_env={}, daemon=state)
     request = BuildInput(build_id=build_id, dockerfile=dockerfile, context_dir=context,
                          output=output)
-    return run_build(request, env, lines.append, threading.Event())
+    return build_image(request, env, lines.append, threading.Event())
 
 
 def skopeo_raw(reference: str) -> dict:

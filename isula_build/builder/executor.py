@@ -25,12 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from isula_build.build.config import StageConfig, history_text, now_utc
-from isula_build.build.copier import copy_into_root
-from isula_build.build.mounts import OverlayMount
-from isula_build.build.rootpath import make_dirs_in_root
-from isula_build.build.runtime import RunError, RunSpec, run_container
-from isula_build.build.users import resolve_user
+from isula_build.builder.config import StageConfig, history_text, now_utc
+from isula_build.builder.copier import copy_into_root
+from isula_build.builder.mounts import OverlayMount
+from isula_build.builder.rootpath import make_dirs_in_root
+from isula_build.builder.runtime import RunError, RunSpec, run_container
+from isula_build.builder.users import resolve_user
 from isula_build.dockerfile import DockerignoreMatcher
 from isula_build.dockerfile.instructions import (
     AddInstruction,
@@ -55,7 +55,7 @@ STATIC_HOSTNAME = "localhost"
 
 
 @dataclass
-class BuildContext:
+class BuildRun:
     """What every step of one build shares."""
 
     runtime: str                      # OCI runtime binary (daemon config `runtime`)
@@ -98,7 +98,7 @@ def step_key(parent: str, ins: Instruction, args: Mapping[str, str], content: st
 
 
 @contextmanager
-def mounted_root(ctx: BuildContext, stack: RootStack) -> Iterator[Path]:
+def mounted_root(ctx: BuildRun, stack: RootStack) -> Iterator[Path]:
     """A throwaway overlay of `stack` to read from (COPY --from): nothing in it is kept."""
     base = ctx.new_dir("from")
     mount = OverlayMount(stack.lowers, base / "upper", base / "work", base / "merged",
@@ -125,7 +125,7 @@ def _heredoc_of(word: str, heredocs: tuple[Heredoc, ...]) -> Heredoc | None:
 class StepExecutor:
     """Executes the steps of one stage on its mounted root `rootfs`."""
 
-    def __init__(self, ctx: BuildContext, rootfs: Path, config: StageConfig,
+    def __init__(self, ctx: BuildRun, rootfs: Path, config: StageConfig,
                  resolve_from: Callable[[str], RootStack]) -> None:
         self.ctx = ctx
         self.rootfs = rootfs
@@ -305,5 +305,5 @@ class StepExecutor:
             _remove_tree(folder)
 
 
-__all__ = ["BuildContext", "PROXY_VARIABLES", "RootStack", "StepExecutor", "mounted_root",
+__all__ = ["BuildRun", "PROXY_VARIABLES", "RootStack", "StepExecutor", "mounted_root",
            "step_key"]

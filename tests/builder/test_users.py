@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.users import ResolvedUser, read_root_file, resolve_user
+from isula_build.builder.users import ResolvedUser, read_root_file, resolve_user
 from isula_build.errors import InvalidArgument, NotFound
 
 PASSWD = """\

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.copier import copy_into_root
+from isula_build.builder.copier import copy_into_root
 from isula_build.errors import InvalidArgument, NotFound
 
 MTIME = 981173106  # 2001-02-03 04:05:06 UTC

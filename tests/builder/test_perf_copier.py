@@ -1,6 +1,6 @@
 """The copier's descriptor-based file copy: content (large files go through a writer thread),
 modes whatever the daemon's umask, owners, set-id bits, xattrs and times must come out as the
-rules say (tests/build/test_copier.py has the rules themselves)."""
+rules say (tests/builder/test_copier.py has the rules themselves)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.build.copier import copy_into_root
+from isula_build.builder.copier import copy_into_root
 
 LARGE = (1 << 20) * 3 + 5   # several 1 MiB chunks and a short last one
 MTIME_NS = 981173106_123456789

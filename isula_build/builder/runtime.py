@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isula_build.build.rootpath import resolve_in_root
-from isula_build.build.users import ResolvedUser
+from isula_build.builder.rootpath import resolve_in_root
+from isula_build.builder.users import ResolvedUser
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
 
 DEFAULT_RUNTIME = "runc"

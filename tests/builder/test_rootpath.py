@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from isula_build.build.rootpath import make_dirs_in_root, resolve_in_root
+from isula_build.builder.rootpath import make_dirs_in_root, resolve_in_root
 from isula_build.errors import InvalidArgument
 
 
