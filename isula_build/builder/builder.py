@@ -34,7 +34,8 @@ from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import REGISTRY_TRANSPORTS, OutputSpec, export, parse_output
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
-from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented
+from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
+                                at_line, reworded)
 from isula_build.image.reference import normalize_name
 from isula_build.registry.operations import pull_image
 from isula_build.store import ImageRecord, Store
@@ -264,16 +265,8 @@ def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
     except Cancelled:
         raise
     except IsulaBuildError as exc:
-        raise _reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
-                             f"failed: {exc}") from None
-
-
-def _reworded(exc: IsulaBuildError, message: str) -> IsulaBuildError:
-    """An error of the same kind (gRPC code) with a new message."""
-    try:
-        return type(exc)(message)
-    except TypeError:  # an error class with a constructor of its own
-        return InvalidArgument(message)
+        raise reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
+                            f"failed: {exc}") from None
 
 
 def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
@@ -319,7 +312,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
             except Cancelled:
                 raise
             except IsulaBuildError as exc:
-                raise _reworded(exc, f"Dockerfile line {stage.from_.line}: {exc}") from None
+                raise at_line(exc, stage.from_.line) from None
         results[index] = run_stage(ctx, stage, base, numbers[index] + 1, resolve_from,
                                    build_args)
     return results[plan.target]

@@ -29,7 +29,7 @@ from isula_build.builder.config import StageConfig, history_text, now_utc
 from isula_build.builder.copier import copy_into_root
 from isula_build.builder.mounts import OverlayMount
 from isula_build.builder.rootpath import make_dirs_in_root
-from isula_build.builder.runtime import RunError, RunSpec, run_container
+from isula_build.builder.runtime import RunSpec, run_container
 from isula_build.builder.users import resolve_user
 from isula_build.dockerfile import DockerignoreMatcher
 from isula_build.dockerfile.instructions import (
@@ -43,7 +43,7 @@ from isula_build.dockerfile.instructions import (
 )
 from isula_build.dockerfile.lex import expand_heredoc
 from isula_build.dockerfile.parser import Heredoc
-from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
+from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, RunError, at_line
 
 _log = logging.getLogger(__name__)
 
@@ -145,11 +145,7 @@ class StepExecutor:
         except IsulaBuildError as exc:
             if str(exc).startswith("Dockerfile line"):
                 raise
-            try:
-                located = type(exc)(f"Dockerfile line {ins.line}: {exc}")
-            except TypeError:  # an error class with a constructor of its own
-                located = InvalidArgument(f"Dockerfile line {ins.line}: {exc}")
-            raise located from None
+            raise at_line(exc, ins.line) from None
 
     def _execute(self, ins: Instruction, args: Mapping[str, str], parent_key: str) -> tuple[str, bool]:
         shell = self.config.shell
@@ -164,8 +160,8 @@ class StepExecutor:
             self._make_workdir()
         else:
             if not self.config.apply(ins):
-                raise InvalidArgument(f"Dockerfile line {ins.line}: {type(ins).__name__} "
-                                      "cannot be executed here")
+                raise InvalidArgument.on_line(ins.line,
+                                              f"{type(ins).__name__} cannot be executed here")
             self._track_writers(ins, args)
             changes_files = False
         key = step_key(parent_key, ins, args, content)
@@ -224,8 +220,8 @@ class StepExecutor:
         if len(ins.heredocs) == 1 and _heredoc_of(command, ins.heredocs) is only:
             # RUN <<EOF: the document is the script (BuildKit runs it with the SHELL).
             if only.content.startswith("#!"):
-                raise InvalidArgument(f"Dockerfile line {ins.line}: a RUN heredoc starting with "
-                                      "#! is not supported yet")
+                raise InvalidArgument.on_line(ins.line, "a RUN heredoc starting with #! is not "
+                                                          "supported yet")
             return [*shell, only.content]
         # A command reading heredocs (`cat <<EOF > f`): the shell gets the documents too.
         text = command + "\n" + "".join(
@@ -235,8 +231,8 @@ class StepExecutor:
 
     def _run(self, ins: RunInstruction, args: Mapping[str, str]) -> None:
         if ins.mounts or (ins.network not in (None, "host", "default")) or ins.security:
-            raise InvalidArgument(f"Dockerfile line {ins.line}: RUN --mount, --network and "
-                                  "--security are not supported")
+            raise InvalidArgument.on_line(ins.line, "RUN --mount, --network and --security are "
+                                                      "not supported")
         workdir = self.config.workdir
         user = resolve_user(self.rootfs, self.config.user)
         spec = RunSpec(args=self.run_args(ins), env=self.run_env(args), cwd=workdir, user=user,
@@ -259,7 +255,7 @@ class StepExecutor:
     def _copy(self, ins: CopyInstruction | AddInstruction, args: Mapping[str, str]) -> str:
         add = isinstance(ins, AddInstruction)
         if add and ins.checksum:
-            raise InvalidArgument(f"Dockerfile line {ins.line}: ADD --checksum is not supported")
+            raise InvalidArgument.on_line(ins.line, "ADD --checksum is not supported")
         documents = [doc for doc in (_heredoc_of(s, ins.heredocs) for s in ins.sources) if doc]
         plain = [s for s in ins.sources if _heredoc_of(s, ins.heredocs) is None]
         common = dict(workdir=self.config.workdir, chown=ins.chown, chmod=ins.chmod, add=add,

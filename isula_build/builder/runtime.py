@@ -38,7 +38,7 @@ from pathlib import Path
 
 from isula_build.builder.rootpath import resolve_in_root
 from isula_build.builder.users import ResolvedUser
-from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
+from isula_build.errors import Cancelled, InvalidArgument, RunError
 
 DEFAULT_RUNTIME = "runc"
 # Default state root of the runtime; the executor passes <run_root>/runc.
@@ -83,10 +83,6 @@ READONLY_PATHS: tuple[str, ...] = (
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 )
 HOST_FILES: tuple[str, ...] = ("/etc/hosts", "/etc/resolv.conf")
-
-
-class RunError(IsulaBuildError):
-    """A RUN command failed (non-zero exit) or the runtime could not start it."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What every command module shares: the parser context, the daemon session, stream printing.
 
-Only the standard library is imported here at module level; grpc, the generated stubs and
-isula_build.errors (which imports grpc) are imported when a command actually runs.
+Only the standard library and isula_build.errors are imported here at module level; grpc and
+the generated stubs are imported when a command actually runs.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from isula_build.errors import InvalidArgument
+
 if TYPE_CHECKING:
     from isula_build.cli.connection import Connection
-    from isula_build.errors import InvalidArgument
 
 EXPERIMENTAL_ENV = "ISULABUILD_CLI_EXPERIMENTAL"
 CONFIG_DIR_ENV = "ISULABUILD_CONFIG_DIR"
@@ -46,9 +47,7 @@ def new_id() -> str:
 
 
 def invalid(message: str) -> InvalidArgument:
-    """The project's InvalidArgument, imported only when a command is refused."""
-    from isula_build.errors import InvalidArgument
-
+    """The project's InvalidArgument for a refused command line."""
     return InvalidArgument(message)
 
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from isula_build.errors import DaemonUnreachable, FlagError
 from isula_build.units import parse_go_duration
 
 if TYPE_CHECKING:
@@ -25,13 +26,6 @@ UNIX_PREFIX = "unix://"
 DEFAULT_TIMEOUT = 20.0
 MIN_TIMEOUT = 0.1
 MAX_TIMEOUT = 120.0
-
-
-
-class FlagError(ValueError):
-    """A malformed global flag (--host, --timeout, --log-level); raised before anything is
-    contacted.  Not an isula_build.errors class on purpose: that module imports grpc, and these
-    checks run before the client decides it needs grpc at all."""
 
 
 def resolve_address(flag: str | None) -> str:
@@ -84,14 +78,6 @@ class Endpoint:
         address = resolve_address(host)
         return cls(address=address, socket_path=parse_host(address),
                    timeout=parse_timeout(timeout))
-
-
-class DaemonUnreachable(Exception):
-    """The daemon did not answer SERVING to the health check within the timeout."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(
-            f"Cannot connect to the isula-builder at {address}. Is the isula-builder running?")
 
 
 @dataclass

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from isula_build.cli import build, completion, images, info, manifest, registry, version
 from isula_build.cli.common import ParserContext, experimental_enabled
-from isula_build.cli.connection import DaemonUnreachable, Endpoint, FlagError
+from isula_build.cli.connection import Endpoint
+from isula_build.errors import FlagError, IsulaBuildError
 
 PROG = "isula-build"
 LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
@@ -96,13 +97,10 @@ def _configure_logging(args: argparse.Namespace) -> None:
 def _user_message(exc: BaseException) -> str | None:
     """The text to show for an expected failure, or None for a bug (shown as a traceback).
 
-    grpc and isula_build.errors are looked up in sys.modules instead of imported: when they
-    were never imported, the exception cannot come from them, and --help stays fast.
+    grpc is looked up in sys.modules instead of imported: when it was never imported, the
+    exception cannot come from it, and --help stays fast.
     """
-    if isinstance(exc, (FlagError, DaemonUnreachable)):
-        return str(exc)
-    errors = sys.modules.get("isula_build.errors")
-    if errors is not None and isinstance(exc, errors.IsulaBuildError):
+    if isinstance(exc, IsulaBuildError):
         return str(exc)
     grpc = sys.modules.get("grpc")
     if grpc is not None and isinstance(exc, grpc.RpcError) and hasattr(exc, "details"):

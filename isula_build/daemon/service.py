@@ -1,8 +1,8 @@
 """The Control service: routes each request to its handler and maps errors to gRPC statuses.
 
-IsulaBuildError becomes a status with the error's code and its message as is (the client shows
-it to the user); any other exception is a bug: it is logged with its traceback and answered
-INTERNAL. Streaming methods run their work through logstream.stream.
+IsulaBuildError becomes a status with its class's code (status.py) and its message as is (the
+client shows it to the user); any other exception is a bug: it is logged with its traceback and
+answered INTERNAL. Streaming methods run their work through logstream.stream.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from isula_build.daemon.handlers import (
     version,
 )
 from isula_build.daemon.state import DaemonState
+from isula_build.daemon.status import status_code
 from isula_build.errors import IsulaBuildError
 
 _log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def _report(context: grpc.ServicerContext, name: str, exc: Exception) -> None:
     """Ends the RPC with the status an exception stands for (context.abort raises)."""
     if isinstance(exc, IsulaBuildError):
         _log.info("%s failed: %s", name, exc)
-        context.abort(exc.code, str(exc))
+        context.abort(status_code(exc), str(exc))
     _log.error("%s failed with an unexpected error", name, exc_info=exc)
     context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 

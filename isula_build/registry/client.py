@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-import grpc
-
-from isula_build.errors import FailedPrecondition, InvalidArgument, IsulaBuildError, NotFound
+from isula_build.errors import (FailedPrecondition, InvalidArgument, IsulaBuildError, NotFound,
+                                RegistryUnavailable)
 from isula_build.image import mediatypes
 from isula_build.image.digest import digest_of, is_digest
 from isula_build.registry.auth import MAX_TOKEN_ANSWER, Authenticator, repository_scope
@@ -47,12 +46,6 @@ MANIFEST_ACCEPT = ", ".join([mediatypes.OCI_INDEX, mediatypes.DOCKER_MANIFEST_LI
                              mediatypes.OCI_MANIFEST, mediatypes.DOCKER_MANIFEST])
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT = (OSError, http.client.HTTPException)  # connection refused/reset, cut streams, ...
-
-
-class RegistryUnavailable(IsulaBuildError):
-    """The registry cannot be reached or keeps failing."""
-
-    code = grpc.StatusCode.UNAVAILABLE
 
 
 class _Retry(Exception):

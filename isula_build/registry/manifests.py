@@ -11,11 +11,11 @@ import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound
+from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryUnavailable
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
 from isula_build.image.jsondoc import load_json_object
-from isula_build.registry.client import RegistryClient, RegistryUnavailable
+from isula_build.registry.client import RegistryClient
 from isula_build.registry.config import RegistryPolicy
 from isula_build.registry.lists import ManifestList
 from isula_build.registry.names import RemoteRef, parse_remote

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from isula_build.errors import FailedPrecondition, NotFound
+from isula_build.errors import FailedPrecondition, NotFound, RegistryUnavailable
 from isula_build.registry.blobinfo import BlobInfoCache
-from isula_build.registry.client import RegistryClient, RegistryUnavailable
+from isula_build.registry.client import RegistryClient
 from isula_build.registry.config import RegistryPolicy
 from isula_build.registry.credentials import AuthFile, Credentials
 from isula_build.registry.names import RemoteRef, parse_remote

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from isula_build.builder.mounts import OverlayMount
-from isula_build.builder.runtime import (DEFAULT_CAPABILITIES, DEFAULT_PATH, BindMount, RunError, RunSpec,
+from isula_build.builder.runtime import (DEFAULT_CAPABILITIES, DEFAULT_PATH, BindMount, RunSpec,
                                        capability_mask, remove_stale_containers, run_container)
 from isula_build.builder.users import resolve_user
-from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
+from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, RunError
 
 Lister = Callable[[Path], list[str]]
 Mounted = Callable[[], list[str]]

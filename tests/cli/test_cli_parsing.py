@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from isula_build.cli import build, completion, images, registry
-from isula_build.cli.connection import FlagError, parse_duration, parse_timeout
+from isula_build.cli.connection import parse_duration, parse_timeout
 from isula_build.cli.main import build_parser, normalize_bool_flags
-from isula_build.errors import InvalidArgument
+from isula_build.errors import FlagError, InvalidArgument
 
 from .conftest import RunClient
 

@@ -14,6 +14,7 @@ import pytest
 from isula_build.api import control_pb2 as pb
 from isula_build.api import control_pb2_grpc
 from isula_build.daemon.logstream import Job, JobRegistry, stream
+from isula_build.daemon.status import status_code
 from isula_build.errors import Cancelled, NotFound
 
 
@@ -29,7 +30,7 @@ class _Servicer(control_pb2_grpc.ControlServicer):
             yield from stream(context, self.jobs, "test", self.work,
                               lambda line: pb.LoadResponse(log=line))
         except NotFound as exc:
-            context.abort(exc.code, str(exc))
+            context.abort(status_code(exc), str(exc))
 
 
 @pytest.fixture

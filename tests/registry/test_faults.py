@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from isula_build.errors import InvalidArgument
-from isula_build.registry.client import RegistryUnavailable
+from isula_build.errors import InvalidArgument, RegistryUnavailable
 from isula_build.registry.operations import pull_image, push_image
 from tests.registry.conftest import import_busybox
 from tests.registry.servers import CuttingProxy, GarbageServer

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound
-from isula_build.registry.client import RegistryUnavailable
+from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryUnavailable
 from isula_build.registry.operations import pull_image, push_image
 from tests.registry.conftest import import_busybox
 

@@ -11,22 +11,9 @@ import logging
 from isula_build.api import control_pb2 as pb
 from isula_build.daemon.logstream import Job
 from isula_build.daemon.state import DaemonState
-from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
+from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, RemoveFailed
 
 _log = logging.getLogger(__name__)
-
-
-class RemoveFailed(IsulaBuildError):
-    """Some images could not be removed; the status carries their reasons too, since the
-    per-image lines go to stdout and the client shows only the status on stderr."""
-
-    def __init__(self, failures: list[IsulaBuildError]) -> None:
-        super().__init__("remove one or more images failed: "
-                         + "; ".join(str(exc) for exc in failures))
-        codes = {exc.code for exc in failures}
-        # One kind of failure keeps its code (NOT_FOUND for unknown images); a mix is UNKNOWN.
-        if len(codes) == 1:
-            self.code = codes.pop()
 
 
 def remove(state: DaemonState, request: pb.RemoveRequest, job: Job) -> None:
