@@ -27,24 +27,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import REGISTRY_TRANSPORTS, OutputSpec, export, parse_output
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
+from isula_build.distribution.pull import pull_image
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
 from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
                                 at_line, reworded)
 from isula_build.image.reference import normalize_name
-from isula_build.registry.operations import pull_image
+from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
 from isula_build.transports.copy import copy_image
 from isula_build.transports.store import StoreDestination
-
-if TYPE_CHECKING:  # the daemon's state module imports the build handler, which imports this
-    from isula_build.daemon.state import DaemonState
 
 _log = logging.getLogger(__name__)
 
@@ -88,9 +86,9 @@ class BuildEnvironment:
     runtime: str = "runc"
     mountopt: str = "nodev"
     daemon_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    # The daemon (registries.toml, auth.json, certs.d; its store is `store`): images missing
-    # from the store are pulled, and `-o docker://` / `oci://` push. None: neither.
-    daemon: DaemonState | None = None
+    # The daemon's registries.toml, policy.json, auth.json and certs.d: images missing from
+    # `store` are pulled, and `-o docker://` / `oci://` push. None: neither.
+    registry: RegistrySettings | None = None
 
     @property
     def tmp_dir(self) -> Path:
@@ -107,7 +105,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", request.build_id):
         raise InvalidArgument(f"invalid build ID {request.build_id!r}")
     output: OutputSpec | None = parse_output(request.output)
-    if output is not None and output.transport in REGISTRY_TRANSPORTS and env.daemon is None:
+    if output is not None and output.transport in REGISTRY_TRANSPORTS and env.registry is None:
         raise Unimplemented(f"output {output.transport}:// needs the daemon's registry settings")
     names = [normalize_name(request.tag)] if request.tag else []
     context_dir = _check_context(request.context_dir)
@@ -137,7 +135,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
                 image_id = copy_image(source, destination, log)
         _log.info("build %s: image %s", request.build_id, image_id)
         if output is not None:
-            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.daemon)
+            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry)
         return image_id
     finally:
         _discard_work_dir(work, env.store)
@@ -251,17 +249,18 @@ def _step_numbers(plan: BuildPlan) -> list[int]:
 
 def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
                      log: Callable[[str], None]) -> ImageRecord:
-    """The stored image `ref`, pulled first when the store lacks it and a daemon is there."""
+    """The stored image `ref`, pulled first when the store lacks it and there are registry
+    settings to pull with."""
     try:
         return env.store.lookup(ref)
     except NotFound:
-        if env.daemon is None:
+        if env.registry is None:
             raise NotFound(f'{what} "{ref}" not found in the local store (pull it first, or '
                            f"load or import it)") from None
     try:
         # The copy lines go to the build log; a short name is stored under its full name,
         # so the returned record (not a second lookup of `ref`) is the image.
-        return pull_image(env.daemon, ref, log)
+        return pull_image(env.store, env.registry, ref, log)
     except Cancelled:
         raise
     except IsulaBuildError as exc:

@@ -5,7 +5,7 @@ built image through copy_image to the transport it names.
     docker-daemon:NAME:TAG             isulad:NAME:TAG
     docker://REGISTRY/REPO:TAG         oci://REGISTRY/REPO:TAG   (pushed, docker or OCI format)
 
-Pushing needs the daemon (its registries.toml, auth.json and certs.d): `export` gets its state.
+Pushing needs the daemon (its registries.toml, auth.json and certs.d): `export` gets its settings.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from isula_build.distribution.push import push_image
 from isula_build.errors import AlreadyExists, InvalidArgument, NotFound, Unimplemented
 from isula_build.image.reference import normalize_name
 from isula_build.registry.names import parse_remote
-from isula_build.registry.operations import push_image
+from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.copy import copy_image
 from isula_build.transports.docker_archive import DockerArchiveWriter
@@ -26,9 +27,6 @@ from isula_build.transports.docker_daemon import DockerDaemonWriter
 from isula_build.transports.isulad import IsuladWriter
 from isula_build.transports.oci_archive import OciArchiveWriter
 from isula_build.transports.store import StoreSource
-
-if TYPE_CHECKING:  # the daemon's state module imports the build handler, which imports this
-    from isula_build.daemon.state import DaemonState
 
 DOCKER_ARCHIVE = "docker-archive"
 OCI_ARCHIVE = "oci-archive"
@@ -101,14 +99,14 @@ def _archive_path(spec: str, text: str) -> Path:
 
 
 def export(spec: OutputSpec, store: Store, image: ImageRecord, tmp_dir: Path,
-           log: Callable[[str], None], daemon: DaemonState | None = None) -> None:
+           log: Callable[[str], None], registry: RegistrySettings | None = None) -> None:
     """Copies the built image to the output (the copy lines go to `log`). Registry outputs
-    need the daemon's state (`daemon`, whose store holds `image`)."""
+    need the daemon's registry settings (`registry`)."""
     if spec.transport in REGISTRY_TRANSPORTS:
-        if daemon is None:
+        if registry is None:
             raise Unimplemented(f"output {spec.transport}:// needs the daemon's registry settings")
         assert spec.name is not None
-        push_image(daemon, image.id, spec.name, spec.transport, log)
+        push_image(store, registry, image.id, spec.name, spec.transport, log)
         return
     names = [spec.name] if spec.name else []
     if spec.transport == DOCKER_ARCHIVE:

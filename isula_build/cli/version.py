@@ -20,9 +20,9 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
 
 def client_info() -> Any:
     """This installation's VersionResponse; the daemon answers from the same facts."""
-    from isula_build.daemon.handlers.version import version
+    from isula_build.buildinfo import version_response
 
-    return version()
+    return version_response()
 
 
 class VersionAction(argparse.Action):

@@ -12,11 +12,12 @@ import json
 import os
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from isula_build.errors import ConfigError
+from isula_build.registry.settings import PolicyRequirement, Registries, SignaturePolicy
 
 MAX_CONFIG_FILE_SIZE = 1 << 20  # 1 MiB, as the original limits every configuration file
 
@@ -54,44 +55,6 @@ class StorageConfig:
 
     driver: str | None = None
     mountopt: str | None = None
-
-
-@dataclass(frozen=True)
-class Registries:
-    """registries.toml (containers-registries.conf v1): registry host[:port] prefixes."""
-
-    search: tuple[str, ...] = ()
-    insecure: tuple[str, ...] = ()
-    block: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PolicyRequirement:
-    type: str
-
-
-@dataclass(frozen=True)
-class SignaturePolicy:
-    """policy.json: which images may be pulled and pushed (signature checks are not supported)."""
-
-    default: tuple[PolicyRequirement, ...] = (PolicyRequirement("insecureAcceptAnything"),)
-    # transport name -> scope ("" for the whole transport) -> requirements
-    transports: dict[str, dict[str, tuple[PolicyRequirement, ...]]] = field(default_factory=dict)
-
-    def accepts(self, transport: str, scope: str) -> bool:
-        """Whether an image of `scope` (e.g. "registry.example.com/ns/app") is accepted.
-
-        As in containers/image, the most specific scope of the transport wins, then the
-        transport's "" scope, then the default; every requirement must accept.
-        """
-        requirements = self.default
-        scopes = self.transports.get(transport, {})
-        best = -1
-        for candidate, reqs in scopes.items():
-            matches = candidate == "" or scope == candidate or scope.startswith(candidate + "/")
-            if matches and len(candidate) > best:
-                best, requirements = len(candidate), reqs
-        return all(r.type == "insecureAcceptAnything" for r in requirements)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        from isula_build.daemon.handlers.version import git_commit
+        from isula_build.buildinfo import git_commit
         print(f"{PROGRAM} version {isula_build.__version__}, build {git_commit()}")
         parser.exit()
 

@@ -12,12 +12,11 @@ from isula_build.daemon.config import (
     CONFIGURATION_FILE,
     LOG_LEVELS,
     FileConfig,
-    Registries,
-    SignaturePolicy,
     check_mount_options,
     check_storage_driver,
 )
 from isula_build.errors import ConfigError
+from isula_build.registry.settings import Registries, RegistrySettings, SignaturePolicy
 
 DEFAULT_HOST = "unix:///var/run/isula_build.sock"
 DEFAULT_CONFIG_DIR = Path("/etc/isula-build")
@@ -65,6 +64,11 @@ class DaemonOptions:
     mount_options: str  # comma-separated overlay mount options for build layers
     registries: Registries
     policy: SignaturePolicy
+
+    def registry_settings(self) -> RegistrySettings:
+        """What pulls, pushes and logins need of these settings."""
+        return RegistrySettings(config_dir=self.config_dir, data_root=self.data_root,
+                                registries=self.registries, policy=self.policy)
 
 
 def resolve_options(flags: Flags, files: FileConfig) -> DaemonOptions:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import empty_pb2
 
+from isula_build import buildinfo
 from isula_build.api import control_pb2 as pb
 from isula_build.api import control_pb2_grpc
 from isula_build.daemon import logstream
@@ -34,7 +35,6 @@ from isula_build.daemon.handlers import (
     save,
     separated,
     tag,
-    version,
 )
 from isula_build.daemon.state import DaemonState
 from isula_build.daemon.status import status_code
@@ -91,7 +91,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @_unary
     def Version(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> pb.VersionResponse:
-        return version.version()
+        return buildinfo.version_response()
 
     @_unary
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from isula_build.daemon.handlers.build import BuildRegistry
+from isula_build.daemon.builds import BuildRegistry
 from isula_build.daemon.keys import KeyPair
 from isula_build.daemon.logstream import JobRegistry
 from isula_build.daemon.options import DaemonOptions
+from isula_build.registry.settings import RegistrySettings
 from isula_build.store import Store
 
 
@@ -19,3 +20,8 @@ class DaemonState:
     jobs: JobRegistry
     builds_running: int = 0  # Info reports this count
     builds: BuildRegistry = field(default_factory=BuildRegistry)
+    # What pulls, pushes and logins take of the options, made once.
+    registry: RegistrySettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = self.options.registry_settings()

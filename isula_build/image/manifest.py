@@ -1,4 +1,5 @@
-"""Docker schema 2 manifests, OCI manifests and OCI indexes, made from a config and its layers.
+"""Docker schema 2 manifests, OCI manifests and OCI indexes: made from a config and its layers,
+and read back (descriptors, whether a manifest is a list, a list's entry for a platform).
 
 Layers in the archives this project writes are uncompressed, so a layer's blob digest is its diff
 ID; pushes give compressed descriptors of their own.
@@ -10,8 +11,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from isula_build.errors import InvalidArgument, NotFound
+from isula_build.image import config as image_config
 from isula_build.image import mediatypes
-from isula_build.image.digest import digest_of
+from isula_build.image.digest import digest_of, is_digest
+from isula_build.image.jsondoc import load_json_object
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 
@@ -33,6 +37,43 @@ class Descriptor:
         if self.platform:
             out["platform"] = dict(self.platform)
         return out
+
+
+def parse_descriptor(value: Any, what: str) -> Descriptor:
+    if not isinstance(value, dict) or not isinstance(value.get("digest"), str) \
+            or not is_digest(value["digest"]) or not isinstance(value.get("size"), int):
+        raise InvalidArgument(f"{what} is not a valid descriptor")
+    platform = value.get("platform")
+    return Descriptor(str(value.get("mediaType", "")), value["digest"], value["size"],
+                      platform=platform if isinstance(platform, dict) else None)
+
+
+def is_index(data: bytes, media_type: str) -> bool:
+    """Whether a manifest (its bytes and the media type it was served as) is a manifest list or
+    an OCI index rather than an image manifest."""
+    if media_type in mediatypes.INDEX_TYPES:
+        return True
+    document = load_json_object(data, "manifest")
+    return "manifests" in document and "layers" not in document
+
+
+def choose_platform(index: dict[str, Any], what: str, os_name: str = "linux",
+                    arch: str | None = None, variant: str | None = None) -> Descriptor:
+    """The entry of a manifest list / index for os and arch (this machine's by default)."""
+    arch = arch or image_config.host_architecture()
+    entries = index.get("manifests")
+    if not isinstance(entries, list):
+        raise InvalidArgument(f"{what}: manifest list without a manifests array")
+    candidates = []
+    for n, entry in enumerate(entries):
+        desc = parse_descriptor(entry, f"{what}: entry {n}")
+        platform = desc.platform or {}
+        if platform.get("os") == os_name and platform.get("architecture") == arch:
+            if variant is None or platform.get("variant") == variant:
+                candidates.append(desc)
+    if not candidates:
+        raise NotFound(f"{what}: no image for {os_name}/{arch} in the manifest list")
+    return candidates[0]
 
 
 def _dump(document: dict[str, Any]) -> bytes:

@@ -1,7 +1,7 @@
 """Which registries are searched for short names, which may be insecure, which are refused.
 
-The daemon parses registries.toml (daemon/config.py, `DaemonOptions.registries`); this module
-only answers questions about a parsed `Registries`. Entries are host[:port] prefixes, optionally
+The daemon parses registries.toml (daemon/config.py) into a `Registries` (registry/settings.py);
+this module only answers questions about it. Entries are host[:port] prefixes, optionally
 with a path (`example.com/ns`), matched on component boundaries as containers/image does.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from isula_build.daemon.config import Registries
 from isula_build.errors import FailedPrecondition, InvalidArgument
 from isula_build.registry.names import RemoteRef, has_registry, parse_remote, qualify
+from isula_build.registry.settings import Registries
 
 
 def _matches(entry: str, repo_path: str) -> bool:

@@ -16,16 +16,16 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from isula_build.errors import InvalidArgument, NotFound
+from isula_build.errors import InvalidArgument
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
-from isula_build.image.digest import HashingReader, digest_of, is_digest
+from isula_build.image.digest import HashingReader, digest_of
 from isula_build.image.jsondoc import load_json_object
-from isula_build.image.manifest import Descriptor
+from isula_build.image.manifest import Descriptor, choose_platform, is_index, parse_descriptor
 from isula_build.registry.blobinfo import BlobInfoCache, CompressedBlob
-from isula_build.registry.client import Manifest, RegistryClient
+from isula_build.registry.client import RegistryClient
 from isula_build.registry.gzipper import gzip_stream
 from isula_build.registry.names import RemoteRef
 from isula_build.registry.pipeline import layer_stream
@@ -33,41 +33,6 @@ from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
 
 DOCKER_FORMAT = "docker"
 OCI_FORMAT = "oci"
-
-
-def parse_descriptor(value: Any, what: str) -> Descriptor:
-    if not isinstance(value, dict) or not isinstance(value.get("digest"), str) \
-            or not is_digest(value["digest"]) or not isinstance(value.get("size"), int):
-        raise InvalidArgument(f"{what} is not a valid descriptor")
-    platform = value.get("platform")
-    return Descriptor(str(value.get("mediaType", "")), value["digest"], value["size"],
-                      platform=platform if isinstance(platform, dict) else None)
-
-
-def is_index(manifest: Manifest) -> bool:
-    if manifest.media_type in mediatypes.INDEX_TYPES:
-        return True
-    document = load_json_object(manifest.data, "manifest")
-    return "manifests" in document and "layers" not in document
-
-
-def choose_platform(index: dict[str, Any], what: str, os_name: str = "linux",
-                    arch: str | None = None, variant: str | None = None) -> Descriptor:
-    """The entry of a manifest list / index for os and arch (this machine's by default)."""
-    arch = arch or image_config.host_architecture()
-    entries = index.get("manifests")
-    if not isinstance(entries, list):
-        raise InvalidArgument(f"{what}: manifest list without a manifests array")
-    candidates = []
-    for n, entry in enumerate(entries):
-        desc = parse_descriptor(entry, f"{what}: entry {n}")
-        platform = desc.platform or {}
-        if platform.get("os") == os_name and platform.get("architecture") == arch:
-            if variant is None or platform.get("variant") == variant:
-                candidates.append(desc)
-    if not candidates:
-        raise NotFound(f"{what}: no image for {os_name}/{arch} in the manifest list")
-    return candidates[0]
 
 
 class RegistrySource(ImageSource):
@@ -78,10 +43,10 @@ class RegistrySource(ImageSource):
         self._blobinfo = blobinfo
         what = f"{ref.repo_path}:{ref.tag}"
         manifest = client.get_manifest(ref.repository, reference or ref.tag)
-        if is_index(manifest):
+        if is_index(manifest.data, manifest.media_type):
             chosen = choose_platform(load_json_object(manifest.data, what), what)
             manifest = client.get_manifest(ref.repository, chosen.digest)
-            if is_index(manifest):
+            if is_index(manifest.data, manifest.media_type):
                 raise InvalidArgument(f"{what}: a manifest list inside a manifest list")
         self.manifest = manifest
         document = load_json_object(manifest.data, f"manifest of {what}")

@@ -14,8 +14,8 @@ import pytest
 
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
 from isula_build.daemon.state import DaemonState
+from isula_build.distribution.push import push_image
 from isula_build.errors import IsulaBuildError, NotFound
-from isula_build.registry.operations import push_image
 # The registry tests' fixtures (real registries, daemon states on tmp_path), reused as they are.
 from tests.registry.conftest import (  # noqa: F401
     import_busybox,
@@ -29,7 +29,7 @@ from tests.registry.servers import Registry
 def build(state: DaemonState, dockerfile: str, context: Path, lines: list[str],
           build_id: str = "b1", output: str = "") -> str:
     env = BuildEnvironment(store=state.store, data_root=state.options.data_root,
-                           run_root=state.options.run_root, daemon_env={}, daemon=state)
+                           run_root=state.options.run_root, daemon_env={}, registry=state.registry)
     request = BuildInput(build_id=build_id, dockerfile=dockerfile, context_dir=context,
                          output=output)
     return build_image(request, env, lines.append, threading.Event())
@@ -47,7 +47,7 @@ def pushed_busybox(make_state, plain_registry: Registry, busybox_tar: Path) -> s
     source = make_state("source", insecure=(plain_registry.host,))
     import_busybox(source, busybox_tar, "busybox:latest")
     name = f"{plain_registry.host}/busybox:latest"
-    push_image(source, "busybox:latest", name, "docker", lambda line: None)
+    push_image(source.store, source.registry, "busybox:latest", name, "docker", lambda line: None)
     return name
 
 

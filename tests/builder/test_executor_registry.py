@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from isula_build.daemon.handlers.build import MAX_BUILDS, BuildRegistry
+from isula_build.daemon.builds import MAX_BUILDS, BuildRegistry
 from isula_build.errors import AlreadyExists, ResourceExhausted
 
 

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.daemon.config import (
-    PolicyRequirement,
-    SignaturePolicy,
-    load_file_config,
-)
+from isula_build.daemon.config import load_file_config
 from isula_build.daemon.handlers.images import format_size
 from isula_build.errors import ConfigError
+from isula_build.registry.settings import PolicyRequirement, SignaturePolicy
 
 
 @pytest.mark.parametrize("size, text", [

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.daemon.config import Registries, SignaturePolicy
 from isula_build.daemon.keys import KeyPair
 from isula_build.daemon.logstream import JobRegistry
 from isula_build.daemon.options import DaemonOptions
 from isula_build.daemon.state import DaemonState
+from isula_build.registry.settings import Registries, SignaturePolicy
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image
 from isula_build.transports.rootfs_tarball import ImportSource

@@ -15,10 +15,11 @@ from isula_build.api import control_pb2 as pb
 from isula_build.cli.crypto import encrypt
 from isula_build.daemon.handlers.login import login
 from isula_build.daemon.handlers.logout import logout
+from isula_build.distribution.pull import pull_image
+from isula_build.distribution.push import push_image
 from isula_build.errors import FailedPrecondition, NotFound
 from isula_build.registry.client import RegistryClient
 from isula_build.registry.credentials import AuthFile, Credentials
-from isula_build.registry.operations import pull_image, push_image
 from isula_build.registry.tls import certs_dir
 from tests.registry.conftest import import_busybox
 from tests.registry.servers import TokenServer, make_ca, make_server_cert, write_htpasswd
@@ -68,13 +69,13 @@ def test_login_checks_saves_and_logout_removes(make_state, tls_registry, busybox
     # The saved credentials serve push and pull over verified TLS.
     name = f"{host}/team/bb:1"
     image_id = import_busybox(state, busybox_tar, name)
-    push_image(state, name, name, "docker", lambda line: None)
+    push_image(state.store, state.registry, name, name, "docker", lambda line: None)
     other = make_state("other")
     _trust(other, tls_registry)
     with pytest.raises(FailedPrecondition, match="access denied"):
-        pull_image(other, name, lambda line: None)
+        pull_image(other.store, other.registry, name, lambda line: None)
     shutil.copy(auth_file, other.options.config_dir / "auth.json")
-    assert pull_image(other, name, lambda line: None).id == image_id
+    assert pull_image(other.store, other.registry, name, lambda line: None).id == image_id
 
     reply = logout(state, pb.LogoutRequest(server=host))
     assert reply.result == f"Removed authentication for {host}"
@@ -125,23 +126,25 @@ def test_token_auth_scopes_mount_and_anonymous_pull(make_state, token_registry,
     name = f"{host}/team/app:1"
     image_id = import_busybox(state, big_layer_tar, name)
     token.requests.clear()
-    push_image(state, name, name, "docker", lambda line: None)
+    push_image(state.store, state.registry, name, name, "docker", lambda line: None)
     assert ["repository:team/app:pull,push"] in [r["scope"] for r in token.requests]
     assert all(r["user"] == USER and r["service"] == token.service for r in token.requests)
 
     token.requests.clear()
-    push_image(state, name, f"{host}/team/copy:1", "docker", lambda line: None)
+    push_image(state.store, state.registry, name, f"{host}/team/copy:1", "docker",
+               lambda line: None)
     # The mount asks for push on the target and pull on the source, in one token.
     assert sorted(["repository:team/app:pull", "repository:team/copy:pull,push"]) in \
         [sorted(r["scope"]) for r in token.requests]
 
     # Anonymous users may pull (the token server grants them pull only).
     anonymous = make_state("anonymous", insecure=(host,))
-    assert pull_image(anonymous, f"{host}/team/copy:1", lambda line: None).id == image_id
+    assert pull_image(anonymous.store, anonymous.registry, f"{host}/team/copy:1",
+                      lambda line: None).id == image_id
     assert any(r["user"] is None for r in token.requests)
     with pytest.raises(FailedPrecondition):
-        push_image(anonymous, f"{host}/team/copy:1", f"{host}/team/copy:2", "docker",
-                   lambda line: None)
+        push_image(anonymous.store, anonymous.registry, f"{host}/team/copy:1",
+                   f"{host}/team/copy:2", "docker", lambda line: None)
 
 
 def test_token_is_refreshed_before_it_expires(make_state, token_registry, busybox_tar) -> None:
@@ -151,7 +154,7 @@ def test_token_is_refreshed_before_it_expires(make_state, token_registry, busybo
     login(state, pb.LoginRequest(server=host, username=USER, password=_encrypted(state, PASSWORD)))
     name = f"{host}/app:1"
     import_busybox(state, busybox_tar, name)
-    push_image(state, name, name, "docker", lambda line: None)
+    push_image(state.store, state.registry, name, name, "docker", lambda line: None)
 
     client = RegistryClient(host, state.options.config_dir, True, Credentials(USER, PASSWORD))
     token.requests.clear()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.registry.operations import pull_image, push_image
+from isula_build.distribution.pull import pull_image
+from isula_build.distribution.push import push_image
 from isula_build.transports.copy import copy_image
 from isula_build.transports.docker_daemon import DockerDaemonWriter
 from isula_build.transports.store import StoreSource
@@ -34,7 +35,7 @@ def test_docker_pulls_and_runs_what_we_push(make_state, plain_registry, busybox_
     state = make_state(insecure=(host,))
     name = f"{host}/isb-test-ours:{image_format}"
     image_id = import_busybox(state, busybox_tar, name)
-    push_image(state, name, name, image_format, lambda line: None)
+    push_image(state.store, state.registry, name, name, image_format, lambda line: None)
     docker_names.append(name)
     run(docker, "pull", name)
     assert run(docker, "image", "inspect", "-f", "{{.Id}}", name).strip() == f"sha256:{image_id}"
@@ -54,7 +55,7 @@ def test_we_pull_what_docker_pushes(make_state, plain_registry, busybox_tar, doc
     docker_id = run(docker, "image", "inspect", "-f", "{{.Id}}", pushed).strip()
 
     state = make_state(insecure=(host,))
-    record = pull_image(state, pushed, lambda line: None)
+    record = pull_image(state.store, state.registry, pushed, lambda line: None)
     assert f"sha256:{record.id}" == docker_id
     # Hand the pulled image back to docker under a new name and run it.
     with DockerDaemonWriter(tmp_path) as engine:
@@ -72,7 +73,7 @@ def test_skopeo_reads_what_we_push(make_state, plain_registry, busybox_tar, dock
     state = make_state(insecure=(host,))
     name = f"{host}/isb-test-skopeo-read:1"
     image_id = import_busybox(state, busybox_tar, name)
-    push_image(state, name, name, "oci", lambda line: None)
+    push_image(state.store, state.registry, name, name, "oci", lambda line: None)
     docker_names.append("isb-test-skopeo-read:1")
     run("skopeo", "copy", "--src-tls-verify=false", f"docker://{name}",
         "docker-daemon:isb-test-skopeo-read:1")

@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
+from isula_build.distribution.pull import pull_image
+from isula_build.distribution.push import push_image
 from isula_build.errors import InvalidArgument, RegistryUnavailable
-from isula_build.registry.operations import pull_image, push_image
 from tests.registry.conftest import import_busybox
 from tests.registry.servers import CuttingProxy, GarbageServer
 
@@ -27,25 +28,26 @@ def test_push_cut_midway_is_retried(make_state, plain_registry, big_layer_tar, p
     state = make_state(insecure=(proxy.host,))
     name = f"{proxy.host}/big:1"
     image_id = import_busybox(state, big_layer_tar, name)
-    push_image(state, name, name, "docker", lambda line: None)
+    push_image(state.store, state.registry, name, name, "docker", lambda line: None)
     assert proxy.cuts == 1
     raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
                           f"docker://{plain_registry.host}/big:1"], check=True,
                          capture_output=True, text=True).stdout
     assert json.loads(raw)["config"]["digest"] == f"sha256:{image_id}"
     puller = make_state("puller", insecure=(plain_registry.host,))
-    assert pull_image(puller, f"{plain_registry.host}/big:1", lambda line: None).id == image_id
+    assert pull_image(puller.store, puller.registry, f"{plain_registry.host}/big:1",
+                      lambda line: None).id == image_id
 
 
 def test_pull_cut_midway_resumes(make_state, plain_registry, big_layer_tar, proxies) -> None:
     state = make_state(insecure=(plain_registry.host,))
     name = f"{plain_registry.host}/big:1"
     image_id = import_busybox(state, big_layer_tar, name)
-    push_image(state, name, name, "docker", lambda line: None)
+    push_image(state.store, state.registry, name, name, "docker", lambda line: None)
     proxy = CuttingProxy(plain_registry.port, cut_after=4 << 20, direction="down")
     proxies.append(proxy)
     puller = make_state("puller", insecure=(proxy.host,))
-    record = pull_image(puller, f"{proxy.host}/big:1", lambda line: None)
+    record = pull_image(puller.store, puller.registry, f"{proxy.host}/big:1", lambda line: None)
     assert record.id == image_id and proxy.cuts == 1
 
 
@@ -55,7 +57,7 @@ def test_registry_answering_garbage(make_state, proxies) -> None:
     proxies.extend([not_http, bad_json])
     state = make_state(insecure=(not_http.host, bad_json.host))
     with pytest.raises(RegistryUnavailable):
-        pull_image(state, f"{not_http.host}/bb:1", lambda line: None)
+        pull_image(state.store, state.registry, f"{not_http.host}/bb:1", lambda line: None)
     with pytest.raises(InvalidArgument, match="not valid JSON"):
-        pull_image(state, f"{bad_json.host}/bb:1", lambda line: None)
+        pull_image(state.store, state.registry, f"{bad_json.host}/bb:1", lambda line: None)
     assert state.store.list_images() == []

@@ -16,9 +16,10 @@ from isula_build.daemon.handlers.manifest import (
     manifest_annotate, manifest_create, manifest_inspect, manifest_push,
 )
 from isula_build.daemon.logstream import Job
+from isula_build.distribution.pull import pull_image
+from isula_build.distribution.push import push_image
 from isula_build.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from isula_build.image.config import host_architecture
-from isula_build.registry.operations import pull_image, push_image
 from tests.registry.conftest import import_busybox
 
 
@@ -34,7 +35,7 @@ def test_manifest_list_lifecycle(make_state, registry_factory, busybox_tar, big_
     bb_id = import_busybox(state, busybox_tar, f"{src.host}/bb:1")
     import_busybox(state, big_layer_tar, f"{src.host}/big:1")
     for name in (f"{src.host}/bb:1", f"{src.host}/big:1"):
-        push_image(state, name, name, "docker", lambda line: None)
+        push_image(state.store, state.registry, name, name, "docker", lambda line: None)
 
     created = manifest_create(state, pb.ManifestCreateRequest(manifestList="multi",
                                                               manifests=[f"{src.host}/bb:1"]))
@@ -86,7 +87,8 @@ def test_manifest_list_lifecycle(make_state, registry_factory, busybox_tar, big_
                    check=True, capture_output=True)
 
     puller = make_state("puller", insecure=(dst.host,))
-    assert pull_image(puller, f"{dst.host}/multi:1", lambda line: None).id == bb_id
+    assert pull_image(puller.store, puller.registry, f"{dst.host}/multi:1",
+                      lambda line: None).id == bb_id
 
     # rm removes a list as any image, blob included.
     assert state.store.remove("multi") == ["Untagged image: multi:latest",
@@ -114,7 +116,8 @@ def test_manifest_bad_input(make_state, plain_registry, busybox_tar) -> None:
         manifest_push(state, pb.ManifestPushRequest(manifestList="x", dest=f"{host}/x:1"), Job())
     # A list cannot be an entry of a list.
     import_busybox(state, busybox_tar, f"{host}/bb:1")
-    push_image(state, f"{host}/bb:1", f"{host}/bb:1", "docker", lambda line: None)
+    push_image(state.store, state.registry, f"{host}/bb:1", f"{host}/bb:1", "docker",
+               lambda line: None)
     # An image's name is taken for lists too; an image is not a list; a list is not an image.
     with pytest.raises(AlreadyExists, match="already used by image"):
         manifest_create(state, pb.ManifestCreateRequest(manifestList=f"{host}/bb:1",
@@ -122,7 +125,7 @@ def test_manifest_bad_input(make_state, plain_registry, busybox_tar) -> None:
     with pytest.raises(InvalidArgument, match="is not a manifest list"):
         manifest_inspect(state, pb.ManifestInspectRequest(manifestList=f"{host}/bb:1"))
     with pytest.raises(InvalidArgument, match="x:latest is a manifest list"):
-        push_image(state, "x", f"{host}/x:2", "docker", lambda line: None)
+        push_image(state.store, state.registry, "x", f"{host}/x:2", "docker", lambda line: None)
     manifest_create(state, pb.ManifestCreateRequest(manifestList="y", manifests=[f"{host}/bb:1"]))
     manifest_push(state, pb.ManifestPushRequest(manifestList="y", dest=f"{host}/y:1"), Job())
     with pytest.raises(InvalidArgument, match="is a manifest list"):

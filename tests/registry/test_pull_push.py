@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from isula_build.distribution.pull import pull_image
+from isula_build.distribution.push import push_image
 from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryUnavailable
-from isula_build.registry.operations import pull_image, push_image
 from tests.registry.conftest import import_busybox
 
 COPY_LINES = ["Getting image source signatures", "Writing manifest to image destination",
@@ -26,8 +27,8 @@ def test_push_then_pull_roundtrip(make_state, plain_registry, busybox_tar: Path)
     pusher = make_state("pusher", insecure=(host,))
     image_id = import_busybox(pusher, busybox_tar, f"{host}/lib/busybox:1")
     lines: list[str] = []
-    digest = push_image(pusher, f"{host}/lib/busybox:1", f"{host}/lib/busybox:1", "docker",
-                        lines.append)
+    digest = push_image(pusher.store, pusher.registry, f"{host}/lib/busybox:1",
+                        f"{host}/lib/busybox:1", "docker", lines.append)
     assert lines[0] == COPY_LINES[0] and lines[-2:] == COPY_LINES[1:]
     assert f"Copying config sha256:{image_id}" in lines
 
@@ -40,7 +41,7 @@ def test_push_then_pull_roundtrip(make_state, plain_registry, busybox_tar: Path)
 
     puller = make_state("puller", insecure=(host,))
     lines = []
-    record = pull_image(puller, f"{host}/lib/busybox:1", lines.append)
+    record = pull_image(puller.store, puller.registry, f"{host}/lib/busybox:1", lines.append)
     assert record.id == image_id
     assert record.names == (f"{host}/lib/busybox:1",)
     assert lines[0] == COPY_LINES[0] and any(l.startswith("Copying blob sha256:") for l in lines)
@@ -51,7 +52,7 @@ def test_push_then_pull_roundtrip(make_state, plain_registry, busybox_tar: Path)
            f"docker://{host}/lib/busybox:1", f"docker://{host}/lib/busybox:2")
     layer_blob = plain_registry.blob_path(raw["layers"][0]["digest"])
     layer_blob.unlink()
-    again = pull_image(puller, f"{host}/lib/busybox:2", lambda line: None)
+    again = pull_image(puller.store, puller.registry, f"{host}/lib/busybox:2", lambda line: None)
     assert again.id == image_id
 
 
@@ -59,13 +60,16 @@ def test_second_push_does_not_recompress(make_state, plain_registry, big_layer_t
     host = plain_registry.host
     state = make_state(insecure=(host,))
     import_busybox(state, big_layer_tar, f"{host}/big:1")
-    push_image(state, f"{host}/big:1", f"{host}/big:1", "docker", lambda line: None)
+    push_image(state.store, state.registry, f"{host}/big:1", f"{host}/big:1", "docker",
+               lambda line: None)
     raw = json.loads(skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{host}/big:1"))
     blob = plain_registry.blob_path(raw["layers"][0]["digest"])
     mtime = blob.stat().st_mtime_ns
     # A second push to another repository mounts the blob; to the same one it is skipped.
-    push_image(state, f"{host}/big:1", f"{host}/other/big:1", "oci", lambda line: None)
-    push_image(state, f"{host}/big:1", f"{host}/big:1", "docker", lambda line: None)
+    push_image(state.store, state.registry, f"{host}/big:1", f"{host}/other/big:1", "oci",
+               lambda line: None)
+    push_image(state.store, state.registry, f"{host}/big:1", f"{host}/big:1", "docker",
+               lambda line: None)
     assert blob.stat().st_mtime_ns == mtime
     oci = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
                             f"docker://{host}/other/big:1"))
@@ -91,7 +95,7 @@ def test_skopeo_pushed_image_is_pulled(make_state, plain_registry, busybox_tar, 
     skopeo("copy", "--dest-tls-verify=false", f"oci-archive:{archive}:busybox:latest",
            f"docker://{host}/skopeo/bb:oci")
     puller = make_state("puller", insecure=(host,))
-    record = pull_image(puller, f"{host}/skopeo/bb:oci", lambda line: None)
+    record = pull_image(puller.store, puller.registry, f"{host}/skopeo/bb:oci", lambda line: None)
     assert record.id == image_id
 
 
@@ -100,11 +104,11 @@ def test_short_names_use_search_in_order(make_state, registry_factory, busybox_t
     full = registry_factory("full")
     state = make_state(insecure=(empty.host, full.host))
     image_id = import_busybox(state, busybox_tar, f"{full.host}/busybox:latest")
-    push_image(state, f"{full.host}/busybox:latest", f"{full.host}/busybox:latest", "docker",
-               lambda line: None)
+    push_image(state.store, state.registry, f"{full.host}/busybox:latest",
+               f"{full.host}/busybox:latest", "docker", lambda line: None)
     puller = make_state("puller", insecure=(empty.host, full.host),
                         search=(empty.host, full.host))
-    record = pull_image(puller, "busybox", lambda line: None)
+    record = pull_image(puller.store, puller.registry, "busybox", lambda line: None)
     assert record.id == image_id and record.names == (f"{full.host}/busybox:latest",)
 
 
@@ -112,21 +116,23 @@ def test_unknown_repository_and_tag(make_state, plain_registry, busybox_tar) -> 
     host = plain_registry.host
     state = make_state(insecure=(host,))
     with pytest.raises(NotFound):
-        pull_image(state, f"{host}/nothing/here:1", lambda line: None)
+        pull_image(state.store, state.registry, f"{host}/nothing/here:1", lambda line: None)
     import_busybox(state, busybox_tar, f"{host}/bb:1")
-    push_image(state, f"{host}/bb:1", f"{host}/bb:1", "docker", lambda line: None)
+    push_image(state.store, state.registry, f"{host}/bb:1", f"{host}/bb:1", "docker",
+               lambda line: None)
     with pytest.raises(NotFound):
-        pull_image(state, f"{host}/bb:2", lambda line: None)
+        pull_image(state.store, state.registry, f"{host}/bb:2", lambda line: None)
 
 
 def test_blocked_registry_is_refused(make_state, plain_registry, busybox_tar) -> None:
     host = plain_registry.host
     state = make_state(insecure=(host,), block=(host,))
     with pytest.raises(FailedPrecondition, match="blocked"):
-        pull_image(state, f"{host}/bb:1", lambda line: None)
+        pull_image(state.store, state.registry, f"{host}/bb:1", lambda line: None)
     import_busybox(state, busybox_tar, f"{host}/bb:1")
     with pytest.raises(FailedPrecondition, match="blocked"):
-        push_image(state, f"{host}/bb:1", f"{host}/bb:1", "docker", lambda line: None)
+        push_image(state.store, state.registry, f"{host}/bb:1", f"{host}/bb:1", "docker",
+                   lambda line: None)
 
 
 def test_registry_down(make_state) -> None:
@@ -135,20 +141,21 @@ def test_registry_down(make_state) -> None:
     host = f"127.0.0.1:{free_port()}"
     state = make_state(insecure=(host,))
     with pytest.raises(RegistryUnavailable, match="cannot reach"):
-        pull_image(state, f"{host}/bb:1", lambda line: None)
+        pull_image(state.store, state.registry, f"{host}/bb:1", lambda line: None)
 
 
 def test_plain_http_needs_insecure(make_state, plain_registry) -> None:
     state = make_state()
     with pytest.raises((RegistryUnavailable, FailedPrecondition)):
-        pull_image(state, f"{plain_registry.host}/bb:1", lambda line: None)
+        pull_image(state.store, state.registry, f"{plain_registry.host}/bb:1", lambda line: None)
 
 
 def test_corrupt_blob_fails_and_stores_nothing(make_state, plain_registry, busybox_tar) -> None:
     host = plain_registry.host
     pusher = make_state("pusher", insecure=(host,))
     import_busybox(pusher, busybox_tar, f"{host}/bb:1")
-    push_image(pusher, f"{host}/bb:1", f"{host}/bb:1", "docker", lambda line: None)
+    push_image(pusher.store, pusher.registry, f"{host}/bb:1", f"{host}/bb:1", "docker",
+               lambda line: None)
     raw = json.loads(skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{host}/bb:1"))
     blob = plain_registry.blob_path(raw["layers"][0]["digest"])
     import gzip
@@ -157,7 +164,7 @@ def test_corrupt_blob_fails_and_stores_nothing(make_state, plain_registry, busyb
     blob.write_bytes(gzip.compress(bytes(data)))
     puller = make_state("puller", insecure=(host,))
     with pytest.raises(InvalidArgument, match="digest"):
-        pull_image(puller, f"{host}/bb:1", lambda line: None)
+        pull_image(puller.store, puller.registry, f"{host}/bb:1", lambda line: None)
     assert puller.store.list_images() == []
     storage = puller.options.data_root / "storage"
     assert list((storage / "blobs" / "sha256").iterdir()) == []

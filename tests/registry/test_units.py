@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from isula_build.daemon.config import Registries
 from isula_build.errors import FailedPrecondition, InvalidArgument
 from isula_build.registry.auth import parse_challenges
 from isula_build.registry.config import RegistryPolicy
 from isula_build.registry.gzipper import gzip_stream
 from isula_build.registry.names import RemoteRef, parse_remote
+from isula_build.registry.settings import Registries
 
 
 @pytest.mark.parametrize("name, ref", [

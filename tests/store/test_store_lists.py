@@ -24,7 +24,7 @@ ARM64 = "sha256:" + "b" * 64
 
 
 def document(*digests: str, arch: str = "amd64") -> bytes:
-    """A Docker manifest list document, compact as registry/lists.py stores it."""
+    """A Docker manifest list document, compact as distribution/lists.py stores it."""
     entries = [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                 "size": 525, "digest": d, "platform": {"architecture": arch, "os": "linux"}}
                for d in digests]

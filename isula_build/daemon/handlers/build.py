@@ -1,12 +1,12 @@
 """Build and Status (SPEC §6): one build, its log streamed through a second RPC.
 
-The client sends Build and Status with the same build ID, in either order. A registry maps
-build IDs to sessions: the first of the two RPCs to arrive creates the session, the other
-finds it. The build runs as a daemon job (so a stopping daemon cancels it) and logs into the
-session's queue; Status yields those lines as they come and ends after the last one; Build
-answers with the image ID. When the client goes away — Status cancelled before the end, or
-Build cancelled — the build is cancelled: its container killed, its mounts and work dir
-removed. At most MAX_BUILDS builds run at once; one more is refused with RESOURCE_EXHAUSTED.
+The client sends Build and Status with the same build ID, in either order. A BuildRegistry
+(daemon/builds.py) maps build IDs to sessions: the first of the two RPCs to arrive creates the
+session, the other finds it. The build runs as a daemon job (so a stopping daemon cancels it)
+and logs into the session's queue; Status yields those lines as they come and ends after the
+last one; Build answers with the image ID. When the client goes away — Status cancelled before
+the end, or Build cancelled — the build is cancelled: its container killed, its mounts and work
+dir removed. At most MAX_BUILDS builds run at once; one more is refused with RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
@@ -18,120 +18,20 @@ import time
 from collections.abc import Iterator
 from datetime import timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import grpc
 
 from isula_build.api import control_pb2 as pb
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
+from isula_build.daemon.builds import BuildRegistry, BuildSession
 from isula_build.daemon.experimental import check_format
-from isula_build.daemon.logstream import Job
-from isula_build.errors import (
-    AlreadyExists,
-    Cancelled,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-)
+from isula_build.daemon.state import DaemonState
+from isula_build.errors import Cancelled, InvalidArgument, NotFound
 
-if TYPE_CHECKING:  # state.py holds a BuildRegistry: a runtime import would be circular
-    from isula_build.daemon.state import DaemonState
-
-MAX_BUILDS = 100
 _POLL_SECONDS = 0.5
-# A build whose Status never came is forgotten this long after it ended.
-ORPHAN_SECONDS = 60.0
 # The client sends Build and Status together; a Status whose Build has not come by then never
 # will, and ends rather than hold a thread forever.
 BUILD_WAIT_SECONDS = 10.0
-
-
-class BuildSession:
-    """The meeting point of one build's Build and Status RPCs."""
-
-    def __init__(self, build_id: str) -> None:
-        self.build_id = build_id
-        self.job = Job()  # its cancel event; registered with the daemon's jobs while running
-        self.lines: queue.Queue[str | None] = queue.Queue()  # None: the build has ended
-        self.build_started = False
-        self.build_ended = False
-        self.status_attached = False
-        self.status_ended = False
-
-    def log(self, line: str) -> None:
-        self.job.check()
-        self.lines.put(line)
-
-
-class BuildRegistry:
-    """Build IDs → sessions, and the count of running builds."""
-
-    def __init__(self, max_builds: int = MAX_BUILDS) -> None:
-        self._lock = threading.Lock()
-        self._sessions: dict[str, BuildSession] = {}
-        self._running = 0
-        self._max = max_builds
-
-    def running(self) -> int:
-        with self._lock:
-            return self._running
-
-    def _session(self, build_id: str) -> BuildSession:
-        session = self._sessions.get(build_id)
-        if session is None:
-            session = self._sessions[build_id] = BuildSession(build_id)
-        return session
-
-    def begin_build(self, build_id: str) -> BuildSession:
-        with self._lock:
-            if self._running >= self._max:
-                raise ResourceExhausted(f"isula-builder is already running {self._max} builds, "
-                                        "the most it runs at once; try again when one has ended")
-            session = self._session(build_id)
-            if session.build_started:
-                raise AlreadyExists(f"a build with ID {build_id} is already running")
-            session.build_started = True
-            self._running += 1
-            return session
-
-    def end_build(self, session: BuildSession) -> None:
-        with self._lock:
-            self._running -= 1
-            session.build_ended = True
-            session.lines.put(None)
-            self._forget_if_done(session)
-        if not session.status_attached:
-            timer = threading.Timer(ORPHAN_SECONDS, self._forget_orphan, (session,))
-            timer.daemon = True
-            timer.start()
-
-    def attach_status(self, build_id: str) -> BuildSession:
-        with self._lock:
-            session = self._session(build_id)
-            if session.status_attached:
-                raise AlreadyExists(f"the log of build {build_id} is already being followed")
-            session.status_attached = True
-            return session
-
-    def end_status(self, session: BuildSession) -> None:
-        with self._lock:
-            session.status_ended = True
-            self._forget_if_done(session)
-
-    def _forget_if_done(self, session: BuildSession) -> None:
-        build_over = session.build_ended or not session.build_started
-        if build_over and session.status_ended and \
-                self._sessions.get(session.build_id) is session:
-            del self._sessions[session.build_id]
-
-    def _forget_orphan(self, session: BuildSession) -> None:
-        with self._lock:
-            if not session.status_attached and self._sessions.get(session.build_id) is session:
-                del self._sessions[session.build_id]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._sessions)
 
 
 def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
@@ -148,7 +48,7 @@ def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
         environment = BuildEnvironment(store=state.store, data_root=options.data_root,
                                        run_root=options.run_root, runtime=options.runtime,
                                        mountopt=options.mount_options,
-                                       daemon_env=dict(os.environ), daemon=state)
+                                       daemon_env=dict(os.environ), registry=state.registry)
         return pb.BuildResponse(imageID=_run(state, session, build_input, environment, context))
     finally:
         registry.end_build(session)

@@ -10,7 +10,7 @@ from isula_build.api import control_pb2 as pb
 from isula_build.daemon.state import DaemonState
 from isula_build.errors import InvalidArgument
 from isula_build.registry.credentials import AuthFile, Credentials
-from isula_build.registry.operations import login_check
+from isula_build.registry.connect import login_check
 
 _log = logging.getLogger(__name__)
 LOGIN_SUCCEEDED = "Login Succeeded"
@@ -27,8 +27,8 @@ def login(state: DaemonState, request: pb.LoginRequest) -> pb.LoginResponse:
     if not password:
         raise InvalidArgument("login: the password is empty")
     credentials = Credentials(request.username, password)
-    login_check(state.options, server, credentials)
-    AuthFile(state.options.config_dir).set(server, credentials)
+    login_check(state.registry, server, credentials)
+    AuthFile(state.registry.config_dir).set(server, credentials)
     _log.info("login to %s as %s succeeded", server, request.username)
     return pb.LoginResponse(content=LOGIN_SUCCEEDED)
 

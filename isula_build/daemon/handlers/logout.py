@@ -17,7 +17,7 @@ _log = logging.getLogger(__name__)
 
 
 def logout(state: DaemonState, request: pb.LogoutRequest) -> pb.LogoutResponse:
-    auth = AuthFile(state.options.config_dir)
+    auth = AuthFile(state.registry.config_dir)
     if request.all:
         auth.remove_all()
         _log.info("logged out of all registries")

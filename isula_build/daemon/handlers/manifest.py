@@ -1,7 +1,7 @@
 """manifest create / annotate / inspect / push (experimental on both sides).
 
 Lists are made from remote images (each one's manifest and platform read from its registry),
-kept in the image store as list images (registry/lists.py: listed by `images`, removed by `rm`,
+kept in the image store as list images (distribution/lists.py: listed by `images`, removed by `rm`,
 looked up by name or ID as any image), and pushed as a Docker manifest list (or an OCI index
 when every entry is an OCI manifest) after the images they name are copied to the destination
 repository.
@@ -15,9 +15,10 @@ from isula_build.api import control_pb2 as pb
 from isula_build.daemon.experimental import require_experimental
 from isula_build.daemon.logstream import Job
 from isula_build.daemon.state import DaemonState
+from isula_build.distribution.lists import create_list, load_list, save_list
+from isula_build.distribution.manifests import push_list, remote_entry
 from isula_build.errors import InvalidArgument
-from isula_build.registry.lists import ManifestList, create_list, load_list, save_list
-from isula_build.registry.manifests import annotate, push_list, remote_entry
+from isula_build.image.manifestlist import ManifestList, annotate
 
 _log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def manifest_create(state: DaemonState,
     manifest_list = ManifestList()
     # Every image is read before the list is stored, so a bad one leaves nothing behind.
     for name in request.manifests:
-        entry, source = remote_entry(state.options, name)
+        entry, source = remote_entry(state.registry, name)
         manifest_list.put(entry, source)
     record = create_list(state.store, request.manifestList, manifest_list)
     _log.info("manifest list %s created with %d images as %s", request.manifestList,
@@ -41,7 +42,7 @@ def manifest_create(state: DaemonState,
 def manifest_annotate(state: DaemonState, request: pb.ManifestAnnotateRequest) -> None:
     require_experimental(state.options.experimental, "manifest")
     manifest_list = load_list(state.store, request.manifestList)
-    entry, source = remote_entry(state.options, request.manifest)
+    entry, source = remote_entry(state.registry, request.manifest)
     existing = next((m for m in manifest_list.manifests if m["digest"] == entry["digest"]), None)
     if existing is not None:
         entry["platform"] = existing.get("platform", entry["platform"])
@@ -63,5 +64,5 @@ def manifest_push(state: DaemonState, request: pb.ManifestPushRequest, job: Job)
     manifest_list = load_list(state.store, request.manifestList)
     if not request.dest:
         raise InvalidArgument("manifest push: no destination given")
-    digest = push_list(state.options, manifest_list, request.dest, job.log)
+    digest = push_list(state.registry, manifest_list, request.dest, job.log)
     _log.info("manifest list %s pushed to %s (%s)", manifest_list.id, request.dest, digest)

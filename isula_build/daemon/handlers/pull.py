@@ -10,8 +10,8 @@ import logging
 from isula_build.api import control_pb2 as pb
 from isula_build.daemon.logstream import Job
 from isula_build.daemon.state import DaemonState
+from isula_build.distribution.pull import pull_image
 from isula_build.errors import InvalidArgument
-from isula_build.registry.operations import pull_image
 
 _log = logging.getLogger(__name__)
 
@@ -19,5 +19,5 @@ _log = logging.getLogger(__name__)
 def pull(state: DaemonState, request: pb.PullRequest, job: Job) -> None:
     if not request.imageName:
         raise InvalidArgument("no image name given to pull")
-    image = pull_image(state, request.imageName, job.log)
+    image = pull_image(state.store, state.registry, request.imageName, job.log)
     _log.info("pull %s: %s is image %s", request.pullID, request.imageName, image.id)

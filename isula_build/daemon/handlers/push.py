@@ -12,9 +12,9 @@ from isula_build.api import control_pb2 as pb
 from isula_build.daemon.experimental import check_format
 from isula_build.daemon.logstream import Job
 from isula_build.daemon.state import DaemonState
+from isula_build.distribution.push import push_image
 from isula_build.errors import InvalidArgument
 from isula_build.image.reference import normalize_name
-from isula_build.registry.operations import push_image
 
 _log = logging.getLogger(__name__)
 
@@ -24,5 +24,5 @@ def push(state: DaemonState, request: pb.PushRequest, job: Job) -> None:
     if not request.imageName:
         raise InvalidArgument("no image name given to push")
     name = normalize_name(request.imageName)
-    digest = push_image(state, name, name, image_format, job.log)
+    digest = push_image(state.store, state.registry, name, name, image_format, job.log)
     _log.info("push %s: %s as %s", request.pushID, name, digest)

@@ -1,4 +1,5 @@
-"""Version: what the server block of `isula-build version` shows."""
+"""What `isula-build version` shows of an installation: the daemon answers the Version RPC with
+it and the client prints its own, so both read the same facts here."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386
 _ANSIC = "%a %b %e %H:%M:%S %Y"  # Go's time.ANSIC, the original's buildTime layout
 
 
-def version() -> pb.VersionResponse:
+def version_response() -> pb.VersionResponse:
     return pb.VersionResponse(
         version=isula_build.__version__,
         goVersion=platform.python_version(),

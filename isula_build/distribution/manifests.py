@@ -1,41 +1,37 @@
 """Manifest lists (experimental): entries read from remote images, and the push of a list with
 every image it names copied into the destination repository first.
 
-An entry is the Docker list descriptor of one image manifest: media type, size, digest and the
-platform (os, architecture, variant) read from the image's config.
+An entry is the Docker list descriptor of one image manifest (image/manifestlist.py): media
+type, size, digest and the platform (os, architecture, variant) read from the image's config.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryUnavailable
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
 from isula_build.image.jsondoc import load_json_object
+from isula_build.image.manifest import is_index, parse_descriptor
+from isula_build.image.manifestlist import ManifestList, list_bytes
 from isula_build.registry.client import RegistryClient
 from isula_build.registry.config import RegistryPolicy
-from isula_build.registry.lists import ManifestList
+from isula_build.registry.connect import open_client
 from isula_build.registry.names import RemoteRef, parse_remote
-from isula_build.registry.operations import open_client
-from isula_build.transports.registry import is_index, parse_descriptor
+from isula_build.registry.settings import RegistrySettings
 
-if TYPE_CHECKING:
-    from isula_build.daemon.options import DaemonOptions
-
-Log = Callable[[str], None]
 CHUNK = 1 << 20
 
 
-def remote_entry(options: DaemonOptions, name: str) -> tuple[dict[str, Any], str]:
+def remote_entry(settings: RegistrySettings, name: str) -> tuple[dict[str, Any], str]:
     """The list entry of a remote image and its full name; short names go through
     registries.search in order."""
-    candidates = RegistryPolicy(options.registries).candidates(name)
+    candidates = RegistryPolicy(settings.registries).candidates(name)
     for n, ref in enumerate(candidates):
         try:
-            return _entry(open_client(options, ref), ref), ref.name
+            return _entry(open_client(settings, ref), ref), ref.name
         except (NotFound, RegistryUnavailable, FailedPrecondition):
             if n == len(candidates) - 1:
                 raise
@@ -44,7 +40,7 @@ def remote_entry(options: DaemonOptions, name: str) -> tuple[dict[str, Any], str
 
 def _entry(client: RegistryClient, ref: RemoteRef) -> dict[str, Any]:
     manifest = client.get_manifest(ref.repository, ref.tag)
-    if is_index(manifest):
+    if is_index(manifest.data, manifest.media_type):
         raise InvalidArgument(f"{ref.name} is a manifest list")
     document = load_json_object(manifest.data, f"manifest of {ref.name}")
     config_desc = parse_descriptor(document.get("config"), f"{ref.name}: config")
@@ -57,34 +53,12 @@ def _entry(client: RegistryClient, ref: RemoteRef) -> dict[str, Any]:
             "size": len(manifest.data), "digest": manifest.digest, "platform": platform}
 
 
-def annotate(entry: dict[str, Any], arch: str, os_name: str, os_features: list[str],
-             variant: str) -> None:
-    platform = entry.setdefault("platform", {})
-    if arch:
-        platform["architecture"] = arch
-    if os_name:
-        platform["os"] = os_name
-    if os_features:
-        platform["os.features"] = list(os_features)
-    if variant:
-        platform["variant"] = variant
-
-
-def list_bytes(manifest_list: ManifestList) -> tuple[bytes, str]:
-    """The document to push: a Docker manifest list, or an OCI index when every entry is an OCI
-    manifest (a Docker list naming OCI manifests confuses some clients)."""
-    document = manifest_list.document()
-    if document["manifests"] and all(m["mediaType"] == mediatypes.OCI_MANIFEST
-                                     for m in document["manifests"]):
-        document["mediaType"] = mediatypes.OCI_INDEX
-    return json.dumps(document, indent=3).encode(), document["mediaType"]
-
-
-def push_list(options: DaemonOptions, manifest_list: ManifestList, dest: str, log: Log) -> str:
+def push_list(settings: RegistrySettings, manifest_list: ManifestList, dest: str,
+              log: Callable[[str], None]) -> str:
     """Copies every image of the list into dest's repository, then puts the list at dest's tag;
     returns the list's digest."""
     target = parse_remote(dest)
-    dst = open_client(options, target, push=True)
+    dst = open_client(settings, target, push=True)
     sources: dict[str, RegistryClient] = {}
     if not manifest_list.manifests:
         raise InvalidArgument(f"manifest list {manifest_list.names or manifest_list.id} is empty")
@@ -99,7 +73,7 @@ def push_list(options: DaemonOptions, manifest_list: ManifestList, dest: str, lo
             raise InvalidArgument(f"manifest list entry {digest} has no source image")
         log(f"Copying image {digest} ({n}/{total})")
         source = parse_remote(source_name)
-        src = sources.get(source.registry) or open_client(options, source)
+        src = sources.get(source.registry) or open_client(settings, source)
         sources[source.registry] = src
         manifest = src.get_manifest(source.repository, digest)
         document = load_json_object(manifest.data, f"manifest of {source_name}")

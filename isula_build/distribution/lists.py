@@ -3,42 +3,16 @@
 The store holds a list as an image record without config or layers (docs/architecture.md, "The
 store"): its blob is the Docker manifest list document, its ID that document's sha256, and beside
 it the remote image each entry was read from (where `manifest push` copies it from). This module
-turns that stored form into a ManifestList to change, and back.
+turns that stored form into a ManifestList (image/manifestlist.py) to change, and back.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 from isula_build.errors import InvalidArgument
-from isula_build.image import mediatypes
+from isula_build.image.manifestlist import ManifestList
 from isula_build.store import ImageRecord, Store
-
-
-@dataclass
-class ManifestList:
-    manifests: list[dict[str, Any]] = field(default_factory=list)  # Docker list entries
-    sources: dict[str, str] = field(default_factory=dict)  # entry digest -> remote image name
-    id: str = ""  # the stored list's ID; "" until it is stored
-    names: list[str] = field(default_factory=list)
-
-    def document(self) -> dict[str, Any]:
-        """The Docker manifest list (schema 2) as `manifest inspect` shows and push sends it."""
-        return {"schemaVersion": 2, "mediaType": mediatypes.DOCKER_MANIFEST_LIST,
-                "manifests": self.manifests}
-
-    def document_bytes(self) -> bytes:
-        """The document as stored: compact JSON, entries in the order they were added (Go's
-        json.Marshal of the list, as the original stores it)."""
-        return json.dumps(self.document(), separators=(",", ":")).encode()
-
-    def put(self, entry: dict[str, Any], source: str) -> None:
-        """Adds an entry; an entry of the same digest is replaced (as the original does)."""
-        self.manifests = [m for m in self.manifests if m["digest"] != entry["digest"]]
-        self.manifests.append(entry)
-        self.sources[entry["digest"]] = source
 
 
 def load_list(store: Store, ref: str) -> ManifestList:

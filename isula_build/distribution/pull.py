@@ -1,0 +1,56 @@
+"""Pull as the daemon does it, for the handlers and the build engine (FROM of a missing image):
+
+    pull_image(store, settings, "busybox", log) -> ImageRecord
+
+The copy goes through copy_image, so it prints the copy lines of SPEC §4. Registries come from
+the settings' registries.toml, credentials from auth.json, TLS from certs.d.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from isula_build.errors import FailedPrecondition, NotFound, RegistryUnavailable
+from isula_build.registry.blobinfo import BlobInfoCache
+from isula_build.registry.config import RegistryPolicy
+from isula_build.registry.connect import open_client
+from isula_build.registry.names import RemoteRef
+from isula_build.registry.settings import RegistrySettings
+from isula_build.store import ImageRecord, Store
+from isula_build.transports.copy import copy_image
+from isula_build.transports.registry import RegistrySource
+from isula_build.transports.store import StoreDestination
+
+_log = logging.getLogger(__name__)
+
+
+def pull_image(store: Store, settings: RegistrySettings, name: str,
+               log: Callable[[str], None]) -> ImageRecord:
+    """Pulls name (a short name is tried under each registries.search entry, in order) into the
+    store, named registry/repository:tag; returns the stored image."""
+    candidates = RegistryPolicy(settings.registries).candidates(name)
+    failures: list[str] = []
+    for ref in candidates:
+        try:
+            return _pull(store, settings, ref, log)
+        except (NotFound, RegistryUnavailable, FailedPrecondition) as exc:
+            if len(candidates) == 1:
+                raise
+            _log.info("pull %s from %s: %s", name, ref.registry, exc)
+            failures.append(f"{ref.name}: {exc}")
+    raise NotFound(f'image "{name}" not found in the search registries: ' + "; ".join(failures))
+
+
+def _pull(store: Store, settings: RegistrySettings, ref: RemoteRef,
+          log: Callable[[str], None]) -> ImageRecord:
+    client = open_client(settings, ref)
+    blobinfo = BlobInfoCache(settings.data_root)
+    try:
+        with RegistrySource(client, ref, blobinfo) as src, \
+                StoreDestination(store, [ref.name]) as dst:
+            image_id = copy_image(src, dst, log)
+    finally:
+        blobinfo.close()
+    _log.info("pulled %s as image %s", ref.name, image_id)
+    return store.lookup(image_id)
