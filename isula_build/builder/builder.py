@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
-from isula_build.builder.outputs import REGISTRY_TRANSPORTS, OutputSpec, export, parse_output
+from isula_build.builder.outputs import export, parse_output
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.distribution.pull import pull_image
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
@@ -42,6 +42,7 @@ from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
 from isula_build.transports.copy import copy_image
+from isula_build.transports.reference import RegistryRef
 from isula_build.transports.store import StoreDestination
 
 _log = logging.getLogger(__name__)
@@ -104,8 +105,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     """Builds the image; returns its ID. Raises IsulaBuildError with a message for the user."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", request.build_id):
         raise InvalidArgument(f"invalid build ID {request.build_id!r}")
-    output: OutputSpec | None = parse_output(request.output)
-    if output is not None and output.transport in REGISTRY_TRANSPORTS and env.registry is None:
+    output = parse_output(request.output)
+    if isinstance(output, RegistryRef) and env.registry is None:
         raise Unimplemented(f"output {output.transport}:// needs the daemon's registry settings")
     names = [normalize_name(request.tag)] if request.tag else []
     context_dir = _check_context(request.context_dir)

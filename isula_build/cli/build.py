@@ -7,9 +7,7 @@ Everything that can be refused locally (context, Dockerfile, -o spec, --build-st
 from __future__ import annotations
 
 import argparse
-import functools
 import os
-import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +18,6 @@ from isula_build.cli.common import (
 )
 
 MAX_DOCKERFILE_SIZE = 1024 * 1024
-MAX_OUTPUT_LENGTH = 512
 BUILD_TIME_KEY = "build-time"
 BUILD_TIME_LAYOUT = "%Y-%m-%d %H:%M:%S"
 IMAGE_FORMATS = ("oci", "docker")
@@ -87,59 +84,22 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
 
 # --- pure checks, each refusing with a message that names the problem -----------------------
 
-_NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
-_NAME = rf"(?:{_DOMAIN}/)?{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*"
-
-
-@functools.cache
-def _reference_pattern(tag_required: bool) -> re.Pattern[str]:
-    # Compiled on first use: most commands never check an output spec.
-    return re.compile(rf"{_NAME}:{_TAG}" if tag_required else rf"{_NAME}(?::{_TAG})?")
-
-
-def _check_reference(spec: str, reference: str, *, tag_required: bool) -> None:
-    if not reference:
-        raise invalid(f"invalid output {spec!r}: the image name is missing")
-    if len(reference) > 255 or not _reference_pattern(tag_required).fullmatch(reference):
-        need = "NAME:TAG" if tag_required else "NAME[:TAG]"
-        raise invalid(f"invalid output {spec!r}: {reference!r} is not a valid image {need}")
-
-
 def parse_output(spec: str) -> str:
-    """Validates an -o spec and returns it as sent to the daemon (archive paths absolute)."""
+    """Checks an -o spec with the daemon's parser and returns it as sent to the daemon (an
+    archive's path made absolute, the rest as written)."""
     if not spec:
         return ""
-    if len(spec) > MAX_OUTPUT_LENGTH:
-        raise invalid(f"output should not be longer than {MAX_OUTPUT_LENGTH} characters")
-    transport, sep, rest = spec.partition(":")
-    if not transport:
-        raise invalid("transport should not be empty")
-    if not sep or not rest.strip():
-        raise invalid(f"invalid output {spec!r}: destination should not be empty")
-    if transport in ("docker-archive", "oci-archive"):
-        path, _, reference = rest.partition(":")
-        if not path.strip():
-            raise invalid(f"invalid output {spec!r}: the archive path is empty")
-        if reference:
-            _check_reference(spec, reference, tag_required=False)
-        target = absolute(path)
-        if os.path.lexists(target):
-            raise invalid(f"output file already exist: {target!r}, try to remove existing "
-                          "tarball or rename output file")
-        return f"{transport}:{target}" + (f":{reference}" if reference else "")
-    if transport in ("docker-daemon", "isulad"):
-        _check_reference(spec, rest, tag_required=True)
+    # Imported here: most commands never check an output spec.
+    from isula_build.transports.reference import ArchiveRef, parse_reference, replace_archive_path
+
+    ref = parse_reference(spec)
+    if not isinstance(ref, ArchiveRef):
         return spec
-    if transport in ("docker", "oci"):
-        if not rest.startswith("//") or not rest[2:]:
-            raise invalid(f"invalid output {spec!r}: use {transport}://REGISTRY/REPOSITORY:TAG")
-        _check_reference(spec, rest[2:], tag_required=False)
-        return spec
-    raise invalid(f"transport {transport!r} not support, use one of docker-archive, oci-archive, "
-                  "docker-daemon, isulad, docker, oci")
+    target = absolute(ref.path)
+    if os.path.lexists(target):
+        raise invalid(f'output file already exist: "{target}", try to remove existing '
+                      "tarball or rename output file")
+    return replace_archive_path(spec, target)
 
 
 def parse_build_static(options: list[str]) -> datetime | None:

@@ -55,8 +55,11 @@ def add_login_commands(subparsers: argparse._SubParsersAction, ctx: ParserContex
 
 
 def _check_image_name(name: str) -> None:
-    if not name or name != name.strip() or len(name) > 255 or "@" in name:
-        raise invalid(f"invalid image name {name!r}")
+    """Refuses, before connecting, a name the daemon would refuse (the one name grammar)."""
+    # Imported here: most commands never check an image name.
+    from isula_build.image.reference import normalize_name
+
+    normalize_name(name)
 
 
 def run_pull(args: argparse.Namespace) -> int:

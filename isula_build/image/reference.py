@@ -1,9 +1,11 @@
-"""Image names ("repository[:tag]"): validation and normalization (SPEC §8).
+"""Image names ("repository[:tag]"): the one grammar of client and daemon (SPEC §8).
 
 A name is a repository, optionally prefixed by a registry host (with an optional :port), and a
-tag; `busybox` means `busybox:latest`. The grammar follows docker's reference grammar restricted
-to lower case, with the limits the original states: repository at most 255 characters, tag at
-most 128. Digest references (`name@sha256:...`) are not names an image can carry.
+tag; `busybox` means `busybox:latest`. The grammar is docker's reference grammar (the one the
+original reads names with, through containers/image): a first component with ".", ":" or equal
+to "localhost" is the registry host, whose labels may be upper case; the path after it is lower
+case. The limits are the original's: repository at most 255 characters, tag at most 128.
+Digest references (`name@sha256:...`) are not names an image can carry.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ MAX_TAG_LENGTH = 128
 
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[0-9]+)?")
 _ALLOWED_CHARS_RE = re.compile(r"[a-z0-9\-_./:]+")
 
@@ -35,8 +37,13 @@ def _partition(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def _looks_like_host(component: str) -> bool:
-    return "." in component or ":" in component or component == "localhost"
+def split_domain(name: str) -> tuple[str | None, str]:
+    """(registry host[:port] or None, the rest) by docker's rule: the first of several
+    components is a host when it has a "." or ":" or is "localhost". Not validated."""
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, name
 
 
 def _check_repository(name: str, repository: str) -> None:
@@ -44,17 +51,16 @@ def _check_repository(name: str, repository: str) -> None:
         raise _invalid(name, "repository name is empty")
     if len(repository) > MAX_REPOSITORY_LENGTH:
         raise _invalid(name, f"repository name is longer than {MAX_REPOSITORY_LENGTH} characters")
-    if repository != repository.lower():
+    host, path = split_domain(repository)
+    if path != path.lower():
         raise _invalid(name, "repository name must be lowercase")
-    if not _ALLOWED_CHARS_RE.fullmatch(repository):
+    # The path is lower case by now; only the host may still differ from its lower case.
+    if not _ALLOWED_CHARS_RE.fullmatch(repository.lower()):
         raise _invalid(name, "repository name may only contain a-z, 0-9, '-', '_', '.', '/' "
                              "and a ':port' after the registry host")
-    components = repository.split("/")
-    if len(components) > 1 and _looks_like_host(components[0]):
-        host, components = components[0], components[1:]
-        if not _DOMAIN_RE.fullmatch(host):
-            raise _invalid(name, f'"{host}" is not a valid registry host[:port]')
-    for component in components:
+    if host is not None and not _DOMAIN_RE.fullmatch(host):
+        raise _invalid(name, f'"{host}" is not a valid registry host[:port]')
+    for component in path.split("/"):
         if ":" in component:
             raise _invalid(name, "a ':' may only separate the tag or a registry port")
         if not _PATH_COMPONENT_RE.fullmatch(component):

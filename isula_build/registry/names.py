@@ -1,11 +1,13 @@
-"""Registry references: `host[:port]/repository:tag` split into the parts a registry needs."""
+"""Registry references: `host[:port]/repository:tag` split into the parts a registry needs.
+
+The grammar (what a name is, which component is the host) is image/reference.py's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from isula_build.errors import InvalidArgument
-from isula_build.image.reference import normalize_name, split_name
+from isula_build.image.reference import normalize_name, split_domain, split_name
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -32,17 +34,16 @@ class RemoteRef:
 
 def has_registry(name: str) -> bool:
     """True when the first component of name is a registry host (docker's rule)."""
-    first, sep, _ = name.partition("/")
-    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+    return split_domain(name)[0] is not None
 
 
 def parse_remote(name: str) -> RemoteRef:
     """A fully qualified name; InvalidArgument for a short name or a malformed one."""
     repository, tag = split_name(name)
-    if not has_registry(repository):
+    registry, path = split_domain(repository)
+    if registry is None:
         raise InvalidArgument(f'"{name}" does not name a registry '
                               "(want HOST[:PORT]/REPOSITORY[:TAG])")
-    registry, path = repository.split("/", 1)
     if registry == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
     return RemoteRef(registry, path, tag)

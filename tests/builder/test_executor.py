@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image, sweep_stale_builds
+from isula_build.builder.outputs import parse_output
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image
@@ -360,12 +361,22 @@ def test_output_archives(engine: Engine, tmp_path: Path) -> None:
     ("docker-daemon:UPPER:1", "invalid output"),
     ("docker-daemon:nametag", "use docker-daemon:NAME:TAG"),
     ("docker-archive", "TRANSPORT:DESTINATION"),
+    ("isulad:Reg.IO/App:1", "repository name must be lowercase"),
 ])
 def test_bad_output_refused_before_building(engine: Engine, spec: str, error: str) -> None:
     with pytest.raises(IsulaBuildError, match=error.replace("(", r"\(").replace(")", r"\)")):
         engine.build("FROM busybox\nRUN touch /never\n", output=spec)
     assert not any(l.startswith("STEP") for l in engine.lines)
     assert len(engine.store.list_images()) == 1
+
+
+def test_daemon_output_parse_resolves_archive_paths(tmp_path: Path) -> None:
+    from isula_build.transports.reference import DockerArchiveRef, IsuladRef
+
+    assert parse_output("") is None
+    assert parse_output(f"docker-archive:{tmp_path}/sub/../a.tar:Reg.IO:5000/app") == \
+        DockerArchiveRef(f"{tmp_path}/a.tar", "Reg.IO:5000/app:latest")
+    assert parse_output("isulad:Reg.IO/app:V1") == IsuladRef("Reg.IO/app:V1")
 
 
 # --- bad input: clear error, nothing left behind --------------------------------------------

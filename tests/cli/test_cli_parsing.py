@@ -202,16 +202,22 @@ def context(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("spec,message", [
-    ("foo:bar", "transport 'foo' not support"),
-    (":x", "transport should not be empty"),
-    ("docker-archive", "destination should not be empty"),
-    ("docker-archive:", "destination should not be empty"),
+    # The client refuses with the daemon's parser and so with the daemon's words.
+    ("foo:bar", "unknown transport 'foo'"),
+    (":x", "unknown transport ''"),
+    ("docker-archive", "use TRANSPORT:DESTINATION"),
+    ("docker-archive:", "use TRANSPORT:DESTINATION"),
+    ("docker-archive:  ", "use TRANSPORT:DESTINATION"),
     ("docker-archive::img:tag", "archive path is empty"),
-    ("docker-archive:/tmp/x.tar:UPPER:tag", "not a valid image"),
-    ("isulad:busybox", "not a valid image NAME:TAG"),
-    ("docker-daemon:busybox", "not a valid image NAME:TAG"),
-    ("docker:registry.example.com/busybox:latest", "use docker://REGISTRY/REPOSITORY:TAG"),
-    ("oci://", "use oci://REGISTRY/REPOSITORY:TAG"),
+    ("docker-archive:/tmp/x.tar:UPPER:tag", "repository name must be lowercase"),
+    ("docker-archive:/tmp/x.tar:Reg.io/UPPER:tag", "repository name must be lowercase"),
+    ("isulad:busybox", "use isulad:NAME:TAG"),
+    ("docker-daemon:busybox", "use docker-daemon:NAME:TAG"),
+    ("docker-daemon:busybox:-x", 'tag "-x"'),
+    ("docker:registry.example.com/busybox:latest", "use docker://REGISTRY/REPO:TAG"),
+    ("oci://", "use oci://REGISTRY/REPO:TAG"),
+    ("docker://app:1", "does not name a registry"),
+    ("docker://reg.io/a@sha256:" + "0" * 64, "digest"),
     ("docker-archive:" + "x" * 520, "longer than 512"),
 ])
 def test_bad_output_specs_are_refused_before_connecting(
@@ -236,9 +242,14 @@ def test_output_specs_are_normalized(tmp_path: Path, monkeypatch: pytest.MonkeyP
         f"docker-archive:{tmp_path}/out.tar:busybox:latest"
     assert build.parse_output("oci-archive:sub/o.tar:localhost:5000/a/b:v1") == \
         f"oci-archive:{tmp_path}/sub/o.tar:localhost:5000/a/b:v1"
+    assert build.parse_output("docker-archive:out.tar") == f"docker-archive:{tmp_path}/out.tar"
+    # Names are checked but sent as written (the daemon normalizes them itself).
+    assert build.parse_output("oci-archive:o.tar:app") == f"oci-archive:{tmp_path}/o.tar:app"
     for spec in ("docker-daemon:busybox:latest", "isulad:busybox:v1",
                  "docker://localhost:5000/library/busybox:latest",
-                 "oci://registry.example.com/repo:tag"):
+                 "oci://registry.example.com/repo:tag",
+                 "docker://Registry.Example.COM:5000/repo:tag",  # hosts may be upper case
+                 "isulad:LocalHost.Lan/app:V1"):
         assert build.parse_output(spec) == spec
     assert build.parse_output("") == ""
 
@@ -419,6 +430,28 @@ def test_logout_needs_a_server_or_all(run_client: RunClient) -> None:
     r = run_client("logout")
     assert r.returncode == 1
     assert "empty registry found" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["pull", "push"])
+@pytest.mark.parametrize("name,message", [
+    ("UPPER/app:1", "repository name must be lowercase"),
+    ("Reg.IO/App:1", "repository name must be lowercase"),
+    ("reg.io/app@sha256:" + "0" * 64, "digest"),
+    (" busybox", "may only contain"),
+    ("a" * 256, "longer than 255"),
+])
+def test_image_names_are_refused_with_the_daemons_grammar(
+        run_client: RunClient, command: str, name: str, message: str) -> None:
+    r = run_client("ctr-img", command, name)
+    assert r.returncode == 1
+    assert f'invalid image name "{name}": ' in r.stderr and message in r.stderr
+    assert "Cannot connect" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["pull", "push"])
+def test_upper_case_registry_host_passes_the_client(run_client: RunClient, command: str) -> None:
+    r = run_client("ctr-img", command, "Reg.Example.COM:5000/app:V1")
+    assert r.returncode == 1 and "Cannot connect" in r.stderr
 
 
 @pytest.mark.parametrize("given_server,host", [

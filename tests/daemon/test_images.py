@@ -148,6 +148,23 @@ def test_save_and_load_round_trip(stub, busybox, tmp_path):
     assert sorted(rows(stub)) == sorted([("busybox", "latest", busybox), ("second", "1", second)])
 
 
+def test_upper_case_registry_host_names_an_image(stub, busybox, tmp_path):
+    # The one name grammar (docker's): the host may be upper case and is kept as written.
+    name = "Reg.Example.COM:5000/team/app:V1"
+    stub.Tag(pb.TagRequest(image="busybox", tag=name))
+    assert rows(stub, name) == [("Reg.Example.COM:5000/team/app", "V1", busybox)]
+    archive = tmp_path / "upper.tar"
+    save(stub, [name], archive)
+    with tarfile.open(archive) as tar:
+        assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == [name]
+    remove(stub, all=True)
+    load(stub, archive)
+    assert rows(stub) == [("Reg.Example.COM:5000/team/app", "V1", busybox)]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Tag(pb.TagRequest(image="busybox", tag="Reg.Example.COM/App"))
+    assert "repository name must be lowercase" in err.value.details()
+
+
 def test_save_by_id_carries_no_name(stub, busybox, tmp_path):
     archive = tmp_path / "by-id.tar"
     save(stub, [busybox], archive)

@@ -21,12 +21,14 @@ from isula_build.registry.settings import Registries
     ("localhost/x:1", RemoteRef("localhost", "x", "1")),
     ("docker.io/busybox", RemoteRef("docker.io", "library/busybox", "latest")),
     ("reg.example.com/ns/app:v2", RemoteRef("reg.example.com", "ns/app", "v2")),
+    # docker's grammar: the host may be upper case (and is kept as written), the path not
+    ("Reg.example.com/x", RemoteRef("Reg.example.com", "x", "latest")),
 ])
 def test_parse_remote(name: str, ref: RemoteRef) -> None:
     assert parse_remote(name) == ref
 
 
-@pytest.mark.parametrize("name", ["busybox", "ns/app:1", "Reg.example.com/x", "a@sha256:00"])
+@pytest.mark.parametrize("name", ["busybox", "ns/app:1", "reg.example.com/X", "Reg/x", "a@sha256:00"])
 def test_parse_remote_refuses(name: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_remote(name)

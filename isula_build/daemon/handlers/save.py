@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 
 from isula_build.api import control_pb2 as pb
-from isula_build.daemon.experimental import DOCKER_FORMAT, check_format
+from isula_build.daemon.experimental import check_format
 from isula_build.daemon.handlers.paths import new_file
 from isula_build.daemon.logstream import Job
 from isula_build.daemon.state import DaemonState
 from isula_build.errors import InvalidArgument
 from isula_build.image.reference import normalize_name
 from isula_build.transports.copy import copy_image
-from isula_build.transports.docker_archive import DockerArchiveWriter
-from isula_build.transports.oci_archive import OciArchiveWriter
+from isula_build.transports.reference import archive_ref
 from isula_build.transports.store import StoreSource
+from isula_build.transports.writers import open_writer
 
 _log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ def save(state: DaemonState, request: pb.SaveRequest, job: Job) -> None:
     path = new_file(request.path, "output file")
     # Every image is looked up first, so a missing one fails before anything is written.
     wanted = [(state.store.lookup(ref), _names(ref)) for ref in request.images]
-    writer = DockerArchiveWriter if image_format == DOCKER_FORMAT else OciArchiveWriter
-    with writer(path) as archive:
+    with open_writer(archive_ref(image_format, str(path))) as archive:
         for image, names in wanted:
             with StoreSource(state.store, image) as src, archive.image(
                     [n for n in names if n in image.names]) as dst:
