@@ -97,10 +97,12 @@ def parse_reference(spec: str) -> TransportRef:
     """The typed reference of spec; InvalidArgument naming what is wrong."""
     if len(spec) > MAX_SPEC_LENGTH:
         raise InvalidArgument(f"output should not be longer than {MAX_SPEC_LENGTH} characters")
+    # The first three messages are the original client's words (cmd/cli/build.go checkOutput).
     transport, sep, rest = spec.partition(":")
+    if not transport:
+        raise InvalidArgument("transport should not be empty")
     if not sep or not rest.strip():
-        raise InvalidArgument(f"invalid output {spec!r}: use TRANSPORT:DESTINATION, e.g. "
-                              "docker-archive:/tmp/image.tar:name:tag")
+        raise InvalidArgument(f"invalid output {spec!r}: destination should not be empty")
     if transport in _ARCHIVES:
         path, name = _split_archive(rest)
         if not path.strip():
@@ -119,8 +121,8 @@ def parse_reference(spec: str) -> TransportRef:
         except InvalidArgument as exc:
             raise InvalidArgument(f"invalid output {spec!r}: {exc}") from None
         return RegistryRef(name, remote, transport)
-    raise InvalidArgument(f"invalid output {spec!r}: unknown transport {transport!r} (use "
-                          "docker-archive, oci-archive, docker-daemon, isulad, docker or oci)")
+    raise InvalidArgument(f"transport {transport!r} not support, use one of docker-archive, "
+                          "oci-archive, docker-daemon, isulad, docker, oci")
 
 
 def archive_ref(image_format: str, path: str) -> ArchiveRef:

@@ -77,7 +77,7 @@ def test_failed_run_reports_command_and_leaves_nothing(client, daemon, busybox_i
 
 
 @pytest.mark.parametrize("args, dockerfile, error", [
-    (["-o", "docker-archive"], "FROM busybox\n", "use TRANSPORT:DESTINATION"),
+    (["-o", "docker-archive"], "FROM busybox\n", "destination should not be empty"),
     (["--build-static", "build-time=2020-13-45 99:00:00"], "FROM busybox\n", "invalid build time"),
     ([], "FROM busybox\nCOPY --from=nowhere /x /\n", "not found in the local store"),
     ([], "FROM busybox\nCOPY ../outside /x\n", "outside the build context"),

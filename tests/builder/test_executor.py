@@ -357,10 +357,10 @@ def test_output_archives(engine: Engine, tmp_path: Path) -> None:
     ("docker://app:1", "does not name a registry"),
     ("oci://", "use oci://REGISTRY/REPO:TAG"),
     ("docker-archive:relative.tar:a:1", "must be absolute"),
-    ("nope:thing", "unknown transport"),
+    ("nope:thing", "transport 'nope' not support"),
     ("docker-daemon:UPPER:1", "invalid output"),
     ("docker-daemon:nametag", "use docker-daemon:NAME:TAG"),
-    ("docker-archive", "TRANSPORT:DESTINATION"),
+    ("docker-archive", "destination should not be empty"),
     ("isulad:Reg.IO/App:1", "repository name must be lowercase"),
 ])
 def test_bad_output_refused_before_building(engine: Engine, spec: str, error: str) -> None:

@@ -202,12 +202,12 @@ def context(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("spec,message", [
-    # The client refuses with the daemon's parser and so with the daemon's words.
-    ("foo:bar", "unknown transport 'foo'"),
-    (":x", "unknown transport ''"),
-    ("docker-archive", "use TRANSPORT:DESTINATION"),
-    ("docker-archive:", "use TRANSPORT:DESTINATION"),
-    ("docker-archive:  ", "use TRANSPORT:DESTINATION"),
+    # The client refuses with the daemon's parser; where the original client had a check, its words.
+    ("foo:bar", "transport 'foo' not support"),
+    (":x", "transport should not be empty"),
+    ("docker-archive", "destination should not be empty"),
+    ("docker-archive:", "destination should not be empty"),
+    ("docker-archive:  ", "destination should not be empty"),
     ("docker-archive::img:tag", "archive path is empty"),
     ("docker-archive:/tmp/x.tar:UPPER:tag", "repository name must be lowercase"),
     ("docker-archive:/tmp/x.tar:Reg.io/UPPER:tag", "repository name must be lowercase"),

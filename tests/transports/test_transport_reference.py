@@ -44,11 +44,11 @@ def test_parse_reference(spec: str, ref: object) -> None:
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("", "use TRANSPORT:DESTINATION"),
-    ("docker-archive", "use TRANSPORT:DESTINATION"),
-    ("isulad: ", "use TRANSPORT:DESTINATION"),
-    ("nope:x", "unknown transport 'nope'"),
-    (":x", "unknown transport ''"),
+    ("", "transport should not be empty"),
+    ("docker-archive", "destination should not be empty"),
+    ("isulad: ", "destination should not be empty"),
+    ("nope:x", "transport 'nope' not support"),
+    (":x", "transport should not be empty"),
     ("oci-archive: :a:1", "the archive path is empty"),
     ("docker-archive:/a.tar:App:1", 'invalid image name "App:1": repository name must be lowercase'),
     ("docker-daemon:app", "use docker-daemon:NAME:TAG"),
@@ -64,8 +64,9 @@ def test_parse_reference_refuses(spec: str, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_reference(spec)
     assert message in str(info.value)
-    if spec:
-        assert str(info.value).startswith(f"invalid output {spec!r}: ") or "512" in message
+    # Messages name the spec, except the length limit's and the original client's own words.
+    if spec and not any(m in message for m in ("512", "transport")):
+        assert str(info.value).startswith(f"invalid output {spec!r}: ")
 
 
 def test_replace_archive_path_keeps_the_name_as_written() -> None:
