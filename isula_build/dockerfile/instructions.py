@@ -420,15 +420,14 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
         command, is_json = _command(node)
         if not command and not node.heredocs:
             raise DockerfileError("RUN requires at least one argument", line)
-        mounts = flags.get("mount", [])
-        network = flags.get("network")
+        mounts = _strings(flags, "mount")
+        network = _str(flags, "network")
         if network is not None and network not in ("default", "none", "host"):
             raise DockerfileError(f"unsupported network mode {network!r} (use default, none or host)", line)
-        security = flags.get("security")
+        security = _str(flags, "security")
         if security is not None and security not in ("sandbox", "insecure"):
             raise DockerfileError(f"unsupported security mode {security!r} (use sandbox or insecure)", line)
-        return RunInstruction(line, orig, command, is_json, node.heredocs, tuple(mounts),  # type: ignore[arg-type]
-                              network, security)  # type: ignore[arg-type]
+        return RunInstruction(line, orig, command, is_json, node.heredocs, mounts, network, security)
     if keyword == "cmd":
         return CmdInstruction(line, orig, *_command(node))
     if keyword == "entrypoint":
@@ -493,6 +492,12 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
 def _str(flags: dict[str, str | bool | list[str]], name: str) -> str | None:
     value = flags.get(name)
     return str(value) if value is not None else None
+
+
+def _strings(flags: dict[str, str | bool | list[str]], name: str) -> tuple[str, ...]:
+    """The values of a repeatable flag (--mount), in the order written."""
+    value = flags.get(name, [])
+    return tuple(value) if isinstance(value, list) else (str(value),)
 
 
 def _onbuild(node: Node, escape: str) -> OnbuildInstruction:

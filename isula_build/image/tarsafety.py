@@ -166,8 +166,9 @@ def _text(field: bytes) -> str:
 
 
 def _number(field: bytes) -> int:
-    if field[0] & 0x80:  # GNU base-256 for values too large for octal; rare, leave it to tarfile
-        return tarfile.nti(field)
+    if field[0] in (0o200, 0o377):  # GNU base-256 for values too large for octal (as tarfile)
+        value = int.from_bytes(field[1:], "big")
+        return value - 256 ** (len(field) - 1) if field[0] == 0o377 else value
     return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
 
 

@@ -61,7 +61,7 @@ class GzipTarWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._sink = _HashingSink(self._fd)
         # mtime=0 and no file name in the gzip header: the same content gives the same bytes.
-        self._gzip = gzip.GzipFile(fileobj=self._sink, mode="wb",  # type: ignore[arg-type]
+        self._gzip = gzip.GzipFile(fileobj=self._sink, mode="wb",
                                    compresslevel=COMPRESS_LEVEL, mtime=0)
         self._open = True
 
@@ -168,7 +168,7 @@ class GzipTarReader:
             raise InvalidArgument(f"cannot open {what} {path}: {exc.strerror}") from None
         try:
             self._gzip = gzip.GzipFile(fileobj=self._file, mode="rb")
-            self._tar = tarfile.open(fileobj=self._gzip, mode="r|", bufsize=CHUNK)  # type: ignore[arg-type]
+            self._tar = tarfile.open(fileobj=self._gzip, mode="r|", bufsize=CHUNK)
         except _READ_ERRORS as exc:
             self._file.close()
             raise self.broken(exc) from None

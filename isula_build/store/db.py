@@ -102,7 +102,7 @@ class Database:
 
     def images(self, ids: Iterable[str] | None = None) -> list[ImageRecord]:
         """Records of the given images (all when ids is None), newest first."""
-        where, args = "", ()
+        where, args = "", tuple[str, ...]()
         if ids is not None:
             id_list = list(ids)
             where = f"WHERE i.id IN ({','.join('?' * len(id_list))})"

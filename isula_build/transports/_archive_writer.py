@@ -54,7 +54,8 @@ class ArchiveWriter(ABC):
 
     def _put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
         known = layer.diff_id is not None
-        name = self._layer_member(layer.diff_id.removeprefix("sha256:") if known else "pending")
+        name = self._layer_member(layer.diff_id.removeprefix("sha256:")
+                                  if layer.diff_id is not None else "pending")
         # A source whose diff ID is known and verified (the store) is copied without hashing.
         member = self._tar.add_stream(name, stream, trusted=known)
         diff_id = layer.diff_id or member.digest
