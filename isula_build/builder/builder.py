@@ -124,10 +124,10 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
                    if request.proxy and k in env.daemon_env},
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
-        escape=plan.escape, preset_args=frozenset(request.build_args) | frozenset(plan.meta_args))
+        escape=plan.escape)
     try:
         with StoreDestination(env.store, names) as destination:
-            final = _run_stages(ctx, plan, env, destination, dict(request.build_args))
+            final = _run_stages(ctx, plan, env, destination)
             ctx.check()
             config = _final_config(final.config, request.image_format, log)
             created = request.build_time or datetime.now(timezone.utc)
@@ -270,7 +270,7 @@ def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
 
 
 def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
-                destination: StoreDestination, build_args: dict[str, str]) -> StageResult:
+                destination: StoreDestination) -> StageResult:
     results: dict[int, StageResult] = {}
     numbers = _step_numbers(plan)
     store = env.store
@@ -313,8 +313,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
                 raise
             except IsulaBuildError as exc:
                 raise at_line(exc, stage.from_.line) from None
-        results[index] = run_stage(ctx, stage, base, numbers[index] + 1, resolve_from,
-                                   build_args)
+        results[index] = run_stage(ctx, stage, base, numbers[index] + 1, resolve_from)
     return results[plan.target]
 
 

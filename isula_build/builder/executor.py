@@ -31,12 +31,10 @@ from isula_build.builder.mounts import OverlayMount
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runtime import RunSpec, run_container
 from isula_build.builder.users import resolve_user
-from isula_build.dockerfile import DockerignoreMatcher
+from isula_build.dockerfile import DockerignoreMatcher, Step
 from isula_build.dockerfile.instructions import (
     AddInstruction,
-    ArgInstruction,
     CopyInstruction,
-    EnvInstruction,
     Instruction,
     RunInstruction,
     WorkdirInstruction,
@@ -70,8 +68,6 @@ class BuildRun:
     log: Callable[[str], None]
     cancel: threading.Event
     escape: str = "\\"
-    # Names a bare `ARG NAME` gets a value for: the build args and the global ARGs.
-    preset_args: frozenset[str] = frozenset()
     _serial: int = field(default=0, repr=False)
 
     def new_dir(self, prefix: str) -> Path:
@@ -131,15 +127,13 @@ class StepExecutor:
         self.rootfs = rootfs
         self.config = config
         self._resolve_from = resolve_from  # COPY --from value → root stack (stage or image)
-        # Names an ARG of this stage gave a value → whether that ARG, not an ENV, wrote the
-        # name last (BuildKit keeps one environment in which the last writer wins).
-        self._arg_last: dict[str, bool] = {}
 
-    def execute(self, ins: Instruction, args: Mapping[str, str], parent_key: str) -> tuple[str, bool]:
-        """Runs one instruction; returns (its key, whether it may have changed the filesystem)."""
+    def execute(self, step: Step, parent_key: str) -> tuple[str, bool]:
+        """Runs one step; returns (its key, whether it may have changed the filesystem)."""
         self.ctx.check()
+        ins = step.instruction
         try:
-            return self._execute(ins, args, parent_key)
+            return self._execute(step, parent_key)
         except (Cancelled, RunError):
             raise  # docker's own wording for a failed RUN names the command already
         except IsulaBuildError as exc:
@@ -147,14 +141,15 @@ class StepExecutor:
                 raise
             raise at_line(exc, ins.line) from None
 
-    def _execute(self, ins: Instruction, args: Mapping[str, str], parent_key: str) -> tuple[str, bool]:
+    def _execute(self, step: Step, parent_key: str) -> tuple[str, bool]:
+        ins, args = step.instruction, step.args
         shell = self.config.shell
         content = ""
         changes_files = True
         if isinstance(ins, RunInstruction):
-            self._run(ins, args)
+            self._run(ins, step)
         elif isinstance(ins, (CopyInstruction, AddInstruction)):
-            content = self._copy(ins, args)
+            content = self._copy(ins, step.env)
         elif isinstance(ins, WorkdirInstruction):
             self.config.apply(ins)
             self._make_workdir()
@@ -162,7 +157,6 @@ class StepExecutor:
             if not self.config.apply(ins):
                 raise InvalidArgument.on_line(ins.line,
                                               f"{type(ins).__name__} cannot be executed here")
-            self._track_writers(ins, args)
             changes_files = False
         key = step_key(parent_key, ins, args, content)
         _log.debug("step key %s: line %d %r", key, ins.line, ins)
@@ -173,37 +167,11 @@ class StepExecutor:
 
     # --- RUN -------------------------------------------------------------------------------
 
-    def _track_writers(self, ins: Instruction, args: Mapping[str, str]) -> None:
-        """Notes whether an ARG or an ENV wrote each ARG-declared name last.
-
-        The plan's Step.args holds the ARG values in scope but not which of ENV and ARG came
-        last; an `ARG NAME` writes only when it gets a value (a default, a build arg or a
-        global ARG), as the plan itself decides."""
-        if isinstance(ins, ArgInstruction):
-            for name, default in ins.args:
-                if name in args and (default is not None or name in self.ctx.preset_args):
-                    self._arg_last[name] = True
-        elif isinstance(ins, EnvInstruction):
-            for name, _ in ins.env:
-                if name in self._arg_last:
-                    self._arg_last[name] = False
-
-    def build_env(self, args: Mapping[str, str]) -> dict[str, str]:
-        """BuildKit's environment of the build state: the config's ENV with the values of the
-        ARGs declared in this stage over it where the ARG was written last (`ENV Y=b` then
-        `ARG Y=c` gives c). What heredocs expand with; proxy build args no ARG declared are
-        not in it (BuildKit hands those to RUN only)."""
-        env = self.config.env
-        for name, arg_last in self._arg_last.items():
-            if name in args and (arg_last or name not in env):
-                env[name] = args[name]
-        return env
-
-    def run_env(self, args: Mapping[str, str]) -> list[str]:
-        """The build state's environment, then the proxy build args no ARG declared, then
+    def run_env(self, step: Step) -> list[str]:
+        """The step's build environment, then the proxy build args no ARG declared, then
         the daemon's proxy variables unless an ARG, ENV or build arg sets them."""
-        env = self.build_env(args)
-        for key, value in args.items():
+        env = dict(step.env)
+        for key, value in step.args.items():
             env.setdefault(key, value)
         for key, value in self.ctx.proxy_env.items():
             env.setdefault(key, value)
@@ -229,13 +197,13 @@ class StepExecutor:
             for h in ins.heredocs)
         return [*shell, text]
 
-    def _run(self, ins: RunInstruction, args: Mapping[str, str]) -> None:
+    def _run(self, ins: RunInstruction, step: Step) -> None:
         if ins.mounts or (ins.network not in (None, "host", "default")) or ins.security:
             raise InvalidArgument.on_line(ins.line, "RUN --mount, --network and --security are "
                                                       "not supported")
         workdir = self.config.workdir
         user = resolve_user(self.rootfs, self.config.user)
-        spec = RunSpec(args=self.run_args(ins), env=self.run_env(args), cwd=workdir, user=user,
+        spec = RunSpec(args=self.run_args(ins), env=self.run_env(step), cwd=workdir, user=user,
                        cap_add=list(self.ctx.cap_add),
                        hostname=STATIC_HOSTNAME if self.ctx.build_time else "")
         self._make_workdir()
@@ -252,9 +220,9 @@ class StepExecutor:
 
     # --- COPY / ADD ------------------------------------------------------------------------
 
-    def _copy(self, ins: CopyInstruction | AddInstruction, args: Mapping[str, str]) -> str:
+    def _copy(self, ins: CopyInstruction | AddInstruction, env: Mapping[str, str]) -> str:
         add = isinstance(ins, AddInstruction)
-        if add and ins.checksum:
+        if isinstance(ins, AddInstruction) and ins.checksum:
             raise InvalidArgument.on_line(ins.line, "ADD --checksum is not supported")
         documents = [doc for doc in (_heredoc_of(s, ins.heredocs) for s in ins.sources) if doc]
         plain = [s for s in ins.sources if _heredoc_of(s, ins.heredocs) is None]
@@ -263,7 +231,7 @@ class StepExecutor:
         digests = []
         try:
             if documents:
-                digests.append(self._copy_heredocs(ins, documents, args, common))
+                digests.append(self._copy_heredocs(ins, documents, env, common))
             if plain:
                 from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
                 if from_:
@@ -286,10 +254,10 @@ class StepExecutor:
         return "+".join(digests)
 
     def _copy_heredocs(self, ins: CopyInstruction | AddInstruction, documents: list[Heredoc],
-                       args: Mapping[str, str], common: dict[str, Any]) -> str:
+                       env: Mapping[str, str], common: dict[str, Any]) -> str:
+        """The heredoc sources, expanded (unless quoted) with the step's build environment."""
         folder = Path(tempfile.mkdtemp(prefix="heredoc-", dir=self.ctx.work_dir))
         try:
-            env = self.build_env(args)
             for doc in documents:
                 text = expand_heredoc(doc.content, env, self.ctx.escape) if doc.expand else doc.content
                 path = folder / doc.name

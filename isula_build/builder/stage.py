@@ -22,8 +22,7 @@ from isula_build.builder.layertar import write_layer
 from isula_build.builder.config import StageConfig, now_utc
 from isula_build.builder.executor import BuildRun, RootStack, StepExecutor
 from isula_build.builder.mounts import OverlayMount
-from isula_build.dockerfile import Stage, expand_word, parse_trigger
-from isula_build.dockerfile.plan import BUILTIN_BUILD_ARGS
+from isula_build.dockerfile import Stage, parse_trigger
 
 _log = logging.getLogger(__name__)
 
@@ -64,12 +63,12 @@ def format_step(number: int, text: str) -> str:
 
 
 def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
-              resolve_from: Callable[[str], RootStack], build_args: dict[str, str]) -> StageResult:
+              resolve_from: Callable[[str], RootStack]) -> StageResult:
     """Runs the steps of `stage` (its FROM line was logged by the caller as step first_step-1)."""
     config = base.config
-    triggers = config.onbuild
+    triggers = [parse_trigger(text, escape=ctx.escape) for text in config.onbuild]
     config.clear_onbuild()
-    steps = stage.resolve(config.env)
+    steps = stage.resolve(config.env, triggers)
     folder = ctx.new_dir(f"stage{stage.index}")
     upper, work, merged = folder / "upper", folder / "work", folder / "merged"
     key = base.key
@@ -78,19 +77,11 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
         executor = StepExecutor(ctx, merged, config, resolve_from)
         if triggers:
             ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
-        proxy_args = {k: v for k, v in build_args.items() if k in BUILTIN_BUILD_ARGS}
-        for text in triggers:
-            ins = parse_trigger(text, escape=ctx.escape)
-            expand = getattr(ins, "expand", None)
-            if expand is not None:
-                env = executor.build_env(proxy_args)
-                ins = expand(lambda word: expand_word(word, env, ctx.escape))
-            key, changed = executor.execute(ins, proxy_args, key)
-            if changed:
-                layer_entry = len(config.new_history) - 1
-        for number, step in enumerate(steps, start=first_step):
-            ctx.log(format_step(number, _one_line(step.instruction.original)))
-            key, changed = executor.execute(step.instruction, step.args, key)
+        for i, step in enumerate(steps):
+            if i >= len(triggers):  # the base image's triggers come first, without STEP lines
+                number = first_step + i - len(triggers)
+                ctx.log(format_step(number, _one_line(step.instruction.original)))
+            key, changed = executor.execute(step, key)
             if changed:
                 layer_entry = len(config.new_history) - 1
     shutil.rmtree(work, ignore_errors=True)

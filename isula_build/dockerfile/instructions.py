@@ -528,8 +528,8 @@ def parse_trigger(expression: str, line: int = 1, escape: str = "\\") -> Instruc
 _PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-def _ascii_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+def is_ascii_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone also accepts "²", which int() refuses
 
 
 def parse_port_spec(spec: str, line: int) -> list[str]:
@@ -541,7 +541,7 @@ def parse_port_spec(spec: str, line: int) -> list[str]:
     if ":" in port:
         raise DockerfileError(f"EXPOSE {spec!r}: a host port mapping cannot be set in a Dockerfile", line)
     low, dash, high = port.partition("-")
-    if not _ascii_number(low) or (dash and not _ascii_number(high)):
+    if not is_ascii_number(low) or (dash and not is_ascii_number(high)):
         raise DockerfileError(f"invalid port in EXPOSE: {spec!r}", line)
     start = int(low)
     end = int(high) if dash else start

@@ -1,40 +1,32 @@
-"""Instructions → stages: ARG scoping, build args, expansion, the dependency graph, --target.
+"""Instructions → stages: ARG scoping, build args, the dependency graph, --target.
 
 ``parse_dockerfile`` is what the build engine calls.  The plan it returns is plain data: every
-stage with its instructions expanded (as far as the Dockerfile alone allows: a base image's own
-ENV is only known to the engine, which re-expands with ``Stage.resolve(base_env)``), the stages
-each stage needs, the images to pull, and the order in which the target's stages can run, in
-levels of stages that do not depend on each other and may run in parallel.
+stage with its instructions, the stages each stage needs, the images to pull, and the order in
+which the target's stages can run, in levels of stages that do not depend on each other and
+may run in parallel.  The plan expands and checks the instructions no base image's ENV can
+change (expand.py); ``Stage.resolve(base_env, triggers)`` gives the engine the steps.
 """
 
 from __future__ import annotations
 
 import platform as _platform
 import re
-import signal as _signal
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from .errors import DockerfileError
+from .expand import BUILTIN_BUILD_ARGS, BuildScope, StageSteps, expand_steps, located_expander, validate
 from .instructions import (
-    AddInstruction, ArgInstruction, CopyInstruction, EnvInstruction, ExposeInstruction,
-    FromInstruction, Instruction, StopSignalInstruction, parse_instruction,
+    ArgInstruction, CopyInstruction, EnvInstruction, FromInstruction, Instruction,
+    is_ascii_number, parse_instruction,
 )
-from .lex import expand_word
 from .parser import parse
 
 SCRATCH = "scratch"
-# Build args docker accepts without an ARG (RUN sees them; they never reach the image config).
-BUILTIN_BUILD_ARGS = frozenset({
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
-})
 _ARCHES = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""), "arm64": ("arm64", ""),
            "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", ""),
            "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", "")}
 _PLATFORM = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}")
-_CHMOD = re.compile(r"[0-7]{1,4}")
 
 
 def automatic_platform_args(machine: str | None = None) -> dict[str, str]:
@@ -48,18 +40,6 @@ def automatic_platform_args(machine: str | None = None) -> dict[str, str]:
     return values
 
 
-@dataclass(frozen=True)
-class Step:
-    """One instruction of a stage, expanded, with the ARG values in scope at that point.
-
-    ``args`` is what a RUN sees as build-time environment besides the stage's ENV (docker puts
-    ARG values in RUN's environment but never in the image config).
-    """
-
-    instruction: Instruction
-    args: Mapping[str, str]
-
-
 @dataclass
 class Stage:
     index: int
@@ -67,7 +47,9 @@ class Stage:
     from_: FromInstruction  # expanded with the global ARGs
     base_stage: int | None  # FROM names an earlier stage
     instructions: list[Instruction]  # as written, without the FROM
-    steps: list[Step] = field(default_factory=list)  # expanded assuming an empty base ENV
+    # Each instruction expanded where no base image's ENV can change it (checked already);
+    # None where its words read a name the stage did not set: expanded by resolve().
+    settled: list[Instruction | None] = field(default_factory=list)
     deps: frozenset[int] = frozenset()  # stages whose result this stage reads
     images: tuple[str, ...] = ()  # external images: the base (unless scratch/stage), COPY --from images
     _plan: BuildPlan | None = field(default=None, repr=False, compare=False)
@@ -79,10 +61,14 @@ class Stage:
             return None
         return self.from_.image
 
-    def resolve(self, base_env: Mapping[str, str]) -> list[Step]:
-        """Steps expanded knowing the ENV of the base image (``$PATH`` etc.)."""
-        assert self._plan is not None
-        return _expand_stage(self._plan, self, dict(base_env), set())[0]
+    def resolve(self, base_env: Mapping[str, str], triggers: Sequence[Instruction] = ()) -> StageSteps:
+        """The stage's steps in the environment of its base: the base image's ENV (``$PATH``
+        etc.) and its ONBUILD triggers (parse_trigger'd), one step per trigger first. Raises
+        DockerfileError, naming the line, for an instruction only the base's ENV made invalid."""
+        plan = self._plan
+        assert plan is not None
+        return expand_steps(self.instructions, self.settled, triggers, base_env, plan.build_args,
+                            plan.meta_args, plan.escape)
 
 
 @dataclass
@@ -137,12 +123,8 @@ class BuildPlan:
         return out
 
 
-def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # str.isdigit alone also accepts "²", which int() refuses
-
-
 def _stage_index(plan: BuildPlan, ref: str) -> int | None:
-    if _is_number(ref):
+    if is_ascii_number(ref):
         index = int(ref)
         if index >= len(plan.stages):
             return None
@@ -151,41 +133,6 @@ def _stage_index(plan: BuildPlan, ref: str) -> int | None:
         if stage.name == ref.lower():
             return stage.index
     return None
-
-
-def _expander(scope: Mapping[str, str], escape: str, line: int) -> Callable[[str], str]:
-    """The word expander for one instruction: errors get the instruction's line."""
-    def ex(word: str) -> str:
-        try:
-            return expand_word(word, scope, escape)
-        except DockerfileError as err:
-            raise err.at(line) from None
-    return ex
-
-
-def _validate(ins: Instruction) -> None:
-    if isinstance(ins, (CopyInstruction, AddInstruction)) and ins.chmod is not None:
-        if not _CHMOD.fullmatch(ins.chmod):
-            raise DockerfileError(f"invalid --chmod={ins.chmod}: use an octal mode such as 0755", ins.line)
-    if isinstance(ins, ExposeInstruction):
-        ins.port_specs()
-    if isinstance(ins, StopSignalInstruction):
-        _check_signal(ins.signal, ins.line)
-    if isinstance(ins, EnvInstruction) and any(not k for k, _ in ins.env):
-        raise DockerfileError("ENV names can not be blank", ins.line)
-
-
-def _check_signal(raw: str, line: int) -> None:
-    if _is_number(raw):
-        if int(raw) > 0:
-            return
-    else:
-        name = raw.upper()
-        name = name[3:] if name.startswith("SIG") else name
-        if name in {s.name[3:] for s in _signal.Signals if s.name.startswith("SIG")} or re.fullmatch(
-                r"RTM(IN(\+\d+)?|AX(-\d+)?)", name):
-            return
-    raise DockerfileError(f"Invalid signal: {raw}", line)
 
 
 def _check_base_image(image: str, line: int) -> None:
@@ -204,57 +151,93 @@ def _check_base_image(image: str, line: int) -> None:
                               "repository name must be lowercase", line)
 
 
-def _expand_stage(plan: BuildPlan, stage: Stage, env: dict[str, str],
-                  consumed: set[str]) -> tuple[list[Step], set[int], list[str]]:
-    """Walks a stage once: ARG scope, ENV state, expansion, and what the stage reads."""
-    # What $NAME sees is BuildKit's one environment of the build state: the base image's ENV,
-    # then every ENV and every ARG that got a value, the last one written winning (so an ARG
-    # after an ENV of the same name hides it, though the image config keeps the ENV value).
-    scope: dict[str, str] = dict(env)
-    # RUN's extra environment: the ARG values, and proxy build args even without an ARG (BuildKit
-    # hands those to RUN only: they are not expanded anywhere unless an ARG declares them).
-    args: dict[str, str] = {k: v for k, v in plan.build_args.items() if k in BUILTIN_BUILD_ARGS}
-    frozen: Mapping[str, str] = MappingProxyType(args)
-    steps: list[Step] = []
+class _PlanView(Mapping[str, str]):
+    """What ``$NAME`` reads in the plan: the stage's own values over an empty base ENV.
+
+    Reading a name the stage did not set, or one whose value came from an unsettled
+    instruction, sets ``depends``: the word's value is the base image's ENV's business.
+    """
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self._own = values
+        self.unsettled: set[str] = set()
+        self.depends = False
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        value = self._own.get(name)
+        if value is None or name in self.unsettled:
+            self.depends = True
+        return default if value is None else value
+
+    def wrote(self, names: list[str], settled: bool) -> None:
+        if settled:
+            self.unsettled.difference_update(names)
+        else:
+            self.unsettled.update(names)
+
+    def unsettle_all(self) -> None:
+        """After a write whose names only the base's ENV tells: any value may have changed
+        (names the stage did not set yet depend on the base anyway)."""
+        self.unsettled.update(self._own)
+
+    def __getitem__(self, name: str) -> str:
+        return self._own[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._own)
+
+    def __len__(self) -> int:
+        return len(self._own)
+
+
+def _plan_stage(plan: BuildPlan, stage: Stage,
+                consumed: set[str]) -> tuple[list[Instruction | None], set[int], list[str]]:
+    """Walks a stage once, without the base image's ENV: ARG scope, what the stage reads, and
+    the expansion (checked) of each instruction whose words read only what the stage set."""
+    scope = BuildScope({}, plan.build_args, plan.meta_args)
+    view = _PlanView(scope.values)
+    settled: list[Instruction | None] = []
     deps: set[int] = set()
     images: list[str] = []
     for ins in stage.instructions:
+        done: Instruction | None = ins
+        known = True
         expand = getattr(ins, "expand", None)
         if expand is not None:
-            ins = expand(_expander(scope, plan.escape, ins.line))
-            _validate(ins)
+            view.depends = False
+            try:
+                done = expand(located_expander(view, plan.escape, ins.line))
+            except DockerfileError:
+                if not view.depends:
+                    raise
+                done = None  # ${PATH:?}, say: the base's ENV decides, the step reports it
+            known = not view.depends
+            if done is not None and known:
+                validate(done)
         if isinstance(ins, ArgInstruction):
-            args = dict(args)  # copy on write: earlier steps keep their own view
-            for name, default in ins.args:
-                consumed.add(name)
-                if name in plan.build_args:
-                    value: str | None = plan.build_args[name]
-                elif default is not None:
-                    value = default
-                else:
-                    value = plan.meta_args.get(name)  # inherits the global ARG's value
-                # An ARG without any value changes nothing: an earlier value stays in scope.
-                if value is not None:
-                    args[name] = scope[name] = value
-            frozen = MappingProxyType(args)
-        elif isinstance(ins, EnvInstruction):
-            scope.update(ins.env)
+            consumed.update(name for name, _ in (done if isinstance(done, ArgInstruction) else ins).args)
+        if isinstance(ins, (ArgInstruction, EnvInstruction)):
+            pairs = ins.args if isinstance(ins, ArgInstruction) else ins.env
+            if done is None or (not known and any("$" in name for name, _ in pairs)):
+                view.unsettle_all()
+            else:
+                view.wrote(scope.apply(done), known)
         elif isinstance(ins, CopyInstruction) and ins.from_ is not None:
             if not ins.from_:
                 raise DockerfileError("COPY --from must not be empty", ins.line)
-            if _expander({}, plan.escape, ins.line)(ins.from_) != ins.from_:
+            if located_expander({}, plan.escape, ins.line)(ins.from_) != ins.from_:
                 raise DockerfileError("variable expansion is not supported for --from, define a new stage "
                                       "with FROM using ARG from global scope as a workaround", ins.line)
             index = _stage_index(plan, ins.from_)
-            if _is_number(ins.from_) and index is None:
+            if is_ascii_number(ins.from_) and index is None:
                 raise DockerfileError(f"invalid stage index {ins.from_} in COPY --from "
                                       f"(there are {len(plan.stages)} stages)", ins.line)
             if index is None:
                 images.append(ins.from_)
             else:
                 deps.add(index)
-        steps.append(Step(ins, frozen))
-    return steps, deps, images
+        settled.append(done if known else None)
+    return settled, deps, images
 
 
 def _check_cycles(plan: BuildPlan) -> None:
@@ -308,7 +291,7 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
     consumed: set[str] = set()
     meta: dict[str, str] = automatic_platform_args()
     for ins in meta_instructions:
-        ins = ins.expand(_expander(meta, escape, ins.line))
+        ins = ins.expand(located_expander(meta, escape, ins.line))
         for name, default in ins.args:
             consumed.add(name)
             if name in build_args:
@@ -322,7 +305,7 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
                      list(parsed.warnings), [])
     for stage in stages:
         stage._plan = plan
-        stage.from_ = stage.from_.expand(_expander(meta, escape, stage.from_.line))
+        stage.from_ = stage.from_.expand(located_expander(meta, escape, stage.from_.line))
         if not stage.from_.image:
             raise DockerfileError("base name (the image after FROM) should not be blank", stage.from_.line)
         if stage.from_.platform is not None and not _PLATFORM.fullmatch(stage.from_.platform):
@@ -335,12 +318,12 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
             stage.base_stage = earlier
         elif stage.from_.image != SCRATCH:
             _check_base_image(stage.from_.image, stage.from_.line)
-        steps, deps, images = _expand_stage(plan, stage, {}, consumed)
+        settled, deps, images = _plan_stage(plan, stage, consumed)
         if stage.base_stage is not None:
             deps.add(stage.base_stage)
         elif stage.from_.image.lower() != SCRATCH:
             images.insert(0, stage.from_.image)
-        stage.steps, stage.deps, stage.images = steps, frozenset(deps), tuple(dict.fromkeys(images))
+        stage.settled, stage.deps, stage.images = settled, frozenset(deps), tuple(dict.fromkeys(images))
     _check_cycles(plan)
 
     if target is not None:

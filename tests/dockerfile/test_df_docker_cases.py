@@ -74,7 +74,7 @@ def test_matches_docker(name: str) -> None:
 def _steps(name: str) -> list[Any]:
     case = CASES[name]
     plan = parse_dockerfile(case["dockerfile"], case["build_args"], case["target"])
-    return [step.instruction for step in plan.stages[plan.target].steps]
+    return [step.instruction for step in plan.stages[plan.target].resolve({})]
 
 
 def test_heredocs() -> None:

@@ -26,7 +26,7 @@ COPY --from=build /out /out
 
 def labels(plan, index: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
     out: dict[str, str] = {}
-    for step in plan.stages[index].steps:
+    for step in plan.stages[index].resolve({}):  # as if the base image had no ENV
         if isinstance(step.instruction, LabelInstruction):
             out.update(step.instruction.labels)
     return out
@@ -124,11 +124,12 @@ def test_arg_scoping_and_build_args() -> None:
     assert plan.stages[0].from_.image == "img:global"
     # X=$W sees W as it was before the line (as ENV does), so X is empty.
     assert labels(plan, 0) == {"before": "", "v": "global", "w": "cli", "x": ""}
-    run = plan.stages[0].steps[-1]
+    steps = list(plan.stages[0].resolve({}))
+    run = steps[-1]
     assert isinstance(run.instruction, RunInstruction)
     # A proxy build arg is in scope without an ARG, as docker has it.
     assert dict(run.args) == {"V": "global", "W": "cli", "X": "", "HTTP_PROXY": "p"}
-    assert plan.stages[0].steps[0].args == {"HTTP_PROXY": "p"}  # the ARG scope grows step by step
+    assert steps[0].args == {"HTTP_PROXY": "p"}  # the ARG scope grows step by step
     assert plan.unused_build_args == ["UNUSED"]
     assert "[Warning] One or more build-args [UNUSED] were not consumed" in plan.warnings
 
@@ -146,14 +147,14 @@ def test_automatic_platform_args() -> None:
 def test_resolve_with_base_image_env() -> None:
     plan = parse_dockerfile("FROM img\nENV PATH=/opt/bin:$PATH\nLABEL p=$PATH\n", {})
     assert labels(plan, 0) == {"p": "/opt/bin:"}
-    steps = plan.stages[0].resolve({"PATH": "/usr/bin"})
+    steps = list(plan.stages[0].resolve({"PATH": "/usr/bin"}))
     assert steps[1].instruction.labels == (("p", "/opt/bin:/usr/bin"),)  # type: ignore[union-attr]
 
 
 def test_copy_flags_expanded_but_run_and_exec_forms_not() -> None:
     text = ('FROM a\nARG U=app M=0640 D=/dst\nCOPY --chown=$U:$U --chmod=$M src $D/\n'
             'RUN echo $U\nRUN ["echo", "$U"]\nCOPY ["$D", "/x"]\n')
-    steps = parse_dockerfile(text, {}).stages[0].steps
+    steps = list(parse_dockerfile(text, {}).stages[0].resolve({}))
     copy, run_shell, run_exec, copy_json = (s.instruction for s in steps[1:])
     assert isinstance(copy, CopyInstruction)
     assert (copy.chown, copy.chmod, copy.dest) == ("app:app", "0640", "/dst/")
@@ -169,6 +170,6 @@ def test_escape_directive_applies_to_expansion() -> None:
 
 def test_heredoc_copy_step() -> None:
     plan = parse_dockerfile("FROM a\nARG N=you\nCOPY <<EOF /greet\nhello $N\nEOF\n", {})
-    copy = plan.stages[0].steps[1].instruction
+    copy = list(plan.stages[0].resolve({}))[1].instruction
     assert isinstance(copy, CopyInstruction)
     assert copy.heredocs[0].content == "hello $N\n" and copy.heredocs[0].expand
