@@ -88,6 +88,18 @@ class DaemonUnreachable(Unavailable):
             f"Cannot connect to the isula-builder at {address}. Is the isula-builder running?")
 
 
+class DaemonPermissionDenied(Unavailable):
+    """The daemon's socket refused the client's user (EACCES): it is 0660 root:<group>, so only
+    root and the members of that group may connect. ``group`` is the socket's group as a name,
+    or as `ID <gid>` when it has none; None when the socket itself cannot be looked at."""
+
+    def __init__(self, address: str, group: str | None) -> None:
+        whose = (f"the socket is owned by group {group}; run as root or as a member of that group"
+                 if group else "run as root or as a member of the group owning the socket")
+        super().__init__(
+            f"permission denied while connecting to the isula-builder at {address}: {whose}")
+
+
 class RegistryUnavailable(Unavailable):
     """The registry cannot be reached or keeps failing."""
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from isula_build.errors import DaemonUnreachable, FlagError
+from isula_build.errors import DaemonPermissionDenied, DaemonUnreachable, FlagError
 from isula_build.units import parse_go_duration
 
 if TYPE_CHECKING:
@@ -115,8 +115,7 @@ def connect(endpoint: Endpoint) -> Connection:
     from isula_build.api import control_pb2
     from isula_build.api.control_pb2_grpc import ControlStub
 
-    if not _is_socket(endpoint.socket_path):
-        raise DaemonUnreachable(endpoint.address)
+    gid = _socket_gid(endpoint)
     channel = grpc.insecure_channel(f"unix://{endpoint.socket_path}", options=_CHANNEL_OPTIONS)
     stub = ControlStub(channel)
     # Fail fast like the original: a socket nobody listens on is reported at once, while a
@@ -125,17 +124,51 @@ def connect(endpoint: Endpoint) -> Connection:
         reply = stub.HealthCheck(empty_pb2.Empty(), timeout=endpoint.timeout)
     except grpc.RpcError:
         channel.close()
-        raise DaemonUnreachable(endpoint.address) from None
+        raise _connect_failure(endpoint, gid) from None
     if reply.status != control_pb2.HealthCheckResponse.SERVING:
         channel.close()
         raise DaemonUnreachable(endpoint.address)
     return Connection(channel=channel, stub=stub)
 
 
-def _is_socket(path: str) -> bool:
+def _socket_gid(endpoint: Endpoint) -> int:
+    """The group of the daemon's socket; DaemonUnreachable when there is no socket."""
     import stat
 
     try:
-        return stat.S_ISSOCK(os.stat(path).st_mode)
+        st = os.stat(endpoint.socket_path)
+    except PermissionError:
+        # A directory on the way that the user may not search.
+        raise DaemonPermissionDenied(endpoint.address, None) from None
     except OSError:
-        return False
+        raise DaemonUnreachable(endpoint.address) from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise DaemonUnreachable(endpoint.address)
+    return st.st_gid
+
+
+def _connect_failure(endpoint: Endpoint,
+                     gid: int) -> DaemonUnreachable | DaemonPermissionDenied:
+    """Why the health check failed, in the words a user acts on. gRPC reports every connect
+    failure as UNAVAILABLE, so a plain connect tells "not allowed" (EACCES: the user is not in
+    the socket's group) from "nobody listening"; it is done only after a failure."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)  # a full backlog would block a connect without it
+        try:
+            probe.connect(endpoint.socket_path)
+        except PermissionError:
+            return DaemonPermissionDenied(endpoint.address, _group_name(gid))
+        except OSError:
+            pass
+    return DaemonUnreachable(endpoint.address)
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return f'"{grp.getgrgid(gid).gr_name}"'
+    except KeyError:
+        return f"ID {gid}"

@@ -2,13 +2,17 @@
 
 Every file is optional. A file that exists must be a regular file of at most 1 MiB whose content
 is well formed and holds only known keys with valid values; anything else raises ConfigError with
-a message that names the file and the problem, and the daemon refuses to start. Merging with the
-command-line flags (which win) happens in `daemon/options.py`.
+a message that names the file and the problem, and the daemon refuses to start. storage.toml is
+the exception to "only known keys": it is containers-storage.conf(5), a format shared with other
+tools, so a file copied from an openEuler machine must work; keys of it that isula-builder does
+not use are ignored with a warning (a `Notice`) instead. Merging with the command-line flags
+(which win) happens in `daemon/options.py`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import tomllib
@@ -50,11 +54,23 @@ class MainConfig:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A log line about the configuration. The files are read before logging is set up (they
+    hold the log level), so what they have to say is kept and logged once it is."""
+
+    level: int  # a `logging` level
+    message: str
+
+
+@dataclass(frozen=True)
 class StorageConfig:
-    """storage.toml."""
+    """storage.toml (containers-storage.conf(5)); None means "not set in the file"."""
 
     driver: str | None = None
     mountopt: str | None = None
+    run_root: Path | None = None     # [storage] runroot
+    graph_root: Path | None = None   # [storage] graphroot: the data root, as in the original
+    notices: tuple[Notice, ...] = ()  # the keys that were ignored
 
 
 @dataclass(frozen=True)
@@ -190,30 +206,84 @@ def _non_empty(r: _Reader, t: dict[str, Any], key: str) -> str | None:
     return value or None
 
 
-def _root(r: _Reader, t: dict[str, Any], key: str) -> Path | None:
-    value = _non_empty(r, t, key)
+def _root(r: _Reader, t: dict[str, Any], key: str, where: str = "") -> Path | None:
+    value = r.get(t, key, str, where) or None
     if value is None:
         return None
     if not os.path.isabs(value):
-        raise r.error(f'"{key}" must be an absolute path, not "{value}"')
+        name = f"{where}.{key}" if where else key
+        raise r.error(f'"{name}" must be an absolute path, not "{value}"')
     return Path(os.path.normpath(value))
 
 
+# The keys of containers-storage.conf(5) in the tables isula-builder reads (containers/storage
+# 1.37, which the original vendors, and later versions). The format's other tables (thinpool,
+# btrfs, zfs, vfs, aufs, pull_options) hold nothing isula-builder uses and are ignored whole.
+_STORAGE_FORMAT_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("storage",),
+    "storage": ("driver", "driver_priority", "graphroot", "imagestore", "options",
+                "rootless_storage_path", "runroot", "transient_store"),
+    "storage.options": (
+        "additionalimagestores", "additionallayerstores", "aufs", "auto-userns-max-size",
+        "auto-userns-min-size", "btrfs", "disable-volatile", "force_mask", "ignore_chown_errors",
+        "mount_program", "mountopt", "ostree_repo", "overlay", "override_kernel_check",
+        "pull_options", "remap-gids", "remap-group", "remap-uids", "remap-user",
+        "root-auto-userns-user", "size", "skip_mount_home", "thinpool", "vfs", "zfs"),
+    "storage.options.overlay": ("force_mask", "ignore_chown_errors", "inodes", "mount_program",
+                                "mountopt", "size", "skip_mount_home", "use_composefs"),
+}
+# What isula-builder reads in each of those tables; everything else there is ignored.
+_STORAGE_USED_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("storage",),
+    "storage": ("driver", "runroot", "graphroot", "options"),
+    "storage.options": ("mountopt", "overlay"),
+    "storage.options.overlay": ("mountopt",),
+}
+
+
 def _storage_config(r: _Reader, t: dict[str, Any]) -> StorageConfig:
-    r.check_keys(t, ("storage",), "")
+    notices = _ignored_storage_keys(r, t, "")
     storage = r.table(t, "storage", "")
-    r.check_keys(storage, ("driver", "options"), "storage")
-    driver = r.get(storage, "driver", str, "storage")
+    notices += _ignored_storage_keys(r, storage, "storage")
+    driver = r.get(storage, "driver", str, "storage") or None  # "" is unset, as in the original
     if driver is not None:
         check_storage_driver(driver, r.error)
     options = r.table(storage, "options", "storage")
-    r.check_keys(options, ("overlay",), "storage.options")
+    notices += _ignored_storage_keys(r, options, "storage.options")
     overlay = r.table(options, "overlay", "storage.options")
-    r.check_keys(overlay, ("mountopt",), "storage.options.overlay")
-    mountopt = r.get(overlay, "mountopt", str, "storage.options.overlay")
-    if mountopt is not None:
-        check_mount_options(mountopt, r.error)
-    return StorageConfig(driver=driver, mountopt=mountopt)
+    notices += _ignored_storage_keys(r, overlay, "storage.options.overlay")
+    # containers/storage applies [storage.options] mountopt to the driver unless the driver's
+    # own table sets one; both are checked, since either may be the one in force.
+    mountopts = [r.get(table, "mountopt", str, where) or None
+                 for table, where in ((overlay, "storage.options.overlay"),
+                                      (options, "storage.options"))]
+    for mountopt in mountopts:
+        if mountopt is not None:
+            check_mount_options(mountopt, r.error)
+    return StorageConfig(
+        driver=driver,
+        mountopt=mountopts[0] or mountopts[1],
+        run_root=_root(r, storage, "runroot", "storage"),
+        graph_root=_root(r, storage, "graphroot", "storage"),
+        notices=tuple(notices),
+    )
+
+
+def _ignored_storage_keys(r: _Reader, table: dict[str, Any], where: str) -> list[Notice]:
+    """A warning for each key of `table` isula-builder does not read. Keys holding the format's
+    "unset" values ("", [], an empty table, false) change nothing and are passed over quietly,
+    so the sample files of the original and of containers/storage log nothing."""
+    notices = []
+    for key, value in table.items():
+        if key in _STORAGE_USED_KEYS[where] or value in ("", [], {}, False):
+            continue
+        name = f"{where}.{key}" if where else key
+        if key in _STORAGE_FORMAT_KEYS[where]:
+            message = f'"{name}" is ignored: isula-builder does not use it'
+        else:
+            message = f'unknown key "{name}" is ignored'
+        notices.append(Notice(logging.WARNING, f"config file {r.path}: {message}"))
+    return notices
 
 
 def check_storage_driver(driver: str, error: Any) -> None:

@@ -16,6 +16,7 @@ from isula_build.daemon.config import LOG_LEVELS, load_file_config
 from isula_build.daemon.options import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_HOST,
+    DaemonOptions,
     Flags,
     resolve_options,
 )
@@ -24,6 +25,9 @@ from isula_build.errors import IsulaBuildError
 PROGRAM = "isula-builder"
 CONFIG_DIR_ENV = "ISULABUILD_CONFIG_DIR"
 COMPLETION_COMMAND = "completion"  # hidden, as in the original
+
+# Named, not __name__: run as `python -m isula_build.daemon.main` that would be "__main__".
+_log = logging.getLogger("isula_build.daemon.main")
 
 _PYTHON_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
                   "error": logging.ERROR}
@@ -97,6 +101,16 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _log_startup(options: DaemonOptions) -> None:
+    for notice in options.notices:
+        _log.log(notice.level, "%s", notice.message)
+    # What an administrator checks first when the daemon does not behave as configured.
+    _log.info("configuration directory %s, run root %s, data root %s, storage driver %s, "
+              "runtime %s", options.config_dir, options.run_root, options.data_root,
+              options.storage_driver, options.runtime)
+    _log.debug("starting with %s", options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -110,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flags = _flags(args)
         options = resolve_options(flags, load_file_config(flags.config_dir))
         _setup_logging(options.log_level)
-        logging.getLogger(__name__).debug("starting with %s", options)
+        _log_startup(options)
         server.run(options)
     except IsulaBuildError as exc:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)

@@ -1,8 +1,16 @@
-"""The daemon's effective settings: defaults, then configuration files, then flags (flags win)."""
+"""The daemon's effective settings: defaults, then configuration files, then flags (flags win).
+
+The run and data roots come, in order of precedence, from --runroot/--dataroot, run_root/data_root
+in configuration.toml, runroot/graphroot in storage.toml, then the defaults: the original's order
+(it merges storage.toml first and configuration.toml over it). A storage.toml root that loses to
+a different one is named in an info line, since a file copied from a machine whose tools share
+containers/storage often sets them.
+"""
 
 from __future__ import annotations
 
 import grp
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +19,9 @@ from typing import TypeVar
 from isula_build.daemon.config import (
     CONFIGURATION_FILE,
     LOG_LEVELS,
+    STORAGE_FILE,
     FileConfig,
+    Notice,
     check_mount_options,
     check_storage_driver,
 )
@@ -64,6 +74,7 @@ class DaemonOptions:
     mount_options: str  # comma-separated overlay mount options for build layers
     registries: Registries
     policy: SignaturePolicy
+    notices: tuple[Notice, ...] = ()  # to log at start-up: ignored keys, overridden roots
 
     def registry_settings(self) -> RegistrySettings:
         """What pulls, pushes and logins need of these settings."""
@@ -81,8 +92,14 @@ def resolve_options(flags: Flags, files: FileConfig) -> DaemonOptions:
                           f'{", ".join(LOG_LEVELS)})')
     debug = _pick(flags.debug, main.debug, False)
 
-    data_root = _root_path("--dataroot", flags.data_root, main.data_root, DEFAULT_DATA_ROOT)
-    run_root = _root_path("--runroot", flags.run_root, main.run_root, DEFAULT_RUN_ROOT)
+    storage = files.storage
+    notices = list(storage.notices)
+    data_root = _root_path(_RootSources("--dataroot", flags.data_root, "data_root", main.data_root,
+                                        "graphroot", storage.graph_root, DEFAULT_DATA_ROOT),
+                           flags.config_dir, notices)
+    run_root = _root_path(_RootSources("--runroot", flags.run_root, "run_root", main.run_root,
+                                       "runroot", storage.run_root, DEFAULT_RUN_ROOT),
+                          flags.config_dir, notices)
     if data_root == run_root:
         raise ConfigError(f"the run root ({run_root}) and the data root ({data_root}) must be "
                           "different directories")
@@ -119,6 +136,7 @@ def resolve_options(flags: Flags, files: FileConfig) -> DaemonOptions:
         mount_options=mount_options,
         registries=files.registries,
         policy=files.policy,
+        notices=tuple(notices),
     )
 
 
@@ -144,12 +162,33 @@ def _pick(flag: T | None, file_value: T | None, default: T) -> T:
     return default
 
 
-def _root_path(flag_name: str, flag: str | None, file_value: Path | None, default: Path) -> Path:
-    if flag is not None:
-        if not flag or not os.path.isabs(flag):
-            raise ConfigError(f'{flag_name} "{flag}" must be an absolute path')
-        return Path(os.path.normpath(flag))
-    return file_value or default
+@dataclass(frozen=True)
+class _RootSources:
+    """Where one root may come from, in order of precedence."""
+
+    flag_name: str
+    flag: str | None
+    main_key: str           # in configuration.toml
+    main: Path | None
+    storage_key: str        # in storage.toml
+    storage: Path | None
+    default: Path
+
+
+def _root_path(src: _RootSources, config_dir: Path, notices: list[Notice]) -> Path:
+    if src.flag is not None:
+        if not src.flag or not os.path.isabs(src.flag):
+            raise ConfigError(f'{src.flag_name} "{src.flag}" must be an absolute path')
+        root, winner = Path(os.path.normpath(src.flag)), src.flag_name
+    elif src.main is not None:
+        root, winner = src.main, f'"{src.main_key}" in {config_dir / CONFIGURATION_FILE}'
+    else:
+        return src.storage or src.default
+    if src.storage is not None and src.storage != root:
+        notices.append(Notice(logging.INFO, f'config file {config_dir / STORAGE_FILE}: '
+                              f'"storage.{src.storage_key}" {src.storage} is overridden by '
+                              f"{winner}: {root} is used"))
+    return root
 
 
 def _mount_options_from_flags(storage_opts: tuple[str, ...]) -> str:

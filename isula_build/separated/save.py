@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from isula_build.errors import InvalidArgument, NotFound
+from isula_build.errors import InvalidArgument
 from isula_build.image.reference import normalize_name
 from isula_build.separated import layout
 from isula_build.separated.manifest import TarballInfo, dump_manifest
@@ -33,6 +33,8 @@ from isula_build.transports.store import StoreSource
 
 Log = Callable[[str], None]
 Cancel = Callable[[], None]
+
+DIR_MODE = 0o700  # parents of the destination that save creates (the original's DefaultRootDirMode)
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,24 @@ def _prepare_destination(dest: Path) -> Path:
     if dest.is_dir() and any(os.scandir(dest)):
         raise InvalidArgument(f"destination directory {dest} is not empty; give an empty or new "
                               "directory")
-    if not dest.parent.is_dir():
-        raise NotFound(f"directory {dest.parent} of the destination does not exist")
+    _make_parents(dest)
     return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+
+
+def _make_parents(dest: Path) -> None:
+    """Makes the missing parents of dest as the original does (Go's MkdirAll with 0700: every
+    directory made gets the mode, where Python's mkdir(parents=True) would give the upper ones
+    0755). They are left in place if the save fails, as the original leaves them."""
+    missing = []
+    directory = dest.parent
+    while not directory.is_dir():
+        if directory.exists() or directory.is_symlink():
+            raise InvalidArgument(f"cannot create the destination {dest}: {directory} exists "
+                                  "and is not a directory")
+        missing.append(directory)
+        directory = directory.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 def _put_in_place(tmp: Path, dest: Path) -> None:

@@ -3,7 +3,11 @@ version and info, and how daemon errors reach the user."""
 
 from __future__ import annotations
 
+import grp
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -171,3 +175,34 @@ def test_health_check_answers_serving(daemon) -> None:
     with grpc.insecure_channel(daemon.host) as channel:
         reply = ControlStub(channel).HealthCheck(empty_pb2.Empty(), timeout=10)
     assert reply.status == control_pb2.HealthCheckResponse.SERVING
+
+
+def run_as_nobody(daemon, *args: str, groups: str | None = None) -> subprocess.CompletedProcess:
+    """The client as user nobody (in the given supplementary groups, else in none). The
+    interpreter may live under /root (pyenv), which nobody may not search, so the process keeps
+    CAP_DAC_READ_SEARCH: it reads files, but connecting to a socket needs write permission,
+    which the capability does not grant, so the socket's mode and group still decide."""
+    cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+           f"--groups={groups}" if groups else "--clear-groups",
+           "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+           sys.executable, "-m", "isula_build.cli.main", "--host", daemon.host, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": "/nonexistent"})
+
+
+def test_a_user_outside_the_sockets_group_is_told_which_group_grants_access(daemon) -> None:
+    # The test daemon's socket is 0660 root:root (--group root).
+    denied = run_as_nobody(daemon, "ctr-img", "images")
+    assert denied.returncode == 1 and denied.stdout == ""
+    assert denied.stderr == (f"permission denied while connecting to the isula-builder at "
+                             f'{daemon.host}: the socket is owned by group "root"; run as root '
+                             "or as a member of that group\n")
+    member = run_as_nobody(daemon, "ctr-img", "images", groups="root")
+    assert member.returncode == 0, member.stderr
+    assert member.stdout == EMPTY_TABLE
+
+    named = {entry.gr_gid for entry in grp.getgrall()}
+    gid = next(g for g in range(4242, 1 << 20) if g not in named)
+    os.chown(daemon.socket, -1, gid)  # a group without a name is given by its number
+    unnamed = run_as_nobody(daemon, "ctr-img", "images")
+    assert f"the socket is owned by group ID {gid}; run as root" in unnamed.stderr

@@ -30,11 +30,13 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def command_without(daemon, flag: str) -> list[str]:
-    """The daemon's command line without one of its value flags (so a file value applies)."""
+def command_without(daemon, *flags: str) -> list[str]:
+    """The daemon's command line without some of its value flags (so file values apply)."""
     cmd = daemon.command()
-    i = cmd.index(flag)
-    return cmd[:i] + cmd[i + 2:]
+    for flag in flags:
+        i = cmd.index(flag)
+        cmd = cmd[:i] + cmd[i + 2:]
+    return cmd
 
 
 def run_command_to_exit(cmd: list[str]) -> Exit:

@@ -235,3 +235,35 @@ def test_config_dir_from_environment(daemon_factory, tmp_path):
 def test_bad_flag_value_exits_1(daemon_factory):
     out = refused(daemon_factory(), "--log-level", "loud")
     assert "--log-level" in out and "loud" in out
+
+
+def test_containers_storage_conf_from_openeuler_starts_the_daemon(daemon_factory, tmp_path):
+    # storage.toml as containers-storage.conf(5) writes it, with runroot/graphroot under
+    # [storage] and keys isula-builder does not use; configuration.toml sets the data root only.
+    d = daemon_factory()
+    storage_run, storage_data = tmp_path / "storage-run", tmp_path / "storage-data"
+    storage = write(d.config_dir / "storage.toml", "\n".join([
+        "[storage]", 'driver = "overlay"', f'runroot = "{storage_run}"',
+        f'graphroot = "{storage_data}"', "transient_store = true",
+        "[storage.options]", "additionalimagestores = [", "]",
+        "[storage.options.overlay]", 'mountopt = "nodev"',
+        'mount_program = "/usr/bin/fuse-overlayfs"', "[storage.options.thinpool]",
+    ]) + "\n")
+    conf = write(d.config_dir / "configuration.toml",
+                 f'data_root = "{tmp_path}/main-data"\nruntime = ""\n')
+    log = tmp_path / "d.log"
+    with running(command_without(d, "--dataroot", "--runroot"), log):
+        got = info(d)
+        assert got.runRoot == str(storage_run), "storage.toml's runroot applies"
+        assert got.dataRoot == f"{tmp_path}/main-data", "configuration.toml's data_root wins"
+    out = log.read_text()
+    assert (f"INFO isula_build.daemon.main: configuration directory {d.config_dir}, run root "
+            f"{storage_run}, data root {tmp_path}/main-data, storage driver overlay, runtime runc"
+            in out)
+    assert (f'INFO isula_build.daemon.main: config file {storage}: "storage.graphroot" '
+            f'{storage_data} is overridden by "data_root" in {conf}: {tmp_path}/main-data is used'
+            in out)
+    for key in ("storage.transient_store", "storage.options.overlay.mount_program"):
+        assert f'WARNING isula_build.daemon.main: config file {storage}: "{key}" is ignored' in out
+    assert "additionalimagestores" not in out and "thinpool" not in out
+    assert not storage_data.exists()

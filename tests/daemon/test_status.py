@@ -26,6 +26,7 @@ from isula_build.dockerfile import DockerfileError
     (errors.InternalError("x"), grpc.StatusCode.INTERNAL),
     (errors.RegistryUnavailable("x"), grpc.StatusCode.UNAVAILABLE),
     (errors.DaemonUnreachable("unix:///x"), grpc.StatusCode.UNAVAILABLE),
+    (errors.DaemonPermissionDenied("unix:///x", None), grpc.StatusCode.UNAVAILABLE),
     (errors.FlagError("x"), grpc.StatusCode.INVALID_ARGUMENT),
     (errors.RunError("x"), grpc.StatusCode.UNKNOWN),
     (DockerfileError("x", 3), grpc.StatusCode.INVALID_ARGUMENT),

@@ -1,12 +1,16 @@
-"""Pure pieces of the daemon: size formatting, the signature policy, the config readers."""
+"""Pure pieces of the daemon: size formatting, the signature policy, the config readers and
+the merging of files and flags."""
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import pytest
 
-from isula_build.daemon.config import load_file_config
+from isula_build.daemon.config import FileConfig, MainConfig, StorageConfig, load_file_config
+from isula_build.daemon.options import DaemonOptions, Flags, resolve_options
 from isula_build.daemon.handlers.images import format_size
 from isula_build.errors import ConfigError
 from isula_build.registry.settings import PolicyRequirement, SignaturePolicy
@@ -69,3 +73,112 @@ def test_forbidden_mount_option(tmp_path: Path):
     (tmp_path / "storage.toml").write_text('[storage.options.overlay]\nmountopt = "nodev,suid"\n')
     with pytest.raises(ConfigError, match='mount option "suid"'):
         load_file_config(tmp_path)
+
+
+# --- storage.toml in containers-storage.conf(5) form ----------------------------------------
+
+# /etc/containers/storage.conf of an openEuler machine (comments trimmed): the roots, empty
+# tables and lists, and keys isula-builder has no use for.
+OPENEULER_STORAGE_CONF = """\
+[storage]
+driver = "overlay"
+runroot = "/run/containers/storage"
+graphroot = "/var/lib/containers/storage"
+rootless_storage_path = "$HOME/.local/share/containers/storage"
+[storage.options]
+additionalimagestores = [
+]
+size = ""
+remap-uids = "0:1668442479:65536"
+pull_options = {enable_partial_images = "false", use_hard_links = "false"}
+[storage.options.overlay]
+mountopt = "nodev,metacopy=on"
+mount_program = "/usr/bin/fuse-overlayfs"
+[storage.options.thinpool]
+[storage.options.zfs]
+fsname = "tank"
+"""
+
+
+def storage_config(tmp_path: Path, text: str):
+    (tmp_path / "storage.toml").write_text(text)
+    return load_file_config(tmp_path).storage
+
+
+def test_containers_storage_conf_is_accepted(tmp_path: Path):
+    storage = storage_config(tmp_path, OPENEULER_STORAGE_CONF)
+    assert storage.driver == "overlay" and storage.mountopt == "nodev,metacopy=on"
+    assert storage.run_root == Path("/run/containers/storage")
+    assert storage.graph_root == Path("/var/lib/containers/storage")
+    path = tmp_path / "storage.toml"
+    ignored = ["storage.rootless_storage_path", "storage.options.remap-uids",
+               "storage.options.pull_options", "storage.options.zfs",
+               "storage.options.overlay.mount_program"]
+    assert [(n.level, n.message) for n in storage.notices] == [
+        (logging.WARNING, f'config file {path}: "{key}" is ignored: isula-builder does not use it')
+        for key in ignored], "empty values (size, additionalimagestores, thinpool) say nothing"
+
+
+def test_unknown_storage_key_is_ignored_with_a_warning(tmp_path: Path):
+    storage = storage_config(tmp_path, 'top = 1\n[storage]\ngrapharoot = "/x"\n'
+                                       "[storage.options.overlay]\nmountopts = \"nodev\"\n")
+    assert [n.message.split(": ", 1)[1] for n in storage.notices] == [
+        'unknown key "top" is ignored', 'unknown key "storage.grapharoot" is ignored',
+        'unknown key "storage.options.overlay.mountopts" is ignored']
+    assert storage.graph_root is None and storage.mountopt is None
+
+
+def test_storage_options_mountopt_applies_unless_the_overlay_table_sets_one(tmp_path: Path):
+    assert storage_config(tmp_path, '[storage.options]\nmountopt = "nodev,noexec"\n'
+                          ).mountopt == "nodev,noexec"
+    assert storage_config(tmp_path, '[storage.options]\nmountopt = "nodev,noexec"\n'
+                          '[storage.options.overlay]\nmountopt = "nosuid"\n').mountopt == "nosuid"
+
+
+def test_empty_storage_values_mean_unset(tmp_path: Path):
+    storage = storage_config(tmp_path, '[storage]\ndriver = ""\nrunroot = ""\ngraphroot = ""\n')
+    assert storage == StorageConfig()
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('[storage]\ngraphroot = "relative/dir"\n', '"storage.graphroot" must be an absolute path'),
+    ("[storage]\nrunroot = 5\n", '"storage.runroot" must be a string, not an integer'),
+    ('[storage]\ndriver = "vfs"\n', 'storage driver "vfs" is not supported'),
+    ("[storage]\ndriver = true\n", '"storage.driver" must be a string'),
+    ('storage = "overlay"\n', '"storage" must be a table'),
+    ('[storage.options]\nmountopt = "suid"\n', 'mount option "suid" is not allowed'),
+    ("[storage.options.overlay]\nmountopt = [\"nodev\"]\n",
+     '"storage.options.overlay.mountopt" must be a string, not a list'),
+    ('[storage]\ngraphroot = "/a"\ngraphroot = "/b"\n', "invalid TOML"),
+])
+def test_invalid_values_of_used_storage_keys_are_refused(tmp_path: Path, text, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)) as exc:
+        storage_config(tmp_path, text)
+    assert str(tmp_path / "storage.toml") in str(exc.value)
+
+
+def resolve(tmp_path: Path, main: MainConfig, storage: StorageConfig, **flags) -> DaemonOptions:
+    return resolve_options(Flags(host="unix:///tmp/x.sock", config_dir=tmp_path, group="root",
+                                 **flags), FileConfig(main=main, storage=storage))
+
+
+def test_storage_roots_apply_when_nothing_else_sets_them(tmp_path: Path):
+    options = resolve(tmp_path, MainConfig(), StorageConfig(run_root=Path("/s/run"),
+                                                            graph_root=Path("/s/data")))
+    assert (options.run_root, options.data_root) == (Path("/s/run"), Path("/s/data"))
+    assert options.notices == ()
+
+
+def test_configuration_toml_and_flags_win_over_storage_roots(tmp_path: Path):
+    storage = StorageConfig(run_root=Path("/s/run"), graph_root=Path("/s/data"))
+    options = resolve(tmp_path, MainConfig(run_root=Path("/m/run"), data_root=Path("/m/data")),
+                      storage, data_root="/f/data")
+    assert (options.run_root, options.data_root) == (Path("/m/run"), Path("/f/data"))
+    storage_file, conf = tmp_path / "storage.toml", tmp_path / "configuration.toml"
+    assert [(n.level, n.message) for n in options.notices] == [
+        (logging.INFO, f'config file {storage_file}: "storage.graphroot" /s/data is overridden '
+                       "by --dataroot: /f/data is used"),
+        (logging.INFO, f'config file {storage_file}: "storage.runroot" /s/run is overridden by '
+                       f'"run_root" in {conf}: /m/run is used')]
+    same = resolve(tmp_path, MainConfig(data_root=Path("/s/data")), storage)
+    assert same.notices == (), "a root set to the same path in both files is not overridden"

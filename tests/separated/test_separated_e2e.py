@@ -112,3 +112,21 @@ def test_bad_input_through_the_client(client, app_ids, tmp_path: Path) -> None:
     (dest / "manifest").write_text("{")
     broken = client("ctr-img", "load", "-d", str(dest), "-i", APP1, check=False)
     assert broken.returncode == 1 and "not valid JSON" in broken.stderr
+
+
+def test_missing_parents_of_the_destination_are_created(client, app_ids, tmp_path: Path) -> None:
+    # The original makes them (MkdirAll, 0700); the save still goes through a temporary
+    # directory beside the destination, renamed into place at the end.
+    dest = tmp_path / "new" / "deeper" / "Images"
+    out = client("ctr-img", "save", "-b", BASE, "-l", LIB, "-d", str(dest), APP1).stdout
+    assert out.rstrip().endswith(f"Save success with image: {APP1}")
+    assert APP1 in json.loads((dest / "manifest").read_bytes())
+    for made in (tmp_path / "new", dest.parent):
+        assert made.stat().st_mode & 0o777 == 0o700
+    assert os.listdir(dest.parent) == ["Images"], "no temporary directory is left beside it"
+
+    (tmp_path / "file").write_text("")
+    blocked = client("ctr-img", "save", "-b", BASE, "-d", str(tmp_path / "file" / "sub" / "Images"),
+                     APP1, check=False)
+    assert blocked.returncode == 1
+    assert f"{tmp_path / 'file'} exists and is not a directory" in blocked.stderr
