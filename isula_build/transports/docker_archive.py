@@ -18,7 +18,8 @@ from isula_build.errors import InvalidArgument
 from isula_build.image import config as image_config
 from isula_build.image.digest import digest_of, hex_of, sha256_hex
 from isula_build.image.reference import split_name
-from isula_build.transports._layerstream import detect_compression, open_layer_stream
+from isula_build.image.compression import HEAD_SIZE, detect_compression
+from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports._archive_writer import ArchiveWriter
 from isula_build.transports._tario import TarIndex
 from isula_build.transports.base import ImageSource, LayerInfo
@@ -61,7 +62,7 @@ class DockerArchiveSource(ImageSource):
     def _layer_info(self, diff_id: str, name: str) -> LayerInfo:
         member = self._index.member(name, "layer")
         with self._index.open(name, "layer") as raw:
-            head = raw.read(8)
+            head = raw.read(HEAD_SIZE)
         # A plain tar's size is the member's; a compressed one's is known only once read.
         plain = detect_compression(head) is None
         return LayerInfo(diff_id, member.size if plain else -1)
