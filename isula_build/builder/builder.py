@@ -32,6 +32,7 @@ from isula_build.distribution.pull import pull_image
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
 from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
                                 at_line, reworded)
+from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.reference import normalize_name
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
@@ -184,9 +185,9 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
 
     def image_base(ref: str, what: str) -> StageBase:
         record = _local_or_pulled(env, ref, what, ctx.log)
-        for layer in record.layers:
-            # Pins the layer: a concurrent rm cannot take the lower dirs away mid-build.
-            destination.has_layer(LayerInfo(layer.diff_id, layer.size))
+        # Pinned, so that a concurrent rm cannot take the lower dirs away mid-build (a layer
+        # already gone fails at layer_dir below).
+        destination.pin_layers([layer.diff_id for layer in record.layers])
         return StageBase(
             RootStack([store.layer_dir(layer.diff_id) for layer in reversed(record.layers)]),
             [LayerFile(layer.diff_id, layer.size, store.layer_blob_path(layer.diff_id))
@@ -236,11 +237,11 @@ def _final_config(config: StageConfig, image_format: str, log: Callable[[str], N
 class _BuiltImage(ImageSource):
     """The image a build made: layer tars on disk (store blobs and the build's own) and the
     config. Layers are plain files this daemon wrote and hashed, so writers may copy them in
-    the kernel."""
+    the kernel; the build's own come with their verified facts, so the store links them in."""
 
     def __init__(self, layers: list[LayerFile], config: bytes) -> None:
         self._layers = layers
-        self._paths = {layer.diff_id: layer.path for layer in layers}
+        self._files = {layer.diff_id: layer for layer in layers}
         self._config = config
 
     def layers(self) -> list[LayerInfo]:
@@ -248,7 +249,11 @@ class _BuiltImage(ImageSource):
 
     def open_layer(self, layer: LayerInfo) -> BinaryIO:
         assert layer.diff_id is not None
-        return open(self._paths[layer.diff_id], "rb")
+        return open(self._files[layer.diff_id].path, "rb")
+
+    def verified_file(self, layer: LayerInfo) -> VerifiedLayerFile | None:
+        assert layer.diff_id is not None
+        return self._files[layer.diff_id].verified
 
     def config_bytes(self) -> bytes:
         return self._config
