@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,20 +72,22 @@ def resolve_chown(root: Path, spec: str) -> tuple[int, int]:
     user, _, group = spec.partition(":")
     if not user:
         raise InvalidArgument(f"invalid --chown value {spec!r}")
-    uid = int(user) if user.isdigit() else \
-        next((e.uid for e in read_passwd(root) if e.name == user), None)
-    if uid is None:
-        raise InvalidArgument(f"unable to convert uid/gid chown string to host mapping: "
-                              f"can't find uid for user {user}: no such user")
-    if uid > MAX_ID:
-        raise InvalidArgument(f"invalid --chown value {spec!r}: ids must be in range 0-{MAX_ID}")
+    uid = _owner_id(spec, user, "uid", "user",
+                    lambda: next((e.uid for e in read_passwd(root) if e.name == user), None))
     if not group:
         return uid, uid
-    gid = int(group) if group.isdigit() else \
-        next((e.gid for e in read_group(root) if e.name == group), None)
-    if gid is None:
-        raise InvalidArgument(f"unable to convert uid/gid chown string to host mapping: "
-                              f"can't find gid for group {group}: no such group")
-    if gid > MAX_ID:
-        raise InvalidArgument(f"invalid --chown value {spec!r}: ids must be in range 0-{MAX_ID}")
+    gid = _owner_id(spec, group, "gid", "group",
+                    lambda: next((e.gid for e in read_group(root) if e.name == group), None))
     return uid, gid
+
+
+def _owner_id(spec: str, name: str, kind: str, entry: str,
+              look_up: Callable[[], int | None]) -> int:
+    """A number as it is, or the id look_up finds for the name (kind "uid", entry "user")."""
+    number = int(name) if name.isdigit() else look_up()
+    if number is None:
+        raise InvalidArgument(f"unable to convert uid/gid chown string to host mapping: "
+                              f"can't find {kind} for {entry} {name}: no such {entry}")
+    if number > MAX_ID:
+        raise InvalidArgument(f"invalid --chown value {spec!r}: ids must be in range 0-{MAX_ID}")
+    return number
