@@ -7,22 +7,16 @@ stage then runs in dependency order
 (plan.needed(); the plan's levels would let independent stages run in parallel later). Only
 the target stage is committed — through copy_image into the store, which prints the copy
 lines — and tagged; earlier stages leave nothing behind: their uppers and layer tars live in
-the build's work dir (`<data_root>/tmp/build-<id>`), removed at the end whatever happens (moved
-out of the way at once, deleted on a thread; see _discard_work_dir), and
-blobs the store writer made for them are dropped when the writer closes.
+the build's work dir (`<data_root>/tmp/build-<id>`, workdir.py), removed at the end whatever
+happens, and blobs the store writer made for them are dropped when the writer closes.
 """
 
 from __future__ import annotations
 
-import array
-import fcntl
 import logging
 import os
 import re
-import shutil
 import threading
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,10 +27,12 @@ from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import export, parse_output
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
+from isula_build.builder.workdir import create_work_dir, discard_work_dir
 from isula_build.distribution.pull import pull_image
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
 from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
                                 at_line, reworded)
+from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.reference import normalize_name
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
@@ -52,13 +48,6 @@ DOCKERIGNORE = ".dockerignore"
 OCI_FORMAT = "oci"
 # Config fields the OCI image format has no place for (buildah drops them with a warning too).
 _DOCKER_ONLY = ("Healthcheck", "OnBuild", "Shell")
-_WORK_PREFIX = "build-"
-# ext4 (no journal) passes over inodes freed this recently (30 s, 35 while not yet written back).
-RECENTLY_DELETED_SECONDS = 35.0
-# linux/fs.h: the inode flags ioctls and "top of directory hierarchy" (chattr +T)
-_FS_IOC_GETFLAGS = 0x80086601
-_FS_IOC_SETFLAGS = 0x40086602
-_FS_TOPDIR_FL = 0x00020000
 
 
 @dataclass(frozen=True)
@@ -96,10 +85,6 @@ class BuildEnvironment:
         return self.data_root / "tmp"
 
 
-def work_dir_of(env: BuildEnvironment, build_id: str) -> Path:
-    return env.tmp_dir / f"{_WORK_PREFIX}{build_id}"
-
-
 def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str], None],
               cancel: threading.Event) -> str:
     """Builds the image; returns its ID. Raises IsulaBuildError with a message for the user."""
@@ -115,9 +100,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     for warning in plan.warnings:
         log(warning)
 
-    work = work_dir_of(env, request.build_id)
-    env.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _make_work_dir(work)
+    work = create_work_dir(env.tmp_dir, request.build_id)
     ctx = BuildRun(
         runtime=env.runtime, state_root=env.run_root / "runc",
         mountopt=env.mountopt, work_dir=work, context_dir=context_dir, ignore=ignore,
@@ -139,82 +122,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
             export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry)
         return image_id
     finally:
-        _discard_work_dir(work, env.store)
-
-
-def _make_work_dir(work: Path) -> None:
-    """Creates the build's work dir (0700) as the top of a directory hierarchy (FS_TOPDIR_FL).
-
-    ext4 then puts it in a block group of its own choosing (the Orlov allocator) rather than
-    next to its parent, and the build's files go with it. Next to the parent lie the inodes
-    that earlier builds' work dirs just freed, and ext4 without a journal passes over inodes
-    deleted in the last half minute one by one: creating the 2,000 files of a COPY there took
-    ~0.8 ms each instead of ~25 µs. Filesystems without the flag just get a plain directory.
-    """
-    work.mkdir(mode=0o700)
-    try:
-        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        flags = array.array("l", [0])
-        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags)
-        flags[0] |= _FS_TOPDIR_FL
-        fcntl.ioctl(fd, _FS_IOC_SETFLAGS, flags)
-    except OSError:
-        pass  # not ext2/3/4 (tmpfs, overlay…): placement is only an optimization
-    finally:
-        os.close(fd)
-
-
-def _discard_work_dir(work: Path, store: Store) -> None:
-    """Removes the build's work dir without making the client wait for thousands of unlinks.
-
-    The tree leaves `<data_root>/tmp` at once, renamed into the store's tmp/ (emptied at every
-    start-up, so a crash midway leaves nothing for good), and is deleted on a thread of its
-    own (_remove_in_two_passes). A work dir with a mount still inside (an unmount failed) is
-    removed here and now, as before: sweep_stale_builds only looks for mounts under
-    `<data_root>/tmp`.
-    """
-    prefix = str(work) + "/"
-    with open("/proc/self/mountinfo") as f:
-        # Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
-        mounted = any(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
-                             line.split()[4]).startswith(prefix) for line in f)
-    if mounted:
-        shutil.rmtree(work, ignore_errors=True)
-        return
-    doomed = store.layout.tmp / f"delete-{work.name}-{uuid.uuid4().hex}"
-    try:
-        os.rename(work, doomed)
-    except FileNotFoundError:
-        return
-    except OSError:  # the store's tmp/ on another filesystem, say
-        shutil.rmtree(work, ignore_errors=True)
-        return
-    threading.Thread(target=_remove_in_two_passes, args=(doomed,), name=f"remove-{work.name}",
-                     daemon=True).start()
-
-
-def _remove_in_two_passes(tree: Path) -> None:
-    """Removes everything but the directories at once (the space is back), the directories
-    RECENTLY_DELETED_SECONDS later.
-
-    ext4 without a journal will not reuse an inode freed in the last half minute and passes
-    over each such inode, one by one, for every new inode it allocates in that block group:
-    right after a removed build tree, creating the next build's 2,000 files there cost ~0.8 ms
-    each instead of ~25 µs. Work dirs are placed as top-level directories (_make_work_dir), in
-    the block group with the fewest directories; while the removed tree's directories remain,
-    that is another group, and by the time they go their files' inodes are free to reuse.
-    """
-    for dirpath, _, filenames in os.walk(tree):
-        for name in filenames:
-            try:
-                os.unlink(os.path.join(dirpath, name))
-            except OSError:
-                pass  # shutil.rmtree below gets another try
-    time.sleep(RECENTLY_DELETED_SECONDS)
-    shutil.rmtree(tree, ignore_errors=True)
+        discard_work_dir(work, env.store.layout.tmp)
 
 
 def _check_context(path: Path) -> Path:
@@ -277,9 +185,9 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
 
     def image_base(ref: str, what: str) -> StageBase:
         record = _local_or_pulled(env, ref, what, ctx.log)
-        for layer in record.layers:
-            # Pins the layer: a concurrent rm cannot take the lower dirs away mid-build.
-            destination.has_layer(LayerInfo(layer.diff_id, layer.size))
+        # Pinned, so that a concurrent rm cannot take the lower dirs away mid-build (a layer
+        # already gone fails at layer_dir below).
+        destination.pin_layers([layer.diff_id for layer in record.layers])
         return StageBase(
             RootStack([store.layer_dir(layer.diff_id) for layer in reversed(record.layers)]),
             [LayerFile(layer.diff_id, layer.size, store.layer_blob_path(layer.diff_id))
@@ -329,11 +237,11 @@ def _final_config(config: StageConfig, image_format: str, log: Callable[[str], N
 class _BuiltImage(ImageSource):
     """The image a build made: layer tars on disk (store blobs and the build's own) and the
     config. Layers are plain files this daemon wrote and hashed, so writers may copy them in
-    the kernel."""
+    the kernel; the build's own come with their verified facts, so the store links them in."""
 
     def __init__(self, layers: list[LayerFile], config: bytes) -> None:
         self._layers = layers
-        self._paths = {layer.diff_id: layer.path for layer in layers}
+        self._files = {layer.diff_id: layer for layer in layers}
         self._config = config
 
     def layers(self) -> list[LayerInfo]:
@@ -341,38 +249,11 @@ class _BuiltImage(ImageSource):
 
     def open_layer(self, layer: LayerInfo) -> BinaryIO:
         assert layer.diff_id is not None
-        return open(self._paths[layer.diff_id], "rb")
+        return open(self._files[layer.diff_id].path, "rb")
+
+    def verified_file(self, layer: LayerInfo) -> VerifiedLayerFile | None:
+        assert layer.diff_id is not None
+        return self._files[layer.diff_id].verified
 
     def config_bytes(self) -> bytes:
         return self._config
-
-
-def sweep_stale_builds(data_root: Path) -> list[Path]:
-    """Unmounts and removes what builds of a daemon that died left under `<data_root>/tmp`.
-
-    Call at daemon start-up, before serving builds. Returns the work dirs removed.
-    """
-    tmp = Path(data_root) / "tmp"
-    if not tmp.is_dir():
-        return []
-    prefix = str(tmp) + "/"
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f]
-    for target in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
-        _detach(Path(target))
-    removed = []
-    for entry in tmp.iterdir():
-        if entry.name.startswith(_WORK_PREFIX) or entry.name.startswith("isulad-"):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            removed.append(entry)
-    return removed
-
-
-def _detach(target: Path) -> None:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    mnt_detach = 2
-    libc.umount2(str(target).encode(), mnt_detach)

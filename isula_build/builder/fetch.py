@@ -22,8 +22,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from isula_build.builder.filecopy import lstat_or_none, remove_entry, write_new_file
 from isula_build.errors import InvalidArgument, ResourceExhausted
 
+MODE = 0o600                     # what docker gives a downloaded file (before --chmod)
 DEFAULT_LIMIT = 8 << 30          # 8 GiB: more than any sane ADD, less than a full disk
 DEFAULT_TIMEOUT = 600.0          # seconds for the whole download
 _CHUNK = 1 << 20
@@ -103,3 +105,17 @@ def fetch_url(url: str, into_dir: Path, *, limit: int = DEFAULT_LIMIT,
         tmp.unlink(missing_ok=True)
         raise
     return Fetched(path=tmp, filename=name, mtime=mtime, sha256=digest.hexdigest(), size=size)
+
+
+def place(got: Fetched, target: Path, mode: int, uid: int, gid: int) -> None:
+    """Writes the download as a new file at `target` (replacing what is there) with the given
+    mode and owner, and Last-Modified (else the download's own mtime) as its mtime."""
+    st = os.stat(got.path)
+    if lstat_or_none(target) is not None:
+        remove_entry(target)
+    with open(got.path, "rb") as fin:
+        write_new_file(fin, target)
+    os.chown(target, uid, gid)
+    os.chmod(target, mode)
+    mtime = got.mtime if got.mtime is not None else st.st_mtime
+    os.utime(target, (mtime, mtime))

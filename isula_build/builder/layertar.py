@@ -8,7 +8,9 @@ The tar is reproducible: entries in sorted order (parents first), numeric owners
 group names, no access or change times, and with `mtime` every timestamp set to it, so identical
 trees give identical bytes whatever the umask or the day.  Long names use PAX headers, as the
 layer tars docker and BuildKit write (containerd's archive package) do.  Output streams straight
-to `out` while it is hashed, so no layer is ever held in memory.
+to `out` while it is hashed, so no layer is ever held in memory. Written to a file
+(write_layer_file), the layer comes with a VerifiedLayerFile for the store, which then links the
+file in instead of reading it again.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from isula_build.errors import InternalError, InvalidArgument
+from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.tarsafety import TarStreamChecker
-from isula_build.store.writer import vouch_layer_file
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -40,6 +42,8 @@ _SKIPPED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "security.selinu
 class LayerStats:
     diff_id: str        # "sha256:<hex>" of the uncompressed tar
     size: int           # bytes written
+    # write_layer_file only, when the store's tar checker accepted every entry
+    verified: VerifiedLayerFile | None = None
 
 
 class _LayerOutput:
@@ -49,7 +53,7 @@ class _LayerOutput:
 
     A tar the checker refuses is still written (an earlier stage's layer never reaches the
     store, and the store refuses it with the same message when it does): it is only not
-    vouched for."""
+    verified."""
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
@@ -224,10 +228,28 @@ def _base_info(name: str, st: os.stat_result, mtime: int | None) -> tarfile.TarI
 def write_layer(upper: Path, out: BinaryIO, *, mtime: int | None = None) -> LayerStats:
     """Writes the layer tar of the overlay upper directory `upper` to `out`.
 
-    The bytes are those tarfile writes in PAX format ("w|" mode). When `out` is a regular file
-    the tar starts at offset 0 of, the file is vouched for to the store (vouch_layer_file), so
-    putting it into the store links it in place instead of reading and hashing it again.
+    The bytes are those tarfile writes in PAX format ("w|" mode).
     """
+    layer = _write(upper, out, mtime)
+    return LayerStats(diff_id="sha256:" + layer.digest.hexdigest(), size=layer.size)
+
+
+def write_layer_file(upper: Path, path: Path, *, mtime: int | None = None) -> LayerStats:
+    """write_layer into a new file at `path`. When the store's tar checker accepted the layer,
+    the stats carry it as a VerifiedLayerFile: the store's writer links that file in
+    (put_verified_layer) instead of reading, hashing and checking it a second time."""
+    with open(path, "wb") as out:
+        layer = _write(upper, out, mtime)
+        out.flush()
+        diff_id = "sha256:" + layer.digest.hexdigest()
+        verified = None
+        if layer.safe:
+            verified = VerifiedLayerFile.of_written_file(out.fileno(), path, diff_id, layer.size,
+                                                         has_devices=layer.has_devices)
+    return LayerStats(diff_id, layer.size, verified)
+
+
+def _write(upper: Path, out: BinaryIO, mtime: int | None) -> _LayerOutput:
     layer = _LayerOutput(out)
     links: dict[tuple[int, int], str] = {}
     for name, path, st in _walk(upper):
@@ -284,20 +306,4 @@ def write_layer(upper: Path, out: BinaryIO, *, mtime: int | None = None) -> Laye
             info.type = tarfile.FIFOTYPE
             layer.add_entry(info)
     layer.finish()
-    stats = LayerStats(diff_id="sha256:" + layer.digest.hexdigest(), size=layer.size)
-    if layer.safe:
-        _vouch_if_file(out, stats, layer.has_devices)
-    return stats
-
-
-def _vouch_if_file(out: BinaryIO, stats: LayerStats, has_devices: bool) -> None:
-    """Tells the store that the file behind `out` holds exactly this checked layer tar."""
-    try:
-        fd = out.fileno()
-        out.flush()
-        at = out.tell()
-    except (AttributeError, OSError, ValueError):
-        return  # a pipe or an in-memory stream: nothing to vouch for
-    if at != stats.size:
-        return  # the tar does not start at offset 0 of the file
-    vouch_layer_file(fd, stats.diff_id, stats.size, has_devices=has_devices)
+    return layer

@@ -16,6 +16,9 @@ relative lowerdir paths against the caller's cwd, and changing the cwd of the mu
 daemon itself is not an option).  The links are removed as soon as the mount exists: overlayfs
 holds the resolved directories, not the names.  That raises the limit to overlayfs' own (500
 lower layers).
+
+``mount_points`` (the one reader of /proc/self/mountinfo) and ``detach`` serve the clean-up of
+work dirs a build or a dead daemon left mounted.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -48,6 +52,20 @@ _UMOUNT_RETRIES = 20
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def mount_points() -> list[str]:
+    """The mount points of this mount namespace, in /proc/self/mountinfo's order (field 5,
+    where the kernel writes space, tab, newline and backslash as octal escapes: \\040 …)."""
+    with open("/proc/self/mountinfo") as f:
+        return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+                for line in f]
+
+
+def detach(target: Path) -> None:
+    """Detaches the mount at target lazily (MNT_DETACH): the kernel frees it once its last
+    user goes. Best effort: a target that is no mount point is left as it is."""
+    _libc.umount2(os.fsencode(target), _MNT_DETACH)
 
 
 def split_mount_options(mountopt: str) -> tuple[int, list[str]]:

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from isula_build.builder.layertar import write_layer
+from isula_build.builder.layertar import write_layer_file
 from isula_build.builder.config import StageConfig, now_utc
 from isula_build.builder.executor import BuildRun, RootStack, StepExecutor
 from isula_build.builder.mounts import OverlayMount
 from isula_build.dockerfile import Stage, parse_trigger
+from isula_build.image.layerfile import VerifiedLayerFile
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class LayerFile:
     diff_id: str
     size: int
     path: Path  # a store blob, or a layer tar this build wrote into its work dir
+    # For a layer tar this build wrote: its facts, checked as it was written, for the store.
+    verified: VerifiedLayerFile | None = None
 
 
 @dataclass
@@ -90,9 +93,8 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     if any(upper.iterdir()):
         path = folder / "layer.tar"
         epoch = int(ctx.build_time.timestamp()) if ctx.build_time else None
-        with open(path, "wb") as out:
-            stats = write_layer(upper, out, mtime=epoch)
-        layers.append(LayerFile(stats.diff_id, stats.size, path))
+        stats = write_layer_file(upper, path, mtime=epoch)
+        layers.append(LayerFile(stats.diff_id, stats.size, path, stats.verified))
         if layer_entry is None:
             config.add_history("stage changes", ctx.build_time or now_utc(), empty_layer=False)
         else:

@@ -12,6 +12,7 @@ Follows docker's rules (moby/sys/user GetExecUser, which docker, BuildKit and ru
 /etc/passwd and /etc/group are read from the root filesystem as the container would see them:
 symbolic links are followed but never leave the root (``rootpath.resolve_in_root``), so an image
 whose /etc/passwd points at the host's file cannot make the daemon read the host's.
+``read_passwd`` and ``read_group`` are the one reader of both files (COPY --chown uses them too).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def read_root_file(root: Path, path: str) -> bytes | None:
 
 
 @dataclass(frozen=True)
-class _PasswdEntry:
+class PasswdEntry:
     name: str
     uid: int
     gid: int
@@ -70,7 +71,7 @@ class _PasswdEntry:
 
 
 @dataclass(frozen=True)
-class _GroupEntry:
+class GroupEntry:
     name: str
     gid: int
     members: tuple[str, ...]
@@ -94,23 +95,25 @@ def _int(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _parse_passwd(data: bytes) -> list[_PasswdEntry]:
+def read_passwd(root: Path) -> list[PasswdEntry]:
+    """The entries of the root's /etc/passwd in file order (none when it has no such file)."""
     entries = []
-    for f in _records(data):
+    for f in _records(read_root_file(root, "/etc/passwd") or b""):
         uid, gid = _int(_field(f, 2)), _int(_field(f, 3))
         # An entry with a malformed id can match nothing sensible; skip it rather than guess.
         if uid is not None and gid is not None:
-            entries.append(_PasswdEntry(f[0], uid, gid, _field(f, 5)))
+            entries.append(PasswdEntry(f[0], uid, gid, _field(f, 5)))
     return entries
 
 
-def _parse_group(data: bytes) -> list[_GroupEntry]:
+def read_group(root: Path) -> list[GroupEntry]:
+    """The entries of the root's /etc/group in file order (none when it has no such file)."""
     entries = []
-    for f in _records(data):
+    for f in _records(read_root_file(root, "/etc/group") or b""):
         gid = _int(_field(f, 2))
         if gid is not None:
             members = tuple(m.strip() for m in _field(f, 3).split(",") if m.strip())
-            entries.append(_GroupEntry(f[0], gid, members))
+            entries.append(GroupEntry(f[0], gid, members))
     return entries
 
 
@@ -127,8 +130,7 @@ def resolve_user(root: Path, user_spec: str) -> ResolvedUser:
     uid_arg = _numeric_id(user_arg)
     gid_arg = _numeric_id(group_arg)
 
-    passwd_data = read_root_file(root, "/etc/passwd")
-    passwd = _parse_passwd(passwd_data) if passwd_data is not None else []
+    passwd = read_passwd(root)
     if user_arg == "":
         match = [e for e in passwd if e.uid == 0]
     elif uid_arg is not None:
@@ -146,8 +148,7 @@ def resolve_user(root: Path, user_spec: str) -> ResolvedUser:
 
     additional: tuple[int, ...] = ()
     if group_arg != "" or matched_name != "":
-        group_data = read_root_file(root, "/etc/group")
-        groups = _parse_group(group_data) if group_data is not None else []
+        groups = read_group(root)
         if group_arg != "":
             found = [g for g in groups if (g.gid == gid_arg if gid_arg is not None else g.name == group_arg)]
             if found:

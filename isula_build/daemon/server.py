@@ -23,7 +23,7 @@ from pathlib import Path
 import grpc
 
 from isula_build.api import control_pb2_grpc
-from isula_build.builder.builder import sweep_stale_builds
+from isula_build.builder.workdir import sweep_stale_builds
 from isula_build.builder.runtime import remove_stale_containers
 from isula_build.daemon.fsinfo import TMPFS_MAGIC, fs_magic
 from isula_build.daemon.keys import KeyPair

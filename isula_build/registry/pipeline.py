@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from isula_build.errors import InvalidArgument
+from isula_build.image.compression import GZIP, ZSTD, detect_compression
 
 CHUNK = 1 << 20
 DEPTH = 8           # chunks a stage may run ahead of the next
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class _End:
@@ -119,8 +118,9 @@ def _gunzip(compressed: ThreadedReader, what: str) -> Producer:
     def produce(stop: threading.Event) -> Iterator[bytes]:
         try:
             first = compressed.read(CHUNK)
-            if not first.startswith(_GZIP_MAGIC):
-                if first.startswith(_ZSTD_MAGIC):
+            kind = detect_compression(first)
+            if kind != GZIP:
+                if kind == ZSTD:
                     raise InvalidArgument(f"{what}: zstd-compressed layers are not supported")
                 # An uncompressed layer (application/vnd.oci.image.layer.v1.tar).
                 data = first

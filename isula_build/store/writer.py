@@ -6,27 +6,25 @@
         w.commit(["busybox:latest"])
 
 Every blob goes to tmp/, is fsynced and renamed into blobs/ only when complete and verified;
-commit() is one database transaction, the last step. Blobs the writer has put (or relies on,
-through has_layer) are pinned against gc while it is open. Leaving the with-block without a
-commit removes what the writer made that nothing else needs.
+commit() is one database transaction, the last step. Blobs the writer has put, and store
+layers it relies on (pin_layers; put_config pins the layers its config lists), are pinned
+against gc while it is open. Leaving the with-block without a commit removes what the writer
+made that nothing else needs.
 
 Layers the daemon wrote itself (a build's commit, builder/layertar.py) are hashed and tar-checked
-while they are written; the writer can vouch for such a file (vouch_layer_file), and put_layer
-then links that very file into the store instead of reading, hashing and copying it again.
-Anything not vouched for — every stream from outside — takes the full path.
+while they are written; the caller hands such a file over with those facts
+(put_verified_layer with an image.layerfile.VerifiedLayerFile), and the writer links that very
+file into the store instead of reading, hashing and copying it again. Every stream (put_layer)
+takes the full path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import tempfile
-import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -34,6 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from isula_build.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from isula_build.image.config import parse_config
 from isula_build.image.digest import hex_of, is_digest, sha256_hex
+from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.reference import normalize_name
 from isula_build.image.tarsafety import TarStreamChecker
 from isula_build.store import fsutil
@@ -46,59 +45,6 @@ if TYPE_CHECKING:
     from isula_build.store.store import Store
 
 
-@dataclass(frozen=True)
-class _Vouched:
-    """A layer tar file as its writer left it. Any later change to the file (a write, truncate,
-    chmod, link, rename) moves its ctime, so a file that still matches is the one vouched for."""
-
-    diff_id: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    has_devices: bool
-
-
-# Keyed by (st_dev, st_ino); bounded, since a build's earlier stages vouch for layers that are
-# never put (their work dir goes, and a stale entry no longer matches a reused inode's ctime).
-_vouched: OrderedDict[tuple[int, int], _Vouched] = OrderedDict()
-_vouched_lock = threading.Lock()
-_MAX_VOUCHED = 256
-
-
-def vouch_layer_file(fd: int, diff_id: str, size: int, *, has_devices: bool) -> None:
-    """Records that the regular file open as fd holds exactly `size` bytes of a layer tar whose
-    sha256 is diff_id and that passed TarStreamChecker(allow_devices=True); has_devices: it
-    holds device nodes. For this daemon's own writers only (builder/layertar.py), which hashed and
-    checked the bytes as they wrote them; call after the last write (flushed)."""
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size != size or not is_digest(diff_id):
-        return
-    with _vouched_lock:
-        _vouched[(st.st_dev, st.st_ino)] = _Vouched(diff_id, size, st.st_mtime_ns,
-                                                    st.st_ctime_ns, has_devices)
-        while len(_vouched) > _MAX_VOUCHED:
-            _vouched.popitem(last=False)
-
-
-def _claim_vouched(stream: BinaryIO) -> tuple[int, _Vouched] | None:
-    """(fd, record) when stream is a file vouched for, unchanged, read from its start."""
-    try:
-        fd = stream.fileno()
-        at = stream.tell()
-    except (AttributeError, OSError, ValueError):
-        return None
-    if at != 0:
-        return None
-    st = os.fstat(fd)
-    with _vouched_lock:
-        record = _vouched.pop((st.st_dev, st.st_ino), None)
-    if record is None or not stat.S_ISREG(st.st_mode) or \
-            (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != \
-            (record.size, record.mtime_ns, record.ctime_ns):
-        return None
-    return fd, record
-
-
 def _link_open_file(fd: int, path: Path) -> None:
     """Hard-links the file open as fd at path: the open file itself, not a path that could
     have been swapped meanwhile. (linkat with AT_SYMLINK_FOLLOW on its /proc/self/fd entry;
@@ -108,6 +54,11 @@ def _link_open_file(fd: int, path: Path) -> None:
         os.link(str(fd), path, src_dir_fd=proc_fds, follow_symlinks=True)
     finally:
         os.close(proc_fds)
+
+
+def _check_expected(expected_diff_id: str | None) -> None:
+    if expected_diff_id is not None and not is_digest(expected_diff_id):
+        raise InvalidArgument(f'invalid layer digest "{expected_diff_id}"')
 
 
 def _read_into(stream: BinaryIO, buffer: bytearray) -> memoryview:
@@ -158,9 +109,20 @@ class ImageWriter:
     # --- layers ------------------------------------------------------------------------------
 
     def has_layer(self, diff_id: str) -> bool:
-        """True when the layer need not be put: this writer put it or the store has it. A layer
-        found in the store is pinned, so it stays until the writer closes."""
+        """True when the layer need not be put: this writer put or pinned it, or the store holds
+        it. Only answers: pin_layers is what keeps a store layer for this writer."""
         self._check_open()
+        return diff_id in self._layers or self._store.has_layer(diff_id)
+
+    def pin_layers(self, diff_ids: Iterable[str]) -> bool:
+        """Makes this writer rely on layers the store holds: each is pinned (its blob and layer
+        dir stay, even if its image is removed meanwhile) until the writer closes, and counts as
+        one of its layers. True when every one of them was there. A build pins its base layers
+        at FROM, so a concurrent rm cannot take its lower dirs away."""
+        self._check_open()
+        return all([self._pin_stored(diff_id) for diff_id in diff_ids])
+
+    def _pin_stored(self, diff_id: str) -> bool:
         if diff_id in self._layers:
             return True
         if not self._store.has_layer(diff_id):
@@ -181,14 +143,7 @@ class ImageWriter:
         checked for unsafe entries in the same pass. InvalidArgument for an unsafe or broken tar
         or a digest other than expected_diff_id; ResourceExhausted past limit bytes."""
         self._check_open()
-        if expected_diff_id is not None and not is_digest(expected_diff_id):
-            raise InvalidArgument(f'invalid layer digest "{expected_diff_id}"')
-        claimed = _claim_vouched(stream)
-        if claimed is not None and (allow_devices or not claimed[1].has_devices):
-            adopted = self._adopt(*claimed, expected_diff_id, limit)
-            if adopted is not None:
-                self._layers[adopted.diff_id] = adopted
-                return adopted
+        _check_expected(expected_diff_id)
         tmp = self._store.layout.tmp
         fd, tmp_name = tempfile.mkstemp(prefix="layer-", dir=tmp)
         try:
@@ -209,17 +164,33 @@ class ImageWriter:
         self._layers[diff_id] = record
         return record
 
-    def _adopt(self, fd: int, vouched: _Vouched, expected_diff_id: str | None,
+    def put_verified_layer(self, file: VerifiedLayerFile, expected_diff_id: str | None = None,
+                           limit: int | None = None, allow_devices: bool = True) -> LayerRecord:
+        """Stores a layer tar file this daemon wrote and verified itself: hard-linked into the
+        store, neither read nor copied again, after the checks put_layer makes (same messages).
+        A file changed since it was verified, one with device nodes when allow_devices is False
+        (so that the refusal names the entry), or one on another filesystem is read through
+        put_layer instead."""
+        self._check_open()
+        _check_expected(expected_diff_id)
+        with open(file.path, "rb") as stream:
+            fd = stream.fileno()
+            if file.unchanged(os.fstat(fd)) and (allow_devices or not file.has_devices):
+                adopted = self._adopt(fd, file, expected_diff_id, limit)
+                if adopted is not None:
+                    self._layers[adopted.diff_id] = adopted
+                    return adopted
+            return self.put_layer(stream, expected_diff_id, limit, allow_devices)
+
+    def _adopt(self, fd: int, file: VerifiedLayerFile, expected_diff_id: str | None,
                limit: int | None) -> LayerRecord | None:
-        """Installs a vouched-for file by hard link: its bytes were hashed and checked as they
-        were written, so they are neither read nor copied again. The same checks as the full
-        path, with the same messages; None when it cannot be linked (another filesystem), and
-        the caller then takes the full path."""
-        if limit is not None and vouched.size > limit:
+        """Installs a verified file by hard link. None when it cannot be linked (another
+        filesystem): the caller then takes the full path."""
+        if limit is not None and file.size > limit:
             raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
-        if expected_diff_id is not None and expected_diff_id != vouched.diff_id:
+        if expected_diff_id is not None and expected_diff_id != file.diff_id:
             raise InvalidArgument(f"layer digest mismatch: expected {expected_diff_id}, "
-                                  f"got {vouched.diff_id}")
+                                  f"got {file.diff_id}")
         os.fsync(fd)
         tmp_path = self._store.layout.tmp / f"layer-{uuid.uuid4().hex}"
         try:
@@ -227,10 +198,10 @@ class ImageWriter:
         except OSError:
             return None
         try:
-            self._install(hex_of(vouched.diff_id), tmp_path)
+            self._install(hex_of(file.diff_id), tmp_path)
         finally:
             tmp_path.unlink(missing_ok=True)
-        return LayerRecord(vouched.diff_id, vouched.size)
+        return LayerRecord(file.diff_id, file.size)
 
     @staticmethod
     def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,
@@ -273,7 +244,8 @@ class ImageWriter:
         config = self._parse_config(data)
         layers = []
         for diff_id in config["rootfs"]["diff_ids"]:
-            if self.has_layer(diff_id):
+            # The image needs every layer it lists: a store layer is pinned until the commit.
+            if self._pin_stored(diff_id):
                 layers.append(self._layers[diff_id])
             else:
                 raise InvalidArgument(f"image config lists layer {diff_id}, which was neither "

@@ -7,8 +7,6 @@ too much data) surfaces as an IsulaBuildError naming the layer, in the middle of
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import io
 import lzma
@@ -16,23 +14,9 @@ import zlib
 from typing import BinaryIO
 
 from isula_build.errors import InvalidArgument, ResourceExhausted
+from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression, open_decompressed
 
 CHUNK = 1 << 20
-
-_MAGIC = {
-    b"\x1f\x8b": "gzip",
-    b"\xfd7zXZ\x00": "xz",
-    b"BZh": "bzip2",
-    b"\x28\xb5\x2f\xfd": "zstd",
-}
-
-
-def detect_compression(head: bytes) -> str | None:
-    """"gzip", "xz", "bzip2", "zstd" or None (plain) from the first bytes of a stream."""
-    for magic, name in _MAGIC.items():
-        if head.startswith(magic):
-            return name
-    return None
 
 
 class _Hashing(io.RawIOBase):
@@ -129,17 +113,12 @@ def open_layer_stream(raw: BinaryIO, what: str, blob_digest: str | None = None,
     """
     hashing = _Hashing(raw) if blob_digest else None
     stored = io.BufferedReader(hashing if hashing is not None else raw, CHUNK)  # type: ignore[arg-type]
-    head = stored.peek(8)[:8]
-    kind = detect_compression(head)
+    kind = detect_compression(stored.peek(HEAD_SIZE)[:HEAD_SIZE])
     data: BinaryIO
     if kind is None:
         data = stored
-    elif kind == "gzip":
-        data = gzip.GzipFile(fileobj=stored, mode="rb")  # type: ignore[assignment]
-    elif kind == "xz":
-        data = lzma.LZMAFile(stored, mode="rb")  # type: ignore[assignment]
-    elif kind == "bzip2":
-        data = bz2.BZ2File(stored, mode="rb")  # type: ignore[assignment]
+    elif kind in READABLE:
+        data = open_decompressed(stored, kind)
     else:
         stored.close()
         raise InvalidArgument(f"{what}: {kind}-compressed layers are not supported")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
+from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression
 from isula_build.store.fsutil import write_all
 
 CHUNK = 1 << 20
@@ -93,8 +94,7 @@ class TarIndex:
             raise
 
     def _index(self) -> dict[str, tarfile.TarInfo]:
-        head = os.pread(self._fd, 8, 0)
-        if head.startswith(b"\x1f\x8b") or head.startswith(b"\xfd7zXZ") or head.startswith(b"BZh"):
+        if detect_compression(os.pread(self._fd, HEAD_SIZE, 0)) in READABLE:
             raise InvalidArgument(f"{self.path} is a compressed file; decompress it first, a "
                                   "docker-archive or oci-archive is an uncompressed tar")
         members: dict[str, tarfile.TarInfo] = {}

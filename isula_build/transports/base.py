@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from isula_build.image.layerfile import VerifiedLayerFile
+
 
 @dataclass(frozen=True)
 class LayerInfo:
@@ -43,6 +45,12 @@ class ImageSource(ABC):
         archive writers then copy it in the kernel without hashing. Sources of unverified data
         return any other stream, which destinations hash and check.
         """
+
+    def verified_file(self, layer: LayerInfo) -> VerifiedLayerFile | None:
+        """The layer as a file this daemon wrote and verified itself (a build's own layer), or
+        None: copy_image then hands the file with its facts to put_verified_layer instead of
+        opening the layer. Default None."""
+        return None
 
     @abstractmethod
     def config_bytes(self) -> bytes:
@@ -80,6 +88,13 @@ class ImageDestination(ABC):
         When layer.diff_id is known the destination refuses data that does not match it
         (InvalidArgument), so sources need not hash layers themselves.
         """
+
+    def put_verified_layer(self, layer: LayerInfo, file: VerifiedLayerFile) -> LayerInfo:
+        """Stores a layer the source wrote and verified itself (ImageSource.verified_file). By
+        default it is opened and put as a plain file (archive writers copy it in the kernel);
+        the store's destination links the file in without reading it."""
+        with open(file.path, "rb") as stream:
+            return self.put_layer(layer, stream)
 
     @abstractmethod
     def put_config(self, config: bytes) -> None:

@@ -22,8 +22,12 @@ def copy_image(src: ImageSource, dst: ImageDestination, log: Callable[[str], Non
             if dst.has_layer(layer):
                 stored.append(layer)
                 continue
-        with src.open_layer(layer) as stream:
-            written = dst.put_layer(layer, stream)
+        verified = src.verified_file(layer)
+        if verified is not None:
+            written = dst.put_verified_layer(layer, verified)
+        else:
+            with src.open_layer(layer) as stream:
+                written = dst.put_layer(layer, stream)
         if layer.diff_id is None:
             # The digest of an imported tarball exists only once it has been read through.
             log(f"Copying blob {written.diff_id}")

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, Sequence
 
 from isula_build.errors import InvalidArgument
 from isula_build.image import config as image_config
 from isula_build.image.digest import digest_of, hex_of, sha256_hex
 from isula_build.image.reference import split_name
-from isula_build.transports._layerstream import detect_compression, open_layer_stream
+from isula_build.image.compression import HEAD_SIZE, detect_compression
+from isula_build.transports._archive_reader import ArchiveSource, StoredLayer
 from isula_build.transports._archive_writer import ArchiveWriter
 from isula_build.transports._tario import TarIndex
 from isula_build.transports.base import ImageSource, LayerInfo
@@ -31,11 +32,11 @@ _DIGEST_NAME_RE = re.compile(r"(?:^|/)(?:sha256:)?([0-9a-f]{64})(?:\.json)?$")
 
 # ---------------------------------------------------------------------------------------- reading
 
-class DockerArchiveSource(ImageSource):
+class DockerArchiveSource(ArchiveSource):
     """One image of a docker-archive, read in place."""
 
     def __init__(self, index: TarIndex, config_name: str, layer_names: list[str]) -> None:
-        self._index = index.acquire()
+        super().__init__(index)
         try:
             self._config = self._read_config(config_name)
             ids = image_config.diff_ids(image_config.parse_config(self._config))
@@ -43,12 +44,13 @@ class DockerArchiveSource(ImageSource):
                 raise InvalidArgument(
                     f"{index.path}: {MANIFEST} lists {len(layer_names)} layers for config "
                     f"{config_name!r}, but the config has {len(ids)} diff_ids")
-            self._members = dict(zip(ids, layer_names))
+            self._stored = {diff_id: StoredLayer(name, "layer", f"layer {name!r} of {index.path}",
+                                                 None)
+                            for diff_id, name in zip(ids, layer_names)}
             self._layers = [self._layer_info(diff_id, name) for diff_id, name in zip(ids, layer_names)]
         except BaseException:
-            self._index.release()
+            self.close()
             raise
-        self._closed = False
 
     def _read_config(self, name: str) -> bytes:
         data = self._index.read(name, "image config")
@@ -61,29 +63,10 @@ class DockerArchiveSource(ImageSource):
     def _layer_info(self, diff_id: str, name: str) -> LayerInfo:
         member = self._index.member(name, "layer")
         with self._index.open(name, "layer") as raw:
-            head = raw.read(8)
+            head = raw.read(HEAD_SIZE)
         # A plain tar's size is the member's; a compressed one's is known only once read.
         plain = detect_compression(head) is None
         return LayerInfo(diff_id, member.size if plain else -1)
-
-    def layers(self) -> list[LayerInfo]:
-        return list(self._layers)
-
-    def open_layer(self, layer: LayerInfo) -> BinaryIO:
-        if layer.diff_id not in self._members:
-            raise InvalidArgument(f"layer {layer.diff_id} is not part of this image")
-        name = self._members[layer.diff_id]
-        # The destination verifies the diff ID of what it reads (LayerInfo carries it).
-        return open_layer_stream(self._index.open(name, "layer"),
-                                 f"layer {name!r} of {self._index.path}")
-
-    def config_bytes(self) -> bytes:
-        return self._config
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._index.release()
 
 
 def _string_list(value: Any, field: str, path: Path) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from isula_build.errors import InvalidArgument
 from isula_build.image import config as image_config
@@ -20,8 +20,8 @@ from isula_build.image import mediatypes
 from isula_build.image.digest import digest_of, hex_of, is_digest, sha256_hex
 from isula_build.image.jsondoc import load_json_object
 from isula_build.image.manifest import REF_NAME_ANNOTATION, Descriptor
+from isula_build.transports._archive_reader import ArchiveSource, StoredLayer
 from isula_build.transports._archive_writer import ArchiveWriter
-from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports._tario import TarIndex
 from isula_build.transports.base import ImageSource, LayerInfo
 
@@ -67,11 +67,11 @@ def _read_json_blob(index: TarIndex, desc: Descriptor, what: str) -> tuple[bytes
     return data, load_json_object(data, f"{index.path}: {what} {desc.digest}")
 
 
-class OciArchiveSource(ImageSource):
+class OciArchiveSource(ArchiveSource):
     """One image (manifest) of an oci-archive, read in place."""
 
     def __init__(self, index: TarIndex, manifest: dict[str, Any]) -> None:
-        self._index = index.acquire()
+        super().__init__(index)
         try:
             path = index.path
             config_desc = _descriptor(manifest.get("config"), "manifest config", path)
@@ -89,36 +89,18 @@ class OciArchiveSource(ImageSource):
                     raise InvalidArgument(f"{path}: layer {desc.digest} has unsupported media type "
                                           f"{desc.media_type!r}")
                 index.member(_blob_path(desc.digest), "layer blob")
-            self._descs = dict(zip(ids, descs))
+            # When the blob is the plain tar its digest is the diff ID, which the destination
+            # checks; otherwise the stored bytes are checked here as they stream by.
+            self._stored = {d: StoredLayer(_blob_path(desc.digest), "layer blob",
+                                           f"layer {desc.digest} of {path}",
+                                           None if desc.digest == d else desc.digest)
+                            for d, desc in zip(ids, descs)}
             # An uncompressed blob is its diff ID; a compressed one's size is known once read.
             self._layers = [LayerInfo(d, desc.size if desc.digest == d else -1)
                             for d, desc in zip(ids, descs)]
         except BaseException:
-            self._index.release()
+            self.close()
             raise
-        self._closed = False
-
-    def layers(self) -> list[LayerInfo]:
-        return list(self._layers)
-
-    def open_layer(self, layer: LayerInfo) -> BinaryIO:
-        if layer.diff_id not in self._descs:
-            raise InvalidArgument(f"layer {layer.diff_id} is not part of this image")
-        desc = self._descs[layer.diff_id]
-        name = _blob_path(desc.digest)
-        # When the blob is the plain tar its digest is the diff ID, which the destination checks;
-        # otherwise check the stored bytes here as they stream by.
-        blob_digest = None if desc.digest == layer.diff_id else desc.digest
-        return open_layer_stream(self._index.open(name, "layer blob"),
-                                 f"layer {desc.digest} of {self._index.path}", blob_digest)
-
-    def config_bytes(self) -> bytes:
-        return self._config
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._index.release()
 
 
 def _platform_manifest(index: TarIndex, desc: Descriptor, depth: int = 0) -> tuple[Descriptor, dict[str, Any]]:

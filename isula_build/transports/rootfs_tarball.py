@@ -20,12 +20,13 @@ from typing import BinaryIO
 
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
 from isula_build.image.config import import_config
-from isula_build.transports._layerstream import detect_compression, open_layer_stream
+from isula_build.image.compression import GZIP, HEAD_SIZE, XZ, detect_compression
+from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports.base import ImageSource, LayerInfo
 
 MAX_IMPORT_SIZE = 1 << 30          # SPEC §8: an import tarball is at most 1 GiB
 MAX_UNCOMPRESSED_SIZE = 8 << 30    # see the module docstring
-_SUPPORTED = {None, "gzip", "xz"}
+_SUPPORTED = {None, GZIP, XZ}
 
 
 class ImportSource(ImageSource):
@@ -48,7 +49,7 @@ class ImportSource(ImageSource):
             if size > limit:
                 raise ResourceExhausted(f"tarball {path} is {size} bytes, more than the limit of "
                                         f"{limit} bytes")
-            kind = detect_compression(self._file.read(8))
+            kind = detect_compression(self._file.read(HEAD_SIZE))
             if kind not in _SUPPORTED:
                 raise InvalidArgument(f"{path}: {kind} compression is not supported for import "
                                       "(use a plain, gzip or xz tarball)")

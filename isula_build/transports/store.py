@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import BinaryIO, Sequence
 
 from isula_build.errors import InvalidArgument
+from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.store import ImageRecord, ImageWriter, Store
 from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
 
@@ -45,11 +47,23 @@ class StoreDestination(ImageDestination):
         self._writer: ImageWriter = store.writer()
 
     def has_layer(self, layer: LayerInfo) -> bool:
-        return layer.diff_id is not None and self._writer.has_layer(layer.diff_id)
+        # copy_image does not copy a layer found here, so the image will rely on the stored one:
+        # it is pinned from now until the commit.
+        return layer.diff_id is not None and self._writer.pin_layers([layer.diff_id])
+
+    def pin_layers(self, diff_ids: Iterable[str]) -> bool:
+        """Keeps the store's layers from gc until this destination closes (see
+        ImageWriter.pin_layers); True when the store has them all."""
+        return self._writer.pin_layers(diff_ids)
 
     def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
         record = self._writer.put_layer(stream, expected_diff_id=layer.diff_id,
                                         allow_devices=layer.allow_devices)
+        return LayerInfo(record.diff_id, record.size, layer.allow_devices)
+
+    def put_verified_layer(self, layer: LayerInfo, file: VerifiedLayerFile) -> LayerInfo:
+        record = self._writer.put_verified_layer(file, expected_diff_id=layer.diff_id,
+                                                 allow_devices=layer.allow_devices)
         return LayerInfo(record.diff_id, record.size, layer.allow_devices)
 
     def put_config(self, config: bytes) -> None:

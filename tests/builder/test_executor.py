@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image, sweep_stale_builds
+from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
 from isula_build.builder.outputs import parse_output
+from isula_build.builder.workdir import sweep_stale_builds
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image

@@ -1,6 +1,7 @@
 """The commit's fast paths: write_layer writes its own tar headers and data in large chunks
-(the bytes must stay exactly tarfile's), and a layer file it wrote is linked into the store
-instead of being read and hashed a second time (only while the file is unchanged)."""
+(the bytes must stay exactly tarfile's), and a layer file write_layer_file wrote and verified
+is linked into the store (put_verified_layer) instead of being read and hashed a second time
+(only while the file is unchanged)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import io
 import json
 import os
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
 
-from isula_build.builder.layertar import write_layer
+from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
+from isula_build.builder.layertar import write_layer, write_layer_file
 from isula_build.errors import InvalidArgument, ResourceExhausted
+from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.store import ImageWriter, Store
+from isula_build.transports.copy import copy_image
+from isula_build.transports.rootfs_tarball import ImportSource
+from isula_build.transports.store import StoreDestination
 
 BIG = (1 << 20) * 3 + 7   # more than one 1 MiB chunk, not a whole number of blocks
 
@@ -85,6 +92,9 @@ def test_file_output_equals_stream_output(tmp_path: Path) -> None:
         stats = write_layer(upper, f, mtime=0)
     assert (tmp_path / "layer.tar").read_bytes() == stream.getvalue()
     assert stats.size == len(stream.getvalue())
+    stats = write_layer_file(upper, tmp_path / "verified.tar", mtime=0)
+    assert (tmp_path / "verified.tar").read_bytes() == stream.getvalue()
+    assert stats.verified is not None and stats.verified.size == len(stream.getvalue())
 
 
 @pytest.fixture
@@ -100,22 +110,23 @@ def commit_image(writer: ImageWriter, diff_id: str) -> None:
     writer.commit([])
 
 
-def committed(tmp_path: Path, name: str = "layer.tar") -> tuple[Path, str, int]:
+def committed(tmp_path: Path, name: str = "layer.tar") -> VerifiedLayerFile:
     upper = tmp_path / f"upper-{name}"
     upper.mkdir()
     (upper / "etc").mkdir()
     (upper / "etc" / "conf").write_text("x = 1\n")
     (upper / "big").write_bytes(os.urandom(BIG))
-    path = tmp_path / name
-    with open(path, "wb") as f:
-        stats = write_layer(upper, f, mtime=0)
-    return path, stats.diff_id, stats.size
+    stats = write_layer_file(upper, tmp_path / name, mtime=0)
+    assert stats.verified is not None
+    assert (stats.verified.diff_id, stats.verified.size) == (stats.diff_id, stats.size)
+    return stats.verified
 
 
 def test_committed_layer_is_linked_into_the_store_not_copied(tmp_path: Path, store: Store) -> None:
-    path, diff_id, size = committed(tmp_path)
-    with store.writer() as w, open(path, "rb") as f:
-        record = w.put_layer(f, expected_diff_id=diff_id)
+    verified = committed(tmp_path)
+    path, diff_id, size = verified.path, verified.diff_id, verified.size
+    with store.writer() as w:
+        record = w.put_verified_layer(verified, expected_diff_id=diff_id)
         commit_image(w, diff_id)
     assert (record.diff_id, record.size) == (diff_id, size)
     blob = store.layer_blob_path(diff_id)
@@ -124,38 +135,50 @@ def test_committed_layer_is_linked_into_the_store_not_copied(tmp_path: Path, sto
     assert os.listdir(store.layout.tmp) == []
 
 
-def test_vouched_layer_gets_the_same_checks_and_messages(tmp_path: Path, store: Store) -> None:
-    path, diff_id, size = committed(tmp_path)
+def test_verified_layer_gets_the_same_checks_and_messages(tmp_path: Path, store: Store) -> None:
+    verified = committed(tmp_path)
+    diff_id = verified.diff_id
     other = "sha256:" + "0" * 64
     with store.writer() as w:
-        with open(path, "rb") as f, pytest.raises(InvalidArgument) as exc:
-            w.put_layer(f, expected_diff_id=other)
+        with pytest.raises(InvalidArgument) as exc:
+            w.put_verified_layer(verified, expected_diff_id=other)
         assert str(exc.value) == f"layer digest mismatch: expected {other}, got {diff_id}"
-    path2, diff_id2, size2 = committed(tmp_path, "second.tar")
-    with store.writer() as w, open(path2, "rb") as f, pytest.raises(ResourceExhausted):
-        w.put_layer(f, limit=size2 - 1)
+    second = committed(tmp_path, "second.tar")
+    diff_id2 = second.diff_id
+    with store.writer() as w, pytest.raises(ResourceExhausted):
+        w.put_verified_layer(second, limit=second.size - 1)
     assert not store.has_layer(diff_id) and not store.has_layer(diff_id2)
     assert os.listdir(store.layout.tmp) == []
 
 
 def test_a_changed_layer_file_is_hashed_again(tmp_path: Path, store: Store) -> None:
-    path, diff_id, size = committed(tmp_path)
+    verified = committed(tmp_path)
+    path, diff_id, size = verified.path, verified.diff_id, verified.size
     data = bytearray(path.read_bytes())
     data[size // 2] ^= 0xFF   # inside the big file's data: still a valid tar
     with open(path, "r+b") as f:
         f.write(data)
-    with store.writer() as w, open(path, "rb") as f, pytest.raises(InvalidArgument,
-                                                                    match="digest mismatch"):
-        w.put_layer(f, expected_diff_id=diff_id)
+    with store.writer() as w, pytest.raises(InvalidArgument, match="digest mismatch"):
+        w.put_verified_layer(verified, expected_diff_id=diff_id)
     actual = "sha256:" + hashlib.sha256(data).hexdigest()
-    with store.writer() as w, open(path, "rb") as f:
-        assert w.put_layer(f).diff_id == actual
+    with store.writer() as w:
+        assert w.put_verified_layer(verified).diff_id == actual
         commit_image(w, actual)
     assert os.stat(store.layer_blob_path(actual)).st_ino != os.stat(path).st_ino
 
 
+def test_put_layer_reads_a_verified_file_like_any_stream(tmp_path: Path, store: Store) -> None:
+    verified = committed(tmp_path)   # trust is only ever handed over explicitly
+    with store.writer() as w, open(verified.path, "rb") as f:
+        assert w.put_layer(f, expected_diff_id=verified.diff_id).diff_id == verified.diff_id
+        commit_image(w, verified.diff_id)
+    assert os.stat(store.layer_blob_path(verified.diff_id)).st_ino != \
+        os.stat(verified.path).st_ino
+
+
 def test_a_stream_not_at_the_start_is_not_taken_as_the_file(tmp_path: Path, store: Store) -> None:
-    path, diff_id, _ = committed(tmp_path)
+    verified = committed(tmp_path)
+    path, diff_id = verified.path, verified.diff_id
     with store.writer() as w, open(path, "rb") as f:
         f.read(512)
         with pytest.raises(InvalidArgument):
@@ -167,25 +190,46 @@ def test_unsafe_layer_is_written_but_refused_by_the_store(tmp_path: Path, store:
     upper = tmp_path / "upper"
     upper.mkdir()
     os.symlink("../../outside", upper / "escape")
-    with open(tmp_path / "layer.tar", "wb") as f:
-        stats = write_layer(upper, f)   # an earlier stage's layer may hold it: no error here
+    # An earlier stage's layer may hold it: no error here, but it is not verified.
+    stats = write_layer_file(upper, tmp_path / "layer.tar")
+    assert stats.verified is None
     with store.writer() as w, open(tmp_path / "layer.tar", "rb") as f, \
             pytest.raises(InvalidArgument, match='unsafe layer tar entry "escape"'):
         w.put_layer(f, expected_diff_id=stats.diff_id)
 
 
-def test_devices_in_a_vouched_layer_still_follow_allow_devices(tmp_path: Path, store: Store) -> None:
+def test_devices_in_a_verified_layer_still_follow_allow_devices(tmp_path: Path, store: Store) -> None:
     upper = tmp_path / "upper"
     upper.mkdir()
     os.mknod(upper / "null", 0o666 | 0o020000, os.makedev(1, 3))
-    for name in ("refused.tar", "allowed.tar"):
-        with open(tmp_path / name, "wb") as f:
-            stats = write_layer(upper, f)
-    with store.writer() as w, open(tmp_path / "refused.tar", "rb") as f, \
+    refused, allowed = (write_layer_file(upper, tmp_path / name).verified
+                        for name in ("refused.tar", "allowed.tar"))
+    assert refused is not None and allowed is not None and allowed.has_devices
+    with store.writer() as w, \
             pytest.raises(InvalidArgument, match="device nodes are not allowed"):
-        w.put_layer(f, allow_devices=False)
-    with store.writer() as w, open(tmp_path / "allowed.tar", "rb") as f:
-        assert w.put_layer(f, expected_diff_id=stats.diff_id).diff_id == stats.diff_id
-        commit_image(w, stats.diff_id)
-    blob = store.layer_blob_path(stats.diff_id)
+        w.put_verified_layer(refused, allow_devices=False)
+    with store.writer() as w:
+        assert w.put_verified_layer(allowed, expected_diff_id=allowed.diff_id).diff_id == \
+            allowed.diff_id
+        commit_image(w, allowed.diff_id)
+    blob = store.layer_blob_path(allowed.diff_id)
     assert os.stat(blob).st_ino == os.stat(tmp_path / "allowed.tar").st_ino
+
+
+def test_a_build_hands_its_layer_to_the_store_without_a_second_read(
+        tmp_path: Path, store: Store, busybox_tar: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with ImportSource(busybox_tar) as src, StoreDestination(store, ["busybox:latest"]) as dst:
+        copy_image(src, dst, lambda line: None)
+    streamed: list[object] = []
+    copy_checked = ImageWriter._copy_checked
+    monkeypatch.setattr(ImageWriter, "_copy_checked",
+                        staticmethod(lambda *args: streamed.append(args) or copy_checked(*args)))
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "big").write_bytes(os.urandom(BIG))
+    env = BuildEnvironment(store=store, data_root=tmp_path / "data", run_root=tmp_path / "run")
+    request = BuildInput(build_id="linked", dockerfile="FROM busybox\nCOPY big /big\n",
+                         context_dir=ctx)
+    image_id = build_image(request, env, lambda line: None, threading.Event())
+    assert len(store.lookup(image_id).layers) == 2
+    assert streamed == []   # the build's layer tar was linked in, not read through put_layer

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from isula_build.builder import builder
+from isula_build.builder import workdir
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image
@@ -68,14 +68,14 @@ def test_two_pass_removal_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     for d in (tree, tree / "a", tree / "a" / "b"):
         (d / "file").write_text("x")
     os.symlink("file", tree / "link")
-    monkeypatch.setattr(builder, "RECENTLY_DELETED_SECONDS", 0.0)
-    builder._remove_in_two_passes(tree)
+    monkeypatch.setattr(workdir, "RECENTLY_DELETED_SECONDS", 0.0)
+    workdir._remove_in_two_passes(tree)
     assert not tree.exists()
 
 
 def test_work_dir_is_a_top_level_directory_for_ext4(tmp_path: Path) -> None:
-    work = tmp_path / "build-x"
-    builder._make_work_dir(work)
+    work = workdir.create_work_dir(tmp_path, "x")
+    assert work == tmp_path / "build-x"
     assert work.is_dir() and (work.stat().st_mode & 0o777) == 0o700
     fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
     try:

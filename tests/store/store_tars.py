@@ -88,7 +88,8 @@ def add_image(store: Store, layers: list[bytes], names: list[str],
     """Puts the layers and a config through one writer and commits it."""
     with store.writer() as w:
         for layer in layers:
-            if not w.has_layer(diff_id(layer)):
+            # Pinned when stored: a concurrent remove cannot take it away before the commit.
+            if not w.pin_layers([diff_id(layer)]):
                 w.put_layer(io.BytesIO(layer), expected_diff_id=diff_id(layer))
         w.put_config(make_config(layers, extra=extra))
         return w.commit(names)

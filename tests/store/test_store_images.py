@@ -309,7 +309,7 @@ def test_open_writer_blobs_survive_gc(store: Store) -> None:
 def test_writer_pins_store_layers_it_relies_on(store: Store) -> None:
     add_image(store, [BASE], ["base"])
     with store.writer() as w:
-        assert w.has_layer(diff_id(BASE))
+        assert w.pin_layers([diff_id(BASE)])
         store.remove("base")  # the base image goes while a build relies on its layer
         assert store.layer_blob_path(diff_id(BASE)).is_file()
         w.put_layer(io.BytesIO(APP))
@@ -317,6 +317,16 @@ def test_writer_pins_store_layers_it_relies_on(store: Store) -> None:
         record = w.commit(["app"])
     assert [l.diff_id for l in record.layers] == [diff_id(BASE), diff_id(APP)]
     assert store.has_layer(diff_id(BASE))
+
+
+def test_writer_has_layer_only_answers(store: Store) -> None:
+    add_image(store, [BASE], ["base"])
+    with store.writer() as w:
+        assert w.has_layer(diff_id(BASE))
+        store.remove("base")  # nothing pinned it: the layer goes with its image
+        assert not w.has_layer(diff_id(BASE))
+        assert not w.pin_layers([diff_id(BASE)])
+    assert blob_names(store) == set()
 
 
 def test_put_layer_digest_mismatch(store: Store) -> None:
