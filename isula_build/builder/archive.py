@@ -14,6 +14,7 @@ import posixpath
 import stat
 import tarfile
 from pathlib import Path
+from typing import Literal
 
 from isula_build.builder.filecopy import lstat_or_none, remove_entry, set_xattr, write_new_file
 from isula_build.builder.rootpath import make_dirs_in_root, resolve_in_root
@@ -21,20 +22,23 @@ from isula_build.errors import InvalidArgument
 from isula_build.image.compression import BZIP2, GZIP, HEAD_SIZE, XZ, detect_compression
 
 # tarfile's stream modes ("r|gz" …) for what it can decompress itself; a plain tar has "".
-_TARFILE_MODES = {None: "", GZIP: "gz", BZIP2: "bz2", XZ: "xz"}
+# tarfile's stream modes for what it can decompress (zstd it cannot: such a file is no archive).
+TarReadMode = Literal["r|", "r|gz", "r|bz2", "r|xz"]
+_TARFILE_MODES: dict[str | None, TarReadMode] = {None: "r|", GZIP: "r|gz", BZIP2: "r|bz2",
+                                                 XZ: "r|xz"}
 _DEVICE_KINDS = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK,
                  tarfile.FIFOTYPE: stat.S_IFIFO}
 
 
-def archive_compression(path: Path) -> str | None:
-    """The tarfile compression name ("", "gz", "bz2", "xz") when `path` is a tar archive (by
-    content), else None: the file is then copied as it is."""
+def archive_compression(path: Path) -> TarReadMode | None:
+    """The tarfile mode that reads `path` ("r|", "r|gz", "r|bz2", "r|xz") when it is a tar
+    archive (by content), else None: the file is then copied as it is."""
     with open(path, "rb") as f:
         compression = _TARFILE_MODES.get(detect_compression(f.read(HEAD_SIZE)))
     if compression is None:
         return None  # zstd: tarfile cannot read it, so it is no archive to ADD
     try:
-        with tarfile.open(path, f"r|{compression}") as tar:
+        with tarfile.open(path, compression) as tar:
             if tar.next() is None:
                 return None
     except (tarfile.TarError, OSError, EOFError):
@@ -42,11 +46,12 @@ def archive_compression(path: Path) -> str | None:
     return compression
 
 
-def extract_archive(archive: Path, compression: str, dest: Path, uid: int, gid: int) -> None:
+def extract_archive(archive: Path, compression: TarReadMode, dest: Path, uid: int,
+                    gid: int) -> None:
     """Extracts the tar archive into the existing directory `dest`, every entry confined to
     it; directories made for entries' parents get the owner uid:gid."""
     dirs: list[tuple[Path, int, float]] = []
-    with tarfile.open(archive, f"r|{compression}") as tar:
+    with tarfile.open(archive, compression) as tar:
         for member in tar:
             name = posixpath.normpath("/" + member.name).lstrip("/")
             if not name:

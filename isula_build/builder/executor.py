@@ -238,14 +238,14 @@ class StepExecutor:
                     with mounted_root(self.ctx, self._resolve_from(from_)) as source:
                         digests.append(copy_into_root(self.rootfs, plain, ins.dest,
                                                       source_root=source, from_context=False,
-                                                      **common))  # type: ignore[arg-type]
+                                                      **common))  # type: ignore[arg-type]  # common holds each keyword's right type
                 else:
                     ignore = self.ctx.ignore
                     digests.append(copy_into_root(
                         self.rootfs, plain, ins.dest, source_root=self.ctx.context_dir,
                         ignored=ignore.ignored if ignore else None,
                         ignore_has_exceptions=ignore.has_exceptions if ignore else False,
-                        **common))  # type: ignore[arg-type]
+                        **common))  # type: ignore[arg-type]  # common holds each keyword's right type
         except PermissionError as exc:
             raise InvalidArgument(f"cannot read {exc.filename or 'a source'}: "
                                   "permission denied") from None

@@ -14,7 +14,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from isula_build.store.fsutil import write_all
 from isula_build.store.pipe import BackgroundWriter
@@ -37,7 +37,7 @@ def remove_entry(path: Path) -> None:
         os.unlink(path)
 
 
-def write_new_file(fin: BinaryIO, target: Path) -> str:
+def write_new_file(fin: IO[bytes], target: Path) -> str:
     """Streams `fin` into a new file (0600) at `target`; returns the sha256 hex of the content."""
     digest = hashlib.sha256()
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 from collections.abc import Sequence
 
 from isula_build.cli import build, completion, images, info, manifest, registry, version
@@ -24,7 +25,7 @@ LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "W
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit with 1, as every other failure of the client does (SPEC §4)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(1, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
 

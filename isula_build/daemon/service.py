@@ -63,7 +63,7 @@ def _unary(method: F) -> F:
             return method(self, request, context)
         except Exception as exc:
             _report(context, method.__name__, exc)
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the handler's signature
 
 
 def _streaming(method: F) -> F:
@@ -74,7 +74,7 @@ def _streaming(method: F) -> F:
             yield from method(self, request, context)
         except Exception as exc:
             _report(context, method.__name__, exc)
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the handler's signature
 
 
 class ControlServicer(control_pb2_grpc.ControlServicer):

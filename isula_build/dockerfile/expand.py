@@ -197,7 +197,7 @@ def expand_steps(instructions: Sequence[Instruction], settled: Sequence[Instruct
         expanded.append(ins)
     for ins, done in zip(instructions, settled):
         if done is None:
-            done = ins.expand(located_expander(scope.values, escape, ins.line))  # type: ignore[union-attr]
+            done = ins.expand(located_expander(scope.values, escape, ins.line))  # type: ignore[union-attr]  # every instruction the plan leaves unsettled has expand()
             validate(done)
         scope.apply(done)
         expanded.append(done)

@@ -252,7 +252,7 @@ def _parse_flags(keyword: str, words: tuple[str, ...], line: int) -> dict[str, s
                 raise DockerfileError(f"missing a value on flag: --{name}", line)
             if kind == _STRINGS:
                 values.setdefault(name, [])
-                values[name].append(value)  # type: ignore[union-attr]
+                values[name].append(value)  # type: ignore[union-attr]  # the _STRINGS kind always holds a list
             else:
                 values[name] = value
     return values

@@ -190,7 +190,7 @@ class _Lexer:
         value = self.env.get(name)
         unset = value is None or (colon and value == "")
         if ch == "-":
-            return word if unset else value  # type: ignore[return-value]
+            return word if unset else value  # type: ignore[return-value]  # value is a str whenever unset is False
         if ch == "+":
             return "" if unset else word
         if ch == "?":

@@ -80,7 +80,7 @@ class _Directives:
             return
         if key in self.values:
             raise DockerfileError(f"only one {key} parser directive can be used", lineno)
-        value = match.group(2)  # type: ignore[union-attr]
+        value = match.group(2)  # type: ignore[union-attr]  # the directive pattern always has group 2
         if key == "escape":
             if value not in ("\\", "`"):
                 raise DockerfileError(f"invalid escape token '{value}' does not match ` or \\", lineno)

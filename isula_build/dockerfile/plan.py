@@ -163,7 +163,7 @@ class _PlanView(Mapping[str, str]):
         self.unsettled: set[str] = set()
         self.depends = False
 
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]  # a Mapping view with a narrower get() on purpose
         value = self._own.get(name)
         if value is None or name in self.unsettled:
             self.depends = True

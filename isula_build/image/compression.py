@@ -41,9 +41,9 @@ def open_decompressed(stored: BinaryIO, kind: str) -> BinaryIO:
     """The decompressed stream of `stored`, compressed with `kind` (one of READABLE);
     closing it leaves `stored` open."""
     if kind == GZIP:
-        return gzip.GzipFile(fileobj=stored, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=stored, mode="rb")  # type: ignore[return-value]  # the decompressing files are binary streams
     if kind == XZ:
-        return lzma.LZMAFile(stored, mode="rb")  # type: ignore[return-value]
+        return lzma.LZMAFile(stored, mode="rb")  # type: ignore[return-value]  # the decompressing files are binary streams
     if kind == BZIP2:
-        return bz2.BZ2File(stored, mode="rb")  # type: ignore[return-value]
+        return bz2.BZ2File(stored, mode="rb")  # type: ignore[return-value]  # the decompressing files are binary streams
     raise ValueError(f"cannot decompress {kind}")

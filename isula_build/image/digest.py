@@ -64,7 +64,7 @@ class HashingReader:
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        n = self._stream.readinto(buffer)  # type: ignore[attr-defined]
+        n = self._stream.readinto(buffer)  # type: ignore[attr-defined]  # typing.BinaryIO lacks readinto; these streams have it
         if n:
             self._hash.update(memoryview(buffer)[:n])
             self.count += n

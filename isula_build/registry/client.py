@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from isula_build.errors import (FailedPrecondition, InvalidArgument, IsulaBuildError, NotFound,
                                 RegistryUnavailable)
@@ -31,6 +31,9 @@ from isula_build.registry.auth import MAX_TOKEN_ANSWER, Authenticator, repositor
 from isula_build.registry.credentials import Credentials
 from isula_build.registry.names import DOCKER_HUB, DOCKER_HUB_API
 from isula_build.registry.tls import ssl_context
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -313,7 +316,7 @@ class RegistryClient:
 
     def open_blob(self, repository: str, digest: str) -> BinaryIO:
         """A stream of the blob's bytes as stored (the caller verifies the digest)."""
-        return _ResumingBlob(self, repository, digest)  # type: ignore[return-value]
+        return _ResumingBlob(self, repository, digest)  # type: ignore[return-value]  # a RawIOBase is a binary stream
 
     def _get_blob(self, repository: str, digest: str, offset: int) -> http.client.HTTPResponse:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -412,14 +415,14 @@ class _ResumingBlob(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         while True:
             if self._response is None:
                 self._response = self._client._get_blob(self._repository, self._digest,
                                                         self._offset)
             try:
                 n = self._response.readinto(buffer)
-                if n == 0 and len(buffer) and self._response.length:
+                if n == 0 and memoryview(buffer).nbytes and self._response.length:
                     # http.client returns 0, not an error, when a connection closes before
                     # Content-Length bytes came.
                     raise http.client.IncompleteRead(b"", self._response.length)

@@ -16,10 +16,13 @@ import queue
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from isula_build.errors import InvalidArgument
 from isula_build.image.compression import GZIP, ZSTD, detect_compression
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
 
 CHUNK = 1 << 20
 DEPTH = 8           # chunks a stage may run ahead of the next
@@ -64,7 +67,7 @@ class ThreadedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         while not self._current:
             if self._done:
                 return 0
@@ -75,8 +78,9 @@ class ThreadedReader(io.RawIOBase):
                     raise item.error
                 return 0
             self._current = memoryview(item)
-        n = min(len(buffer), len(self._current))
-        buffer[:n] = self._current[:n]
+        out = memoryview(buffer)
+        n = min(out.nbytes, len(self._current))
+        out[:n] = self._current[:n]
         self._current = self._current[n:]
         return n
 

@@ -18,12 +18,15 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import TYPE_CHECKING, BinaryIO, Self
 
 from isula_build.errors import InvalidArgument, NotFound
 from isula_build.separated.layout import MEMBER_MTIME
 from isula_build.store.fsutil import write_all
 from isula_build.transports._tario import normalize_member
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
 
 CHUNK = 1 << 20
 # gzip's own default: the original (Go's compress/gzip) uses it too; 9 costs twice the time
@@ -97,7 +100,7 @@ class GzipTarWriter:
         copied = 0
         while True:
             self._cancel()
-            n = stream.readinto(view)  # type: ignore[attr-defined]
+            n = stream.readinto(view)  # type: ignore[attr-defined]  # typing.BinaryIO lacks readinto; these streams have it
             if not n:
                 break
             copied += n
@@ -140,10 +143,10 @@ class _MemberStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         self._reader.cancel()
         try:
-            return self._data.readinto(buffer)  # type: ignore[attr-defined]
+            return self._data.readinto(buffer)  # type: ignore[attr-defined]  # typing.BinaryIO lacks readinto; these streams have it
         except _READ_ERRORS as exc:
             raise self._reader.broken(exc) from None
 
@@ -207,7 +210,7 @@ class GzipTarReader:
     def _extract(self, info: tarfile.TarInfo) -> BinaryIO:
         data = self._tar.extractfile(info)
         assert data is not None  # a regular file always has data
-        return data  # type: ignore[return-value]
+        return data  # type: ignore[return-value]  # tarfile's ExFileObject is a binary stream
 
     def open_member(self, name: str) -> BinaryIO:
         """A stream of member name (the reader is used up; closing the stream closes it)."""

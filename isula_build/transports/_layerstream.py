@@ -11,33 +11,38 @@ import hashlib
 import io
 import lzma
 import zlib
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from isula_build.errors import InvalidArgument, ResourceExhausted
 from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression, open_decompressed
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
+
 CHUNK = 1 << 20
 
 
-class _Hashing(io.RawIOBase):
-    """Hashes every byte read from the stored layer (for _Checked's blob digest check)."""
+class _Stored(io.RawIOBase):
+    """The stored bytes of a layer as a raw stream for io.BufferedReader; when `hashed`, every
+    byte read is hashed (for _Checked's blob digest check)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, hashed: bool) -> None:
         super().__init__()
         self._raw = raw
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashed else None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]  # typing.BinaryIO lacks readinto; every stored stream has it
+        if n and self._hash is not None:
             self._hash.update(memoryview(buffer)[:n])
         return n
 
     @property
     def digest(self) -> str:
+        assert self._hash is not None, "digest of an unhashed layer"
         return f"sha256:{self._hash.hexdigest()}"
 
     def close(self) -> None:
@@ -53,7 +58,7 @@ class _Checked(io.RawIOBase):
     padding) and their digest compared with the descriptor's, so a corrupt blob fails the copy.
     """
 
-    def __init__(self, stored: io.BufferedReader, data: BinaryIO, hashing: _Hashing | None,
+    def __init__(self, stored: io.BufferedReader[_Stored], data: BinaryIO, hashing: _Stored | None,
                  what: str, blob_digest: str | None, limit: int | None) -> None:
         super().__init__()
         self._stored = stored
@@ -68,9 +73,9 @@ class _Checked(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         try:
-            n = self._data.readinto(buffer)  # type: ignore[attr-defined]
+            n = self._data.readinto(buffer)  # type: ignore[attr-defined]  # typing.BinaryIO lacks readinto; these streams have it
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
             raise InvalidArgument(f"{self._what}: cannot decompress: {exc}") from None
         if n:
@@ -111,8 +116,9 @@ def open_layer_stream(raw: BinaryIO, what: str, blob_digest: str | None = None,
     blob_digest: when given, the digest the stored (possibly compressed) bytes must have.
     limit: the most uncompressed bytes allowed (a bound against decompression bombs).
     """
-    hashing = _Hashing(raw) if blob_digest else None
-    stored = io.BufferedReader(hashing if hashing is not None else raw, CHUNK)  # type: ignore[arg-type]
+    source = _Stored(raw, hashed=bool(blob_digest))
+    hashing = source if blob_digest else None
+    stored = io.BufferedReader(source, CHUNK)
     kind = detect_compression(stored.peek(HEAD_SIZE)[:HEAD_SIZE])
     data: BinaryIO
     if kind is None:

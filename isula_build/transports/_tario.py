@@ -21,11 +21,14 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
 from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression
 from isula_build.store.fsutil import write_all
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
 
 CHUNK = 1 << 20
 MAX_ARCHIVE_SIZE = 50 << 30      # SPEC §8: a load tarball is at most 50 GiB
@@ -46,8 +49,8 @@ class _Section(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._end - self._pos)
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        want = min(memoryview(buffer).nbytes, self._end - self._pos)
         if want <= 0:
             return 0
         n = os.preadv(self._fd, [memoryview(buffer)[:want]], self._pos)
@@ -151,7 +154,7 @@ class TarIndex:
     def open(self, name: str, what: str) -> BinaryIO:
         """A raw stream of a member's bytes."""
         info = self.member(name, what)
-        return _Section(self._fd, info.offset_data, info.size)  # type: ignore[return-value]
+        return _Section(self._fd, info.offset_data, info.size)  # type: ignore[return-value]  # a RawIOBase is a binary stream
 
     def read(self, name: str, what: str, limit: int = MAX_JSON_SIZE) -> bytes:
         info = self.member(name, what)
@@ -275,7 +278,7 @@ class TarWriter:
         view = memoryview(buffer)
         total = 0
         while True:
-            n = stream.readinto(view)  # type: ignore[attr-defined]
+            n = stream.readinto(view)  # type: ignore[attr-defined]  # typing.BinaryIO lacks readinto; these streams have it
             if not n:
                 break
             digest.update(view[:n])

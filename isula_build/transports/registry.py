@@ -80,7 +80,7 @@ class RegistrySource(ImageSource):
         blob = self._blobs[position]
         what = f"layer {blob.digest} of {self._ref.repo_path}"
         blob_stream = self._client.open_blob(self._ref.repository, blob.digest)
-        return layer_stream(blob_stream, blob.digest, what)  # type: ignore[return-value]
+        return layer_stream(blob_stream, blob.digest, what)  # type: ignore[return-value]  # a BufferedReader is a binary stream
 
     def layers_copied(self, stored: list[LayerInfo]) -> None:
         # Only fetched layers: their blob digest and diff ID were both verified on the way.
@@ -147,7 +147,7 @@ class RegistryDestination(ImageDestination):
                 stream.seek(0)
             reader = None if vouched else HashingReader(stream)
             readers.append(reader)
-            return gzip_stream(reader if reader is not None else stream)  # type: ignore[arg-type]
+            return gzip_stream(reader if reader is not None else stream)  # type: ignore[arg-type]  # HashingReader is a binary stream
 
         digest, size = self._client.upload_blob(self._ref.repository, produce)
         diff_id, count = layer.diff_id, layer.size
