@@ -25,7 +25,9 @@ from typing import BinaryIO
 
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
-from isula_build.builder.outputs import export, parse_output
+from isula_build.builder.outputs import export, image_names, parse_output
+from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
+                                        unused_args_warning)
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
 from isula_build.distribution.pull import pull_image
@@ -33,7 +35,6 @@ from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatch
 from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
                                 at_line, reworded)
 from isula_build.image.layerfile import VerifiedLayerFile
-from isula_build.image.reference import normalize_name
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
@@ -64,6 +65,7 @@ class BuildInput:
     tag: str = ""
     cap_add: list[str] = field(default_factory=list)
     image_format: str = "docker"
+    iidfile: str = ""  # absolute; the daemon writes the image ID there (builder/result.py)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     output = parse_output(request.output)
     if isinstance(output, RegistryRef) and env.registry is None:
         raise Unimplemented(f"output {output.transport}:// needs the daemon's registry settings")
-    names = [normalize_name(request.tag)] if request.tag else []
+    names = image_names(output, request.tag)
+    check_iidfile(request.iidfile)
     context_dir = _check_context(request.context_dir)
     ignore = _read_dockerignore(context_dir)
     plan = parse_dockerfile(request.dockerfile, dict(request.build_args))
@@ -117,11 +120,17 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
             config_bytes = config.serialize(created, [layer.diff_id for layer in final.layers])
             with _BuiltImage(final.layers, config_bytes) as source:
                 image_id = copy_image(source, destination, log)
+        # Only the target stage is committed: earlier stages have no image (and no ID) to name.
+        log(committed_line(plan.stages[plan.target], image_id))
         _log.info("build %s: image %s", request.build_id, image_id)
         if output is not None:
             export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry)
+        report_image_id(image_id, request.iidfile, log)
         return image_id
     finally:
+        unused = unused_args_warning(plan.unused_build_args)
+        if unused:
+            log(unused)
         discard_work_dir(work, env.store.layout.tmp)
 
 

@@ -1,6 +1,6 @@
-"""`ctr-img build -o SPEC`: the spec checked before anything is built, and the built image
-exported through copy_image to the transport it names (transports/reference.py parses specs,
-transports/writers.py opens their writers).
+"""`ctr-img build -o SPEC`: the spec checked before anything is built, the names it gives the
+built image in the store, and the built image exported through copy_image to the transport it
+names (transports/reference.py parses specs, transports/writers.py opens their writers).
 
 Pushing needs the daemon (its registries.toml, auth.json and certs.d): `export` gets its settings.
 """
@@ -14,6 +14,7 @@ from typing import Callable
 
 from isula_build.distribution.push import push_image
 from isula_build.errors import AlreadyExists, InvalidArgument, NotFound, Unimplemented
+from isula_build.image.reference import normalize_name
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.copy import copy_image
@@ -31,6 +32,16 @@ def parse_output(spec: str) -> TransportRef | None:
     if isinstance(ref, ArchiveRef):
         return dataclasses.replace(ref, path=str(_archive_path(spec, ref.path)))
     return ref
+
+
+def image_names(output: TransportRef | None, tag: str) -> list[str]:
+    """The names the built image gets in the store, as the original's applyTag gives them: the
+    output's NAME:TAG (archive, docker-daemon, isulad; REGISTRY/REPO:TAG of a push), then -t.
+    They are set at the commit, before the export, so a failed export leaves the image named."""
+    names = [output.name] if output is not None and output.name else []
+    if tag:
+        names.append(normalize_name(tag))
+    return list(dict.fromkeys(names))
 
 
 def _archive_path(spec: str, text: str) -> Path:

@@ -248,6 +248,7 @@ def _seal_build_args(build_args: list[str]) -> tuple[list[str], bool]:
 
 SUCCESS_LINE = "Build success with image id: {}"
 IIDFILE_LINE = "Write image ID [{}] to file: {}"
+FINAL_STARTS = tuple(line.partition("{")[0] for line in (SUCCESS_LINE, IIDFILE_LINE))
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -287,31 +288,21 @@ def run_build(args: argparse.Namespace) -> int:
                 status.cancel()
 
         build.add_done_callback(stop_status_on_failure)
-        printed = []
+        finals = []  # what the stream carried of the final lines (a message may hold several)
         try:
             for message in status:
                 write_out(message.content)
-                if "Build success with image id:" in message.content or \
-                        "Write image ID [" in message.content:
-                    printed.append(message.content)
+                if any(start in message.content for start in FINAL_STARTS):
+                    finals.append(message.content)
         except grpc.RpcError as exc:
             # The log is a courtesy; the Build answer below says whether the build worked.
             logging.debug("status stream of build %s ended: %s", build_id, exc.details())
         image_id = build.result().imageID
 
-    _report_success(image_id, plan.iidfile, "".join(printed))
+    # The daemon writes the iidfile and streams the final line, as the original daemon does;
+    # the line is printed here only when the stream was cut before it came.
+    final = (IIDFILE_LINE.format(image_id, plan.iidfile) if plan.iidfile
+             else SUCCESS_LINE.format(image_id)) + "\n"
+    if final not in "".join(finals):
+        write_out(final)
     return 0
-
-
-def _report_success(image_id: str, iidfile: str, already_printed: str) -> None:
-    """Writes the iidfile and prints the final line, unless the daemon's log already had it
-    (the original daemon prints it itself)."""
-    if iidfile:
-        fd = os.open(iidfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(image_id)
-        line = IIDFILE_LINE.format(image_id, iidfile)
-    else:
-        line = SUCCESS_LINE.format(image_id)
-    if line not in already_printed:
-        write_out(line + "\n")

@@ -331,8 +331,6 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
         if index is None:
             raise DockerfileError(f"target stage {target!r} could not be found")
         plan.target = index
+    # The builder warns about these when the build ends, as the original does.
     plan.unused_build_args = sorted(k for k in build_args if k not in consumed and k not in BUILTIN_BUILD_ARGS)
-    if plan.unused_build_args:
-        plan.warnings.append(f"[Warning] One or more build-args [{' '.join(plan.unused_build_args)}] "
-                             "were not consumed")
     return plan

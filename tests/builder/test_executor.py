@@ -114,10 +114,12 @@ def test_run_and_copy_make_one_layer_with_step_lines(engine: Engine) -> None:
     assert engine.lines.index("from-run") > engine.lines.index("STEP  2: RUN echo from-run && mkdir /made")
     assert "STEP  5: RUN cat /made/hello.txt > /made/copy" in engine.lines
     layers = engine.store.lookup(image_id).layers
-    assert engine.lines[-6:] == ["Getting image source signatures",
+    assert engine.lines[-8:] == ["Getting image source signatures",
                                  *[f"Copying blob {l.diff_id}" for l in layers],
                                  f"Copying config sha256:{image_id}",
-                                 "Writing manifest to image destination", "Storing signatures"]
+                                 "Writing manifest to image destination", "Storing signatures",
+                                 f"Committed stage 0 with ID: {image_id}",
+                                 f"Build success with image id: {image_id}"]
     record = engine.store.lookup("isb-test-out:1")
     assert record.id == image_id
     assert len(record.layers) == 2  # busybox + one layer for the whole stage

@@ -1,6 +1,7 @@
 """ctr-img build's exchange: Build and Status at once, the log as it comes, the final line and
-the iidfile. The daemon cannot build yet, so a small gRPC server plays the ORIGINAL daemon's
-part (it streams the success line itself) and the part SPEC §6 gives ours (it does not)."""
+the iidfile. A small gRPC server plays the daemon: as the original (and ours) does, streaming
+the success or iidfile line itself (and writing the iidfile), or as one whose stream ended before
+that line came."""
 
 from __future__ import annotations
 
@@ -50,7 +51,10 @@ class BuildServer(control_pb2_grpc.ControlServicer):
             for line in ("STEP  1: FROM busybox\n", "STEP  2: RUN echo hi\n", "hi\n"):
                 log.append(line)
                 time.sleep(0.05)
-            if self.says_success:
+            if self.says_success and request.iidfile:
+                Path(request.iidfile).write_text(IMAGE_ID)
+                log.append(f"Write image ID [{IMAGE_ID}] to file: {request.iidfile}\n")
+            elif self.says_success:
                 log.append(f"Build success with image id: {IMAGE_ID}\n")
             return control_pb2.BuildResponse(imageID=IMAGE_ID)
         finally:
@@ -116,7 +120,18 @@ def test_log_then_one_success_line_with_the_original_daemon(
     assert request.buildStatic.buildTime.ToSeconds() == 1593529505  # 2020-06-30 15:05:05 UTC
 
 
-def test_client_prints_the_success_line_and_writes_the_iidfile(
+def test_iidfile_line_of_the_daemon_is_printed_once(run_client: RunClient, serve, context: Path,
+                                                    tmp_path: Path) -> None:
+    server = BuildServer(says_success=True)
+    r = run_client("--host", serve(server), "ctr-img", "build", "--iidfile", "id.txt",
+                   str(context), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("STEP  1: FROM busybox\nSTEP  2: RUN echo hi\nhi\n"
+                        f"Write image ID [{IMAGE_ID}] to file: {tmp_path}/id.txt\n")
+    assert (tmp_path / "id.txt").read_text() == IMAGE_ID
+
+
+def test_client_prints_the_final_line_a_cut_stream_missed(
         run_client: RunClient, serve, context: Path, tmp_path: Path) -> None:
     server = BuildServer(says_success=False)
     address = serve(server)
@@ -128,7 +143,8 @@ def test_client_prints_the_success_line_and_writes_the_iidfile(
     r = run_client("--host", address, "ctr-img", "build", "--iidfile", "id.txt",
                    "--build-arg", "A=1", "--no-proxy", str(context), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "id.txt").read_text() == IMAGE_ID
+    # The daemon writes the iidfile (this one did not): the client never writes it.
+    assert not (tmp_path / "id.txt").exists()
     assert r.stdout.endswith(f"Write image ID [{IMAGE_ID}] to file: {tmp_path}/id.txt\n")
     assert "Build success" not in r.stdout
     request = server.requests[1]

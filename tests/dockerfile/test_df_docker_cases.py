@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from df_imageconfig import normalize, stage_config
+from isula_build.builder.result import unused_args_warning
 from isula_build.dockerfile import DockerfileError, parse_dockerfile
 from isula_build.dockerfile.instructions import CopyInstruction, HealthcheckInstruction, RunInstruction
 from isula_build.dockerfile.lex import expand_heredoc
@@ -68,7 +69,8 @@ def test_matches_docker(name: str) -> None:
     plan = parse_dockerfile(text, args, target)
     assert normalize(stage_config(plan, plan.target)) == normalize(case["config"])
     assert case["warnings"] == []
-    assert [w for w in plan.warnings if "build-args" in w] == CLASSIC_WARNINGS.get(name, [])
+    unused = unused_args_warning(plan.unused_build_args)
+    assert ([unused] if unused else []) == CLASSIC_WARNINGS.get(name, [])
 
 
 def _steps(name: str) -> list[Any]:

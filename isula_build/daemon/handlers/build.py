@@ -98,7 +98,7 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         build_id=request.buildID, dockerfile=request.fileContent,
         context_dir=Path(request.contextDir), build_args=args, output=request.output,
         proxy=request.proxy, build_time=build_time, tag=request.additionalTag,
-        cap_add=list(request.capAddList), image_format=image_format)
+        cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile)
 
 
 def status(registry: BuildRegistry, request: pb.StatusRequest,
