@@ -362,7 +362,8 @@ def sweep_stale_builds(data_root: Path) -> list[Path]:
         _detach(Path(target))
     removed = []
     for entry in tmp.iterdir():
-        if entry.name.startswith(_WORK_PREFIX) or entry.name.startswith("isulad-"):
+        # Work dirs, and the archives that -o docker-daemon: and -o isulad: hand over.
+        if entry.name.startswith((_WORK_PREFIX, "docker-daemon-", "isulad-")):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
