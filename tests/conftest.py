@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from isula_build.store import inflight
+
 REPO = Path(__file__).resolve().parent.parent
 BUSYBOX_ROOTFS_SCRIPT = REPO / "scripts" / "busybox-rootfs.sh"
 
@@ -193,3 +195,20 @@ def docker() -> str:
     probe = subprocess.run([docker_bin, "info"], capture_output=True, text=True)
     assert probe.returncode == 0, f"dockerd is not running: {probe.stderr}"
     return docker_bin
+
+
+@pytest.fixture
+def outdir(tmp_path: Path) -> Path:
+    """An empty directory to write outputs into."""
+    directory = tmp_path / "out"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def inflight_dir(tmp_path: Path):
+    """The process records its temporaries in tmp_path/inflight, as a daemon does."""
+    directory = tmp_path / "inflight"
+    inflight.start(directory)
+    yield directory
+    inflight.stop()

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Callable
 
 from isula_build.distribution.push import push_image
-from isula_build.errors import AlreadyExists, InvalidArgument, NotFound, Unimplemented
+from isula_build.errors import InvalidArgument, NotFound, Unimplemented
 from isula_build.image.reference import normalize_name
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.copy import copy_image
+from isula_build.transports.newfile import output_exists
 from isula_build.transports.reference import ArchiveRef, RegistryRef, TransportRef, parse_reference
 from isula_build.transports.store import StoreSource
 from isula_build.transports.writers import open_writer
@@ -49,8 +50,7 @@ def _archive_path(spec: str, text: str) -> Path:
         raise InvalidArgument(f"invalid output {spec!r}: the archive path must be absolute")
     path = Path(os.path.normpath(text))
     if os.path.lexists(path):
-        raise AlreadyExists(f'output file already exist: "{path}", try to remove existing '
-                            "tarball or rename output file")
+        raise output_exists(path)
     if not path.parent.is_dir():
         raise NotFound(f"invalid output {spec!r}: directory {path.parent} does not exist")
     return path

@@ -30,8 +30,9 @@ from pathlib import Path
 from isula_build.builder.mounts import detach, mount_points
 
 WORK_PREFIX = "build-"
-# What transports/isulad.py leaves under <data_root>/tmp while `isula load` runs.
-_ISULAD_PREFIX = "isulad-"
+# The archives -o docker-daemon: and -o isulad: stage under <data_root>/tmp while docker or isula
+# loads them (transports/docker_daemon.py, isulad.py); a killed daemon leaves them behind.
+_ENGINE_ARCHIVE_PREFIXES = ("docker-daemon-", "isulad-")
 # ext4 (no journal) passes over inodes freed this recently (30 s, 35 while not yet written back).
 RECENTLY_DELETED_SECONDS = 35.0
 # linux/fs.h: the inode flags ioctls and "top of directory hierarchy" (chattr +T)
@@ -111,7 +112,7 @@ def sweep_stale_builds(data_root: Path) -> list[Path]:
         detach(Path(target))
     removed = []
     for entry in tmp.iterdir():
-        if entry.name.startswith((WORK_PREFIX, _ISULAD_PREFIX)):
+        if entry.name.startswith((WORK_PREFIX, *_ENGINE_ARCHIVE_PREFIXES)):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

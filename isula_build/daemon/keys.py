@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from isula_build.errors import InvalidArgument
-from isula_build.store.fsutil import replace_atomically
+from isula_build.store import inflight
 
 PUBLIC_KEY_FILE = "isula-build.pub"
 KEY_BITS = 2048
@@ -33,7 +33,7 @@ class KeyPair:
         """Writes the public key atomically, replacing a key left by an earlier daemon."""
         config_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         target = config_dir / PUBLIC_KEY_FILE
-        replace_atomically(target, self.public_pem(), PUBLIC_KEY_MODE)
+        inflight.replace_file(target, self.public_pem(), PUBLIC_KEY_MODE)
         return target
 
     def decrypt_hex(self, ciphertext_hex: str) -> str:

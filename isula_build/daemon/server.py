@@ -34,7 +34,7 @@ from isula_build.daemon.service import ControlServicer
 from isula_build.daemon.state import DaemonState
 from isula_build.daemon.systemd import notify
 from isula_build.errors import ConfigError, FailedPrecondition
-from isula_build.store import Store
+from isula_build.store import Store, inflight
 
 _log = logging.getLogger(__name__)
 
@@ -83,6 +83,9 @@ def _refuse_tmpfs(data_root: Path) -> None:
 
 
 def _serve(options: DaemonOptions, store: Store) -> None:
+    # Temporaries a killed daemon left beside its outputs are recorded under the data root;
+    # from here on, those of this one are (the key file below is the first).
+    inflight.start(options.data_root / inflight.DIRECTORY)
     keys = KeyPair()
     key_path = keys.write_public_key(options.config_dir)
     _log.debug("public key written to %s", key_path)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isula_build.errors import InvalidArgument
-from isula_build.store.fsutil import replace_atomically
+from isula_build.store import inflight
 
 AUTH_FILE = "auth.json"
 MAX_AUTH_FILE = 1 << 20
@@ -52,7 +52,7 @@ class AuthFile:
 
     def _write(self, document: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(self.path, json.dumps(document, indent="\t").encode(), 0o600)
+        inflight.replace_file(self.path, json.dumps(document, indent="\t").encode(), 0o600)
 
     def get(self, registry: str) -> Credentials | None:
         entry = self._read()["auths"].get(registry)

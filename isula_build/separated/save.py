@@ -4,7 +4,9 @@ Everything is checked before a byte is written: names (never IDs), that each app
 lib's layers and the lib on the base's, in order, and the tarball names after renaming. The
 tarballs are then streamed straight from the store's layer blobs through the one copy routine
 (one copy per app, so the usual "Copying blob" lines are printed), into a temporary directory
-beside the destination that is renamed into place only when the manifest is written.
+beside the destination that is renamed into place only when the manifest is written. The
+temporary directory is recorded as in flight (store/inflight.py), so a daemon killed during
+the save removes it at its next start.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import errno
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from isula_build.separated import layout
 from isula_build.separated.manifest import TarballInfo, dump_manifest
 from isula_build.separated.rename import load_renames
 from isula_build.separated.tarball import GzipTarWriter
-from isula_build.store import ImageRecord, Store
+from isula_build.store import ImageRecord, Store, inflight
 from isula_build.store.fsutil import fsync_dir, write_all
 from isula_build.transports.base import ImageDestination, LayerInfo
 from isula_build.transports.copy import copy_image
@@ -139,7 +140,7 @@ def plan_save(store: Store, base: str, lib: str, apps: Sequence[str],
 
 # --------------------------------------------------------------------------- the destination dir
 
-def _prepare_destination(dest: Path) -> Path:
+def _prepare_destination(dest: Path) -> inflight.Record:
     """Checks dest (absent, or an empty directory) and makes the temporary directory beside it."""
     if not dest.is_absolute():
         raise InvalidArgument(f'destination path "{dest}" must be absolute')
@@ -149,7 +150,7 @@ def _prepare_destination(dest: Path) -> Path:
         raise InvalidArgument(f"destination directory {dest} is not empty; give an empty or new "
                               "directory")
     _make_parents(dest)
-    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    return inflight.new_dir(dest)
 
 
 def _make_parents(dest: Path) -> None:
@@ -305,7 +306,8 @@ class _Saver:
 
 def save_separated(store: Store, plan: SavePlan, dest: Path, log: Log, cancel: Cancel) -> None:
     """Writes the plan's tarballs and manifest; dest appears only when all of it is written."""
-    tmp = _prepare_destination(dest)
+    record = _prepare_destination(dest)
+    tmp = record.path
     saver = _Saver(store, plan, tmp, log, cancel)
     try:
         entries = {app.name: saver.save_app(app) for app in plan.apps}
@@ -321,3 +323,5 @@ def save_separated(store: Store, plan: SavePlan, dest: Path, log: Log, cancel: C
         saver.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        record.forget()

@@ -1,6 +1,6 @@
 """What the docker-archive and oci-archive writers share: one archive file that collects several
 images, writes each layer once, moves a name to the last image that claims it, and appears at its
-path only when closed without error."""
+path only when closed without error (nothing is left otherwise, even by a killed daemon)."""
 
 from __future__ import annotations
 
@@ -87,15 +87,18 @@ class ArchiveWriter(ABC):
                 mine.append(name)
 
     def close(self) -> None:
-        """Writes the metadata and puts the archive in place."""
+        """Writes the metadata and puts the archive in place; on any failure nothing is left."""
         if self._finished:
             return
-        if not self._image_count():
+        try:
+            if not self._image_count():
+                raise InvalidArgument("no image was written to the archive")
+            self._write_metadata()
+        except BaseException:
             self.abort()
-            raise InvalidArgument("no image was written to the archive")
-        self._write_metadata()
-        self._tar.commit()
+            raise
         self._finished = True
+        self._tar.commit()
 
     def abort(self) -> None:
         """Removes everything written; no file appears at the target path."""

@@ -4,9 +4,10 @@ Reading never extracts: the tar is indexed once (tarfile seeks over member data 
 file) and a member is then read straight from its offset in the archive with pread, so several
 streams may be open at once and a 50 GiB archive costs no disk space or memory to load.
 
-Writing goes to a temporary file beside the target, renamed over it only when complete, so a
-failure leaves no partial archive. Layer data is copied in the kernel (copy_file_range, or
-sendfile) when it comes from a plain file, which is what makes saving as fast as a file copy.
+Writing goes to a new file that appears at the target only when complete (newfile.py), so
+neither a failure nor a killed daemon leaves a partial archive. Layer data is copied in the
+kernel (copy_file_range, or sendfile) when it comes from a plain file, which is what makes
+saving as fast as a file copy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import os
 import posixpath
 import stat
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
 from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression
 from isula_build.store.fsutil import write_all
+from isula_build.transports.newfile import NewFile
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
@@ -190,18 +191,16 @@ class WrittenMember:
 
 
 class TarWriter:
-    """Writes a tar archive to a temporary file beside target; commit() renames it into place."""
+    """Writes a tar archive that appears at target when commit() ends it (never before)."""
 
     def __init__(self, target: Path) -> None:
         self.target = target
         directory = target.parent
         if not directory.is_dir():
             raise NotFound(f"directory {directory} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-        self._fd = fd
-        self._tmp = Path(tmp)
+        self._file = NewFile(target)
+        self._fd = self._file.fd
         self._pos = 0
-        self._closed = False
 
     def _write(self, data: bytes | memoryview) -> None:
         write_all(self._fd, memoryview(data))
@@ -287,16 +286,15 @@ class TarWriter:
         return f"sha256:{digest.hexdigest()}", total
 
     def commit(self) -> None:
-        """Ends the archive, flushes it to disk and renames it over the target."""
-        self._write(bytes(2 * _BLOCK))
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._closed = True
-        os.replace(self._tmp, self.target)
+        """Ends the archive, flushes it to disk and puts it at the target (AlreadyExists when
+        something took that name meanwhile); on any failure nothing is left."""
+        try:
+            self._write(bytes(2 * _BLOCK))
+        except BaseException:
+            self._file.abort()
+            raise
+        self._file.commit()
 
     def abort(self) -> None:
-        """Removes the temporary file; the target is left as it was."""
-        if not self._closed:
-            os.close(self._fd)
-            self._closed = True
-            self._tmp.unlink(missing_ok=True)
+        """Discards what was written; the target is left as it was."""
+        self._file.abort()

@@ -444,6 +444,18 @@ def test_sweep_stale_builds(engine: Engine) -> None:
     assert not stale.exists()
 
 
+def test_sweep_stale_builds_removes_archives_handed_to_engines(engine: Engine) -> None:
+    # A daemon killed while docker or isulad loaded the archive of `build -o docker-daemon:`
+    # or `-o isulad:` leaves it in <data_root>/tmp.
+    tmp = engine.root / "data" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    handed = [tmp / "docker-daemon-0123.tar", tmp / "isulad-4567.tar"]
+    for path in handed:
+        path.write_bytes(b"an archive")
+    assert sorted(sweep_stale_builds(engine.root / "data")) == sorted(handed)
+    assert not any(path.exists() for path in handed)
+
+
 def test_oci_format_drops_docker_only_fields(engine: Engine) -> None:
     image_id = engine.build("FROM busybox\nHEALTHCHECK CMD true\nSHELL [\"/bin/sh\", \"-c\"]\n",
                             image_format="oci")

@@ -54,6 +54,28 @@ def test_public_key_is_replaced_at_each_start(daemon):
     assert leftovers == []
 
 
+def test_daemon_killed_while_writing_its_key_leaves_no_temporary(daemon_factory):
+    daemon = daemon_factory()
+    # The real daemon, SIGKILLed while its new key file reaches the disk (before the rename).
+    hook = (
+        "import os, runpy, signal, sys\n"
+        "real_fsync = os.fsync\n"
+        "def fsync(fd):\n"
+        f"    if os.readlink(f'/proc/self/fd/{{fd}}').startswith({str(daemon.config_dir)!r}):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    real_fsync(fd)\n"
+        "os.fsync = fsync\n"
+        "sys.argv = ['isula-builder', *sys.argv[1:]]\n"
+        "runpy.run_module('isula_build.daemon.main', run_name='__main__')\n")
+    killed = subprocess.run([sys.executable, "-c", hook, *daemon.command()[3:]],
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = daemon.config_dir.iterdir()
+    assert left.name.startswith(".isula-build.pub."), "killed before the temporary was made"
+    daemon.start()
+    assert [p.name for p in daemon.config_dir.iterdir()] == ["isula-build.pub"]
+
+
 def test_decrypt_undoes_rsa_oaep_sha512_hex():
     keys = KeyPair()
     public = serialization.load_pem_public_key(keys.public_pem())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from isula_build.errors import AlreadyExists, InvalidArgument, NotFound
+from isula_build.errors import InvalidArgument, NotFound
+from isula_build.transports.newfile import output_exists
 
 
 def absolute_path(path: str, what: str) -> Path:
@@ -29,8 +30,7 @@ def new_file(path: str, what: str) -> Path:
     """A path to write a new file at: its directory exists and nothing is there yet."""
     result = absolute_path(path, what)
     if result.exists() or result.is_symlink():
-        raise AlreadyExists(f'output file already exist: "{result}", try to remove existing '
-                            "tarball or rename output file")
+        raise output_exists(result)
     if not result.parent.is_dir():
         raise NotFound(f"directory {result.parent} of the {what} does not exist")
     return result

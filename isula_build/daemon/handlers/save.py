@@ -2,8 +2,9 @@
 
 docker-archive by default; oci-archive with format "oci" (experimental). An image asked for by
 name carries that name in the archive; one asked for by ID carries none, as with `docker save`.
-The archive appears only when complete (the writers rename a temporary file at the end). The
-client prints the final `Save success with image: ...` line, as the original's does.
+The archive appears only when complete, and a killed daemon leaves no part of it
+(transports/newfile.py). The client prints the final `Save success with image: ...` line, as
+the original's does.
 """
 
 from __future__ import annotations
