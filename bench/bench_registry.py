@@ -28,12 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from isula_build.daemon.config import Registries, SignaturePolicy  # noqa: E402
-from isula_build.daemon.keys import KeyPair  # noqa: E402
-from isula_build.daemon.logstream import JobRegistry  # noqa: E402
-from isula_build.daemon.options import DaemonOptions  # noqa: E402
-from isula_build.daemon.state import DaemonState  # noqa: E402
-from isula_build.registry.operations import pull_image, push_image  # noqa: E402
+from isula_build.distribution.pull import pull_image  # noqa: E402
+from isula_build.distribution.push import push_image  # noqa: E402
+from isula_build.registry.settings import Registries, RegistrySettings  # noqa: E402
 from isula_build.store import Store  # noqa: E402
 from isula_build.transports.copy import copy_image  # noqa: E402
 from isula_build.transports.oci_archive import OciArchiveWriter  # noqa: E402
@@ -41,19 +38,16 @@ from isula_build.transports.rootfs_tarball import ImportSource  # noqa: E402
 from isula_build.transports.store import StoreDestination, StoreSource  # noqa: E402
 from tests.registry.servers import Registry, free_port  # noqa: E402
 
-_KEYS = KeyPair()
-
-
-def state_at(root: Path, insecure: str) -> DaemonState:
-    """A daemon's state with a store under root and one insecure registry (in-process: the
+class Endpoint:
+    """A store under root and registry settings with one insecure registry (in-process: the
     benchmark measures the registry path, not gRPC)."""
-    (root / "etc").mkdir(parents=True, exist_ok=True)
-    options = DaemonOptions(
-        socket_path=root / "sock", config_dir=root / "etc", data_root=root / "data",
-        run_root=root / "run", group="root", gid=0, debug=False, log_level="info",
-        runtime="runc", experimental=True, storage_driver="overlay", mount_options="nodev",
-        registries=Registries(insecure=(insecure,) if insecure else ()), policy=SignaturePolicy())
-    return DaemonState(options, Store(options.data_root), _KEYS, JobRegistry())
+
+    def __init__(self, root: Path, insecure: str) -> None:
+        (root / "etc").mkdir(parents=True, exist_ok=True)
+        self.settings = RegistrySettings(
+            config_dir=root / "etc", data_root=root / "data",
+            registries=Registries(insecure=(insecure,) if insecure else ()))
+        self.store = Store(root / "data")
 
 
 def make_layer(path: Path, size_mb: int) -> None:
@@ -94,13 +88,13 @@ def main() -> None:
         root = Path(tmp)
         layer = root / "layer.tar"
         make_layer(layer, args.size_mb)
-        state = state_at(root / "pusher", "")
-        with ImportSource(layer) as src, StoreDestination(state.store, ["bench:1"]) as dst:
+        pusher = Endpoint(root / "pusher", "")
+        with ImportSource(layer) as src, StoreDestination(pusher.store, ["bench:1"]) as dst:
             copy_image(src, dst, lambda line: None)
         layout = root / "layout"
         archive = root / "image.oci.tar"
         with OciArchiveWriter(archive) as writer, \
-                StoreSource(state.store, state.store.lookup("bench:1")) as src, \
+                StoreSource(pusher.store, pusher.store.lookup("bench:1")) as src, \
                 writer.image(["bench:1"]) as dst:
             copy_image(src, dst, lambda line: None)
         layout.mkdir()
@@ -108,7 +102,7 @@ def main() -> None:
             tar.extractall(layout)
         archive.unlink()
         layer.unlink()
-        state.store.close()
+        pusher.store.close()
 
         ours_push, skopeo_push, second_push, ours_pull, skopeo_pull = [], [], [], [], []
         for run in range(args.runs):
@@ -120,18 +114,20 @@ def main() -> None:
             host = registry.host
             try:
                 shutil.rmtree(root / "pusher" / "data" / "registry", ignore_errors=True)
-                state = state_at(root / "pusher", host)
+                pusher = Endpoint(root / "pusher", host)
                 ours = f"{host}/ours:1"
-                ours_push.append(timed(lambda: push_image(state, "bench:1", ours, "docker",
-                                                          lambda line: None)))
-                second_push.append(timed(lambda: push_image(state, "bench:1", ours, "docker",
-                                                            lambda line: None)))
-                state.store.close()
+                def push() -> str:
+                    return push_image(pusher.store, pusher.settings, "bench:1", ours, "docker",
+                                      lambda line: None)
+                ours_push.append(timed(push))
+                second_push.append(timed(push))
+                pusher.store.close()
                 skopeo_push.append(timed(lambda: skopeo(
                     "copy", "--dest-tls-verify=false", f"oci:{layout}:bench:1",
                     f"docker://{host}/skopeo:1")))
-                puller = state_at(root / f"puller{run}", host)
-                ours_pull.append(timed(lambda: pull_image(puller, ours, lambda line: None)))
+                puller = Endpoint(root / f"puller{run}", host)
+                ours_pull.append(timed(lambda: pull_image(puller.store, puller.settings, ours,
+                                                          lambda line: None)))
                 puller.store.close()
                 shutil.rmtree(root / f"puller{run}")
                 target = root / f"pulled{run}"
