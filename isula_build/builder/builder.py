@@ -110,7 +110,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
                    if request.proxy and k in env.daemon_env},
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
-        escape=plan.escape)
+        escape=plan.escape, check_space=env.store.space.check)
     try:
         with StoreDestination(env.store, names) as destination:
             final = _run_stages(ctx, plan, env, destination)

@@ -68,6 +68,9 @@ class BuildRun:
     log: Callable[[str], None]
     cancel: threading.Event
     escape: str = "\\"
+    # Raises when the data root's filesystem (which holds work_dir) is short of space: the
+    # store's reserve check. COPY and RUN can write any amount, so every step boundary asks.
+    check_space: Callable[[], None] = lambda: None
     _serial: int = field(default=0, repr=False)
 
     def new_dir(self, prefix: str) -> Path:
@@ -76,8 +79,10 @@ class BuildRun:
         return self.work_dir / f"{prefix}-{self._serial}"
 
     def check(self) -> None:
+        """Called between steps: stops a cancelled build, or one the disk has no room for."""
         if self.cancel.is_set():
             raise Cancelled("the build was cancelled")
+        self.check_space()
 
 
 @dataclass

@@ -59,9 +59,8 @@ class _LayerOutput:
         self._out = out
         self._pending = bytearray()
         self.digest = hashlib.sha256()
-        self.checker: TarStreamChecker | None = TarStreamChecker(allow_devices=True)
+        self.checker: TarStreamChecker | None = TarStreamChecker()
         self.size = 0
-        self.has_devices = False
 
     def add(self, data: bytes | bytearray | memoryview) -> None:
         self._pending += data
@@ -244,8 +243,7 @@ def write_layer_file(upper: Path, path: Path, *, mtime: int | None = None) -> La
         diff_id = "sha256:" + layer.digest.hexdigest()
         verified = None
         if layer.safe:
-            verified = VerifiedLayerFile.of_written_file(out.fileno(), path, diff_id, layer.size,
-                                                         has_devices=layer.has_devices)
+            verified = VerifiedLayerFile.of_written_file(out.fileno(), path, diff_id, layer.size)
     return LayerStats(diff_id, layer.size, verified)
 
 
@@ -301,7 +299,6 @@ def _write(upper: Path, out: BinaryIO, mtime: int | None) -> _LayerOutput:
             info.devmajor = os.major(st.st_rdev)
             info.devminor = os.minor(st.st_rdev)
             layer.add_entry(info)
-            layer.has_devices = True
         elif stat.S_ISFIFO(mode):
             info.type = tarfile.FIFOTYPE
             layer.add_entry(info)

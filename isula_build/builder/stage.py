@@ -91,6 +91,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     prune_unchanged_dirs(upper, base.stack.lowers)
     layers = list(base.layers)
     if any(upper.iterdir()):
+        ctx.check()  # the last step may have left no room for its layer tar
         path = folder / "layer.tar"
         epoch = int(ctx.build_time.timestamp()) if ctx.build_time else None
         stats = write_layer_file(upper, path, mtime=epoch)

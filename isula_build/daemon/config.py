@@ -22,6 +22,7 @@ from typing import Any
 
 from isula_build.errors import ConfigError
 from isula_build.registry.settings import PolicyRequirement, Registries, SignaturePolicy
+from isula_build.units import parse_size
 
 MAX_CONFIG_FILE_SIZE = 1 << 20  # 1 MiB, as the original limits every configuration file
 
@@ -51,6 +52,7 @@ class MainConfig:
     data_root: Path | None = None
     runtime: str | None = None
     experimental: bool | None = None
+    min_free_space: int | None = None  # bytes kept free on the data root's filesystem
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def _toml_type(value: Any) -> str:
 
 def _main_config(r: _Reader, t: dict[str, Any]) -> MainConfig:
     r.check_keys(t, ("debug", "loglevel", "group", "run_root", "data_root", "runtime",
-                     "experimental"), "")
+                     "experimental", "min_free_space"), "")
     loglevel = r.get(t, "loglevel", str, "")
     # The original's sample file ships `loglevel = ""`; an empty value means "not set".
     if loglevel == "":
@@ -198,12 +200,33 @@ def _main_config(r: _Reader, t: dict[str, Any]) -> MainConfig:
         data_root=_root(r, t, "data_root"),
         runtime=_non_empty(r, t, "runtime"),
         experimental=r.get(t, "experimental", bool, ""),
+        min_free_space=_min_free_space(r, t),
     )
 
 
 def _non_empty(r: _Reader, t: dict[str, Any], key: str) -> str | None:
     value = r.get(t, key, str, "")
     return value or None
+
+
+def _min_free_space(r: _Reader, t: dict[str, Any]) -> int | None:
+    """The free space reserve: a string with a unit ("1GiB", "500MB") or an integer of bytes."""
+    key = "min_free_space"
+    value = t.get(key)
+    if value is None:
+        return None
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and value >= 0:
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError:
+            pass
+    shown = f'"{value}"' if isinstance(value, str) else str(value) if is_int \
+        else f"({_toml_type(value)})"
+    raise r.error(f'invalid {key} {shown}: give a size such as "1GiB" or "500MB", or a number '
+                  "of bytes (0 turns the reserve off)")
 
 
 def _root(r: _Reader, t: dict[str, Any], key: str, where: str = "") -> Path | None:

@@ -27,6 +27,7 @@ from isula_build.daemon.config import (
 )
 from isula_build.errors import ConfigError
 from isula_build.registry.settings import Registries, RegistrySettings, SignaturePolicy
+from isula_build.store.space import SpaceReserve
 
 DEFAULT_HOST = "unix:///var/run/isula_build.sock"
 DEFAULT_CONFIG_DIR = Path("/etc/isula-build")
@@ -37,6 +38,8 @@ DEFAULT_LOG_LEVEL = "info"
 DEFAULT_RUNTIME = "runc"
 DEFAULT_STORAGE_DRIVER = "overlay"
 DEFAULT_MOUNT_OPTIONS = "nodev"  # what the original's storage.toml ships
+# Kept free on the data root's filesystem (configuration.toml min_free_space; store/space.py).
+DEFAULT_MIN_FREE_SPACE = 1 << 30
 UNIX_PREFIX = "unix://"
 
 T = TypeVar("T")
@@ -74,12 +77,18 @@ class DaemonOptions:
     mount_options: str  # comma-separated overlay mount options for build layers
     registries: Registries
     policy: SignaturePolicy
+    min_free_space: int = DEFAULT_MIN_FREE_SPACE  # bytes; 0: no reserve
     notices: tuple[Notice, ...] = ()  # to log at start-up: ignored keys, overridden roots
 
     def registry_settings(self) -> RegistrySettings:
         """What pulls, pushes and logins need of these settings."""
         return RegistrySettings(config_dir=self.config_dir, data_root=self.data_root,
                                 registries=self.registries, policy=self.policy)
+
+    def space_reserve(self) -> SpaceReserve:
+        """The store's free space reserve, named in its errors by the setting that decides it."""
+        return SpaceReserve(self.min_free_space,
+                            f"min_free_space in {self.config_dir / CONFIGURATION_FILE}")
 
 
 def resolve_options(flags: Flags, files: FileConfig) -> DaemonOptions:
@@ -136,6 +145,7 @@ def resolve_options(flags: Flags, files: FileConfig) -> DaemonOptions:
         mount_options=mount_options,
         registries=files.registries,
         policy=files.policy,
+        min_free_space=_pick(None, main.min_free_space, DEFAULT_MIN_FREE_SPACE),
         notices=tuple(notices),
     )
 

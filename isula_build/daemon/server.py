@@ -53,7 +53,7 @@ def run(options: DaemonOptions) -> None:
     prepare_roots(options)
     lock = RunRootLock(options.run_root)
     try:
-        store = Store(options.data_root)
+        store = Store(options.data_root, options.space_reserve())
         try:
             _serve(options, store)
         finally:

@@ -23,8 +23,7 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
 @dataclass(frozen=True)
 class VerifiedLayerFile:
     """The regular file at `path` holds exactly `size` bytes of a layer tar whose sha256 is
-    `diff_id` and which TarStreamChecker(allow_devices=True) accepted; `has_devices`: it holds
-    device nodes.
+    `diff_id` and which TarStreamChecker accepted.
 
     `stamp` is the file as its writer left it (device, inode, size, mtime, ctime). Any later
     change — a write, truncate, chmod, link or rename — moves its ctime, so only a file that
@@ -34,18 +33,17 @@ class VerifiedLayerFile:
     path: Path
     diff_id: str
     size: int
-    has_devices: bool
     stamp: tuple[int, int, int, int, int]
 
     @classmethod
-    def of_written_file(cls, fd: int, path: Path, diff_id: str, size: int, *,
-                        has_devices: bool) -> VerifiedLayerFile | None:
+    def of_written_file(cls, fd: int, path: Path, diff_id: str,
+                        size: int) -> VerifiedLayerFile | None:
         """The record for the file open as fd at path, written and flushed by the caller, which
         hashed and checked its bytes; None when it is not a regular file of exactly that size."""
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size != size or not is_digest(diff_id):
             return None
-        return cls(path, diff_id, size, has_devices, _stamp(st))
+        return cls(path, diff_id, size, _stamp(st))
 
     def unchanged(self, st: os.stat_result) -> bool:
         """Whether `st` (an fstat of the file opened at path) is the file as it was verified."""

@@ -15,7 +15,6 @@ Rules (a violation raises InvalidArgument naming the entry):
 - a relative symlink target, resolved from the link's directory, must not climb above the root
   (absolute targets such as /bin/busybox are normal in images: they resolve inside the container);
 - no entry may pass through a symlink made earlier in the same archive;
-- device nodes only when allowed (import refuses them);
 - the stream must be a complete tar: valid header checksums, no truncation, an end-of-archive block.
 """
 
@@ -34,7 +33,6 @@ _MAX_META_SIZE = 1 << 20
 _REGULAR = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE}
 _HEADER_ONLY = {tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
                 tarfile.DIRTYPE, tarfile.FIFOTYPE}
-_DEVICES = {tarfile.CHRTYPE, tarfile.BLKTYPE}
 _META = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
          tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
 
@@ -61,8 +59,7 @@ def _resolve(parts: list[str], start: list[str]) -> list[str] | None:
 class EntryChecker:
     """Checks entries of one tar in order; remembers the symlinks made so far."""
 
-    def __init__(self, allow_devices: bool = True) -> None:
-        self.allow_devices = allow_devices
+    def __init__(self) -> None:
         self._symlinks: set[str] = set()
 
     def _through_symlink(self, parts: list[str]) -> str | None:
@@ -88,8 +85,6 @@ class EntryChecker:
         via = self._through_symlink(parts)
         if via is not None:
             raise _unsafe(name, f'path passes through the symlink "{via}" made earlier in the tar')
-        if type_ in _DEVICES and not self.allow_devices:
-            raise _unsafe(name, "device nodes are not allowed here")
         if type_ == tarfile.LNKTYPE:
             self._check_hardlink(name, linkname)
         elif type_ == tarfile.SYMTYPE:
@@ -205,8 +200,8 @@ def _parse_header(block: bytes) -> _Header:
 class TarStreamChecker:
     """Incremental tar header parser: feed() chunks as they pass, then finish()."""
 
-    def __init__(self, allow_devices: bool = True) -> None:
-        self.entries = EntryChecker(allow_devices)
+    def __init__(self) -> None:
+        self.entries = EntryChecker()
         self.offset = 0  # bytes consumed so far
         self._header = bytearray()  # a header block split across chunks
         self._skip = 0  # data (and padding) bytes still to pass over

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from isula_build.errors import InvalidArgument
 from isula_build.image.tarsafety import EntryChecker
+from isula_build.store.space import SpaceMeter
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -100,10 +101,11 @@ def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> No
         shutil.copyfileobj(source, out, _COPY_BUFFER)
 
 
-def extract_layer(blob: Path, dest: Path) -> None:
-    """Extracts the layer tar blob into dest, which must not exist yet."""
+def extract_layer(blob: Path, dest: Path, space: SpaceMeter | None = None) -> None:
+    """Extracts the layer tar blob into dest, which must not exist yet; `space` is told the size
+    of each file before it is written."""
     os.mkdir(dest, 0o755)
-    checker = EntryChecker(allow_devices=True)
+    checker = EntryChecker()
     directories: list[tuple[Path, tarfile.TarInfo]] = []
     with tarfile.open(blob, "r:", encoding="utf-8", errors="surrogateescape") as tar:
         for member in tar:
@@ -120,6 +122,8 @@ def extract_layer(blob: Path, dest: Path) -> None:
                 directories.append((path, member))
                 continue  # its metadata is set after its children are written
             if member.isreg():
+                if space is not None:
+                    space.wrote(member.size)
                 _write_file(tar, member, path)
             elif member.issym():
                 os.symlink(member.linkname, path)

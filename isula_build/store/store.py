@@ -29,6 +29,7 @@ from isula_build.store.extract import extract_layer
 from isula_build.store.layout import StoreLayout
 from isula_build.store.lock import StoreLock
 from isula_build.store.records import ImageRecord, ManifestListData
+from isula_build.store.space import SpaceGuard, SpaceReserve
 
 if TYPE_CHECKING:
     from isula_build.store.writer import ImageWriter
@@ -39,9 +40,11 @@ _HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 class Store:
-    def __init__(self, data_root: Path) -> None:
+    def __init__(self, data_root: Path, reserve: SpaceReserve = SpaceReserve()) -> None:
         self.layout = StoreLayout.under(Path(data_root))
         self.layout.create(Path(data_root))
+        # Layer blobs and extractions check it; so do builds, whose work dirs share the data root.
+        self.space = SpaceGuard(Path(data_root), reserve)
         self._lock_file = StoreLock(self.layout.lock)
         # Guards database writes, gc and the pins below; blob copies run outside it.
         self._lock = threading.RLock()
@@ -114,7 +117,7 @@ class Store:
             blob = self.layer_blob_path(diff_id)
             work = self.layout.tmp / f"extract-{hex_digest}-{uuid.uuid4().hex}"
             try:
-                extract_layer(blob, work)
+                extract_layer(blob, work, self.space.meter())
                 fsutil.syncfs(work)
                 os.rename(work, target)
                 fsutil.fsync_dir(self.layout.layers)

@@ -15,7 +15,8 @@ Layers the daemon wrote itself (a build's commit, builder/layertar.py) are hashe
 while they are written; the caller hands such a file over with those facts
 (put_verified_layer with an image.layerfile.VerifiedLayerFile), and the writer links that very
 file into the store instead of reading, hashing and copying it again. Every stream (put_layer)
-takes the full path.
+takes the full path, and is stopped when the data root's filesystem runs into the store's free
+space reserve (store/space.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from isula_build.store.created import parse_created
 from isula_build.store.db import Database
 from isula_build.store.pipe import BackgroundWriter
 from isula_build.store.records import ImageRecord, LayerRecord
+from isula_build.store.space import SpaceMeter
 
 if TYPE_CHECKING:
     from isula_build.store.store import Store
@@ -138,16 +140,18 @@ class ImageWriter:
         return True
 
     def put_layer(self, stream: BinaryIO, expected_diff_id: str | None = None,
-                  limit: int | None = None, allow_devices: bool = True) -> LayerRecord:
+                  limit: int | None = None) -> LayerRecord:
         """Stores an uncompressed layer tar read once from stream: hashed, written to tmp/ and
         checked for unsafe entries in the same pass. InvalidArgument for an unsafe or broken tar
-        or a digest other than expected_diff_id; ResourceExhausted past limit bytes."""
+        or a digest other than expected_diff_id; ResourceExhausted past limit bytes or when the
+        free space falls below the store's reserve."""
         self._check_open()
         _check_expected(expected_diff_id)
+        space = self._store.space.meter()
         tmp = self._store.layout.tmp
         fd, tmp_name = tempfile.mkstemp(prefix="layer-", dir=tmp)
         try:
-            digest, size = self._copy_checked(stream, fd, limit, allow_devices)
+            digest, size = self._copy_checked(stream, fd, limit, space)
             os.fsync(fd)
             os.close(fd)
             fd = -1
@@ -165,22 +169,21 @@ class ImageWriter:
         return record
 
     def put_verified_layer(self, file: VerifiedLayerFile, expected_diff_id: str | None = None,
-                           limit: int | None = None, allow_devices: bool = True) -> LayerRecord:
+                           limit: int | None = None) -> LayerRecord:
         """Stores a layer tar file this daemon wrote and verified itself: hard-linked into the
         store, neither read nor copied again, after the checks put_layer makes (same messages).
-        A file changed since it was verified, one with device nodes when allow_devices is False
-        (so that the refusal names the entry), or one on another filesystem is read through
+        A file changed since it was verified, or one on another filesystem, is read through
         put_layer instead."""
         self._check_open()
         _check_expected(expected_diff_id)
         with open(file.path, "rb") as stream:
             fd = stream.fileno()
-            if file.unchanged(os.fstat(fd)) and (allow_devices or not file.has_devices):
+            if file.unchanged(os.fstat(fd)):
                 adopted = self._adopt(fd, file, expected_diff_id, limit)
                 if adopted is not None:
                     self._layers[adopted.diff_id] = adopted
                     return adopted
-            return self.put_layer(stream, expected_diff_id, limit, allow_devices)
+            return self.put_layer(stream, expected_diff_id, limit)
 
     def _adopt(self, fd: int, file: VerifiedLayerFile, expected_diff_id: str | None,
                limit: int | None) -> LayerRecord | None:
@@ -205,8 +208,8 @@ class ImageWriter:
 
     @staticmethod
     def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,
-                      allow_devices: bool) -> tuple[str, int]:
-        checker = TarStreamChecker(allow_devices)
+                      space: SpaceMeter) -> tuple[str, int]:
+        checker = TarStreamChecker()
         hasher = hashlib.sha256()
         size = 0
         with BackgroundWriter(fd) as out:
@@ -219,6 +222,7 @@ class ImageWriter:
                 size += len(chunk)
                 if limit is not None and size > limit:
                     raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
+                space.wrote(len(chunk))
                 checker.feed(chunk)
                 hasher.update(chunk)  # releases the GIL: overlaps the previous chunk's write
                 out.write(buffer, len(chunk))

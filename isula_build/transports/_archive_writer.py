@@ -66,7 +66,7 @@ class ArchiveWriter(ABC):
         if not known:
             self._tar.rename(member, self._layer_member(diff_id.removeprefix("sha256:")))
         self._blobs[diff_id] = member.size
-        return LayerInfo(diff_id, member.size, layer.allow_devices)
+        return LayerInfo(diff_id, member.size)
 
     def _written_diff_ids(self, config: bytes) -> list[str]:
         """The config's diff IDs, all of which must have been written."""

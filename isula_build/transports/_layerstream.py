@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from isula_build.errors import InvalidArgument, ResourceExhausted
 from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression, open_decompressed
+from isula_build.units import format_binary_size
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
@@ -82,7 +83,8 @@ class _Checked(io.RawIOBase):
             self._count += n
             if self._limit is not None and self._count > self._limit:
                 raise ResourceExhausted(
-                    f"{self._what}: uncompressed data exceeds the limit of {self._limit} bytes")
+                    f"{self._what}: uncompressed data exceeds the limit of "
+                    f"{format_binary_size(self._limit)} ({self._limit} bytes)")
             return n
         if not self._done:
             self._done = True

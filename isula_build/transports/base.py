@@ -25,9 +25,6 @@ class LayerInfo:
 
     diff_id: str | None  # "sha256:<hex>" of the uncompressed tar
     size: int            # uncompressed size in bytes, -1 when unknown
-    # Device nodes are allowed in layers of images (docker images carry /dev entries) but not in a
-    # root filesystem a user imports; the store's tar safety check honours this.
-    allow_devices: bool = True
 
 
 class ImageSource(ABC):

@@ -161,7 +161,7 @@ class RegistryDestination(ImageDestination):
         blob = CompressedBlob(digest, size, self._layer_type)
         self._blobinfo.record(diff_id, blob, self._client.registry, self._ref.repository)
         self._layers.append((diff_id, blob))
-        return LayerInfo(diff_id, count, layer.allow_devices)
+        return LayerInfo(diff_id, count)
 
     def put_config(self, config: bytes) -> None:
         self._config = config

@@ -5,9 +5,16 @@ it twice: layers() reports the diff ID as unknown (None, size -1), the destinati
 while storing the stream and returns it from put_layer, copy_image hands the result back through
 layers_copied(), and only then is the config (which must list the diff ID) made.
 
-Limits: the file itself is at most 1 GiB (SPEC §8). Its decompressed content is bounded too,
-at 8 GiB: a compressed root filesystem seldom expands more than four times, and the bound stops
-a gzip or xz bomb (which can expand a thousand times) before it fills the disk.
+The limit of SPEC §8, 1 GiB, bounds what the import writes: the layer tar as stored, that is
+the decompressed content of a gzip or xz file. The original checks only the file's size (in its
+client); counting only that let a 3 MB gzip bomb become a 3 GB image. Here the decompressed
+bytes are counted as they pass, and the import stops, leaving nothing behind, once they exceed
+the limit. The
+file's own size is checked against the same limit before anything is read: content never
+compresses to more than it was (a few bytes aside), so a larger file could only be refused later.
+Device nodes, fifos and the rest of a real root filesystem (a debootstrap'd /dev) are kept, as
+docker import keeps them; the store's tar checks still refuse entries that would land outside
+the layer.
 """
 
 from __future__ import annotations
@@ -23,19 +30,18 @@ from isula_build.image.config import import_config
 from isula_build.image.compression import GZIP, HEAD_SIZE, XZ, detect_compression
 from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports.base import ImageSource, LayerInfo
+from isula_build.units import format_binary_size
 
-MAX_IMPORT_SIZE = 1 << 30          # SPEC §8: an import tarball is at most 1 GiB
-MAX_UNCOMPRESSED_SIZE = 8 << 30    # see the module docstring
+MAX_IMPORT_SIZE = 1 << 30  # SPEC §8: an import is at most 1 GiB, uncompressed (see above)
 _SUPPORTED = {None, GZIP, XZ}
 
 
 class ImportSource(ImageSource):
-    """The root filesystem tarball at path as a one-layer image without device nodes."""
+    """The root filesystem tarball at path as a one-layer image of at most `limit` bytes."""
 
-    def __init__(self, path: Path, limit: int = MAX_IMPORT_SIZE,
-                 max_uncompressed: int = MAX_UNCOMPRESSED_SIZE) -> None:
+    def __init__(self, path: Path, limit: int = MAX_IMPORT_SIZE) -> None:
         self._path = path
-        self._max_uncompressed = max_uncompressed
+        self._limit = limit
         try:
             self._file = open(path, "rb")
         except FileNotFoundError:
@@ -47,8 +53,8 @@ class ImportSource(ImageSource):
         try:
             size = os.fstat(self._file.fileno()).st_size
             if size > limit:
-                raise ResourceExhausted(f"tarball {path} is {size} bytes, more than the limit of "
-                                        f"{limit} bytes")
+                raise ResourceExhausted(f"tarball {path} is {size} bytes, more than the import "
+                                        f"limit of {format_binary_size(limit)} ({limit} bytes)")
             kind = detect_compression(self._file.read(HEAD_SIZE))
             if kind not in _SUPPORTED:
                 raise InvalidArgument(f"{path}: {kind} compression is not supported for import "
@@ -56,7 +62,7 @@ class ImportSource(ImageSource):
         except BaseException:
             self._file.close()
             raise
-        self._layer = LayerInfo(diff_id=None, size=-1, allow_devices=False)
+        self._layer = LayerInfo(diff_id=None, size=-1)
         self._stored: list[LayerInfo] | None = None
         self._when = datetime.now(timezone.utc)
 
@@ -74,7 +80,7 @@ class ImportSource(ImageSource):
         # Reopening through /proc gives each stream its own position on the very file that was
         # checked (not whatever the path names now), and closing it leaves the source usable.
         raw = open(f"/proc/self/fd/{self._file.fileno()}", "rb")
-        return open_layer_stream(raw, f"tarball {self._path}", limit=self._max_uncompressed)
+        return open_layer_stream(raw, f"tarball {self._path}", limit=self._limit)
 
     def layers_copied(self, stored: list[LayerInfo]) -> None:
         self._stored = stored
@@ -98,4 +104,4 @@ def _check_tar_header(block: bytes, path: Path) -> None:
         raise InvalidArgument(f"{path} is not a tar archive (plain, gzip or xz)") from None
 
 
-__all__ = ["ImportSource", "MAX_IMPORT_SIZE", "MAX_UNCOMPRESSED_SIZE"]
+__all__ = ["ImportSource", "MAX_IMPORT_SIZE"]

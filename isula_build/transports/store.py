@@ -57,14 +57,12 @@ class StoreDestination(ImageDestination):
         return self._writer.pin_layers(diff_ids)
 
     def put_layer(self, layer: LayerInfo, stream: BinaryIO) -> LayerInfo:
-        record = self._writer.put_layer(stream, expected_diff_id=layer.diff_id,
-                                        allow_devices=layer.allow_devices)
-        return LayerInfo(record.diff_id, record.size, layer.allow_devices)
+        record = self._writer.put_layer(stream, expected_diff_id=layer.diff_id)
+        return LayerInfo(record.diff_id, record.size)
 
     def put_verified_layer(self, layer: LayerInfo, file: VerifiedLayerFile) -> LayerInfo:
-        record = self._writer.put_verified_layer(file, expected_diff_id=layer.diff_id,
-                                                 allow_devices=layer.allow_devices)
-        return LayerInfo(record.diff_id, record.size, layer.allow_devices)
+        record = self._writer.put_verified_layer(file, expected_diff_id=layer.diff_id)
+        return LayerInfo(record.diff_id, record.size)
 
     def put_config(self, config: bytes) -> None:
         self._writer.put_config(config)

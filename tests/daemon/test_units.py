@@ -14,6 +14,8 @@ from isula_build.daemon.options import DaemonOptions, Flags, resolve_options
 from isula_build.daemon.handlers.images import format_size
 from isula_build.errors import ConfigError
 from isula_build.registry.settings import PolicyRequirement, SignaturePolicy
+from isula_build.store.space import SpaceReserve
+from isula_build.units import format_binary_size, parse_size
 
 
 @pytest.mark.parametrize("size, text", [
@@ -182,3 +184,58 @@ def test_configuration_toml_and_flags_win_over_storage_roots(tmp_path: Path):
                        f'"run_root" in {conf}: /m/run is used')]
     same = resolve(tmp_path, MainConfig(data_root=Path("/s/data")), storage)
     assert same.notices == (), "a root set to the same path in both files is not overridden"
+
+
+@pytest.mark.parametrize("text, size", [
+    ("0", 0), ("4096", 4096), ("1GiB", 1 << 30), ("1gib", 1 << 30), ("1 GiB", 1 << 30),
+    ("500MB", 500_000_000), ("2g", 2 << 30), ("512m", 512 << 20), ("1.5GiB", 3 << 29),
+    ("10kB", 10_000), ("3KiB", 3072), ("1T", 1 << 40), ("7B", 7),
+])
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "-1", "1e9", "1.", "1 GiBs", "one", "1 2"])
+def test_parse_size_refuses_what_is_no_size(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("size, text", [
+    (0, "0 B"), (1023, "1023 B"), (1024, "1 KiB"), (1 << 30, "1 GiB"), (300 << 20, "300 MiB"),
+    (851_000_000, "811.6 MiB"), (3 << 39, "1.5 TiB"),
+])
+def test_format_binary_size(size, text):
+    assert format_binary_size(size) == text
+
+
+def main_config(tmp_path: Path, text: str) -> MainConfig:
+    (tmp_path / "configuration.toml").write_text(text)
+    return load_file_config(tmp_path).main
+
+
+@pytest.mark.parametrize("text, size", [
+    ('min_free_space = "512MiB"\n', 512 << 20), ("min_free_space = 0\n", 0),
+    ("min_free_space = 1000000\n", 1_000_000), ("debug = true\n", None),
+])
+def test_min_free_space_is_a_size_or_a_number_of_bytes(tmp_path: Path, text, size):
+    assert main_config(tmp_path, text).min_free_space == size
+
+
+@pytest.mark.parametrize("text, shown", [
+    ('min_free_space = "lots"\n', '"lots"'), ("min_free_space = -5\n", "-5"),
+    ("min_free_space = true\n", "(a boolean)"), ("min_free_space = 1.5\n", "(a float)"),
+])
+def test_an_invalid_min_free_space_is_refused(tmp_path: Path, text, shown):
+    with pytest.raises(ConfigError) as exc:
+        main_config(tmp_path, text)
+    assert str(exc.value) == (
+        f"config file {tmp_path / 'configuration.toml'}: invalid min_free_space {shown}: give a "
+        'size such as "1GiB" or "500MB", or a number of bytes (0 turns the reserve off)')
+
+
+def test_the_free_space_reserve_defaults_to_1_gib_and_names_its_setting(tmp_path: Path):
+    default = resolve(tmp_path, MainConfig(), StorageConfig())
+    assert default.space_reserve() == SpaceReserve(
+        1 << 30, f"min_free_space in {tmp_path / 'configuration.toml'}")
+    assert resolve(tmp_path, MainConfig(min_free_space=0), StorageConfig()).min_free_space == 0

@@ -53,15 +53,10 @@ def escaping_tar(path: Path, kind: str) -> Path:
             link.type = tarfile.LNKTYPE
             link.linkname = "../../etc/passwd"
             tar.addfile(link)
-        elif kind == "device":
-            dev = tarfile.TarInfo("dev/sda")
-            dev.type = tarfile.BLKTYPE
-            dev.devmajor, dev.devminor = 8, 0
-            tar.addfile(dev)
     return path
 
 
-@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink-out", "through-symlink", "hardlink-out", "device"])
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink-out", "through-symlink", "hardlink-out"])
 def test_import_refuses_escaping_entries(client, unchanged, tmp_path, kind):
     err = fails(client, "ctr-img", "import", str(escaping_tar(tmp_path / f"{kind}.tar", kind)), f"bad:{kind}")
     assert "Traceback" not in err

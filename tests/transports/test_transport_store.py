@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -49,16 +51,25 @@ def test_import_into_store(store: Store, busybox_tar: Path, log) -> None:
     assert log[1] == f"Copying blob {layer.diff_id}"
 
 
-def test_import_refuses_device_nodes(store: Store, tmp_path: Path, log) -> None:
+def test_import_keeps_device_nodes(store: Store, tmp_path: Path, log) -> None:
+    # A real root filesystem has its /dev; docker import keeps those entries, and so do we.
     path = tmp_path / "dev.tar"
     with tarfile.open(path, "w") as tar:
-        info = tarfile.TarInfo("dev/sda")
-        info.type, info.devmajor, info.devminor = tarfile.BLKTYPE, 8, 0
-        tar.addfile(info)
-    with pytest.raises(InvalidArgument):
-        with ImportSource(path) as source, StoreDestination(store, ["isb-test-dev"]) as dst:
-            copy_image(source, dst, log)
-    assert store.list_images() == []
+        for name, type_, major, minor in (("dev/sda", tarfile.BLKTYPE, 8, 0),
+                                          ("dev/null", tarfile.CHRTYPE, 1, 3),
+                                          ("dev/initctl", tarfile.FIFOTYPE, 0, 0)):
+            info = tarfile.TarInfo(name)
+            info.type, info.devmajor, info.devminor, info.mode = type_, major, minor, 0o660
+            tar.addfile(info)
+    with ImportSource(path) as source, StoreDestination(store, ["isb-test-dev"]) as dst:
+        copy_image(source, dst, log)
+    [layer] = store.lookup("isb-test-dev").layers
+    assert store.layer_blob_path(layer.diff_id).read_bytes() == path.read_bytes()
+    extracted = store.layer_dir(layer.diff_id)
+    sda, null = os.lstat(extracted / "dev/sda"), os.lstat(extracted / "dev/null")
+    assert stat.S_ISBLK(sda.st_mode) and os.major(sda.st_rdev) == 8 and os.minor(sda.st_rdev) == 0
+    assert stat.S_ISCHR(null.st_mode) and (os.major(null.st_rdev), os.minor(null.st_rdev)) == (1, 3)
+    assert stat.S_ISFIFO(os.lstat(extracted / "dev/initctl").st_mode)
 
 
 def test_load_shares_layers_and_save_round_trips(store: Store, tmp_path: Path,
