@@ -20,6 +20,7 @@ from isula_build.builder.filecopy import lstat_or_none, remove_entry, set_xattr,
 from isula_build.builder.rootpath import make_dirs_in_root, resolve_in_root
 from isula_build.errors import InvalidArgument
 from isula_build.image.compression import BZIP2, GZIP, HEAD_SIZE, XZ, detect_compression
+from isula_build.store.nofollow import open_dir_nofollow
 
 # tarfile's stream modes ("r|gz" …) for what it can decompress itself; a plain tar has "".
 # tarfile's stream modes for what it can decompress (zstd it cannot: such a file is no archive).
@@ -81,7 +82,7 @@ def extract_archive(archive: Path, compression: TarReadMode, dest: Path, uid: in
                 st = lstat_or_none(source)
                 if st is None or stat.S_ISDIR(st.st_mode):
                     raise InvalidArgument(f"ADD: bad hard link {member.name} -> {member.linkname}")
-                os.link(source, target)
+                os.link(source, target, follow_symlinks=False)  # a symlink is linked as one
                 continue  # a hard link shares the metadata of its target
             elif member.type in _DEVICE_KINDS:
                 os.mknod(target, _DEVICE_KINDS[member.type] | 0o600,
@@ -98,7 +99,10 @@ def extract_archive(archive: Path, compression: TarReadMode, dest: Path, uid: in
             if not member.isdir():
                 os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
     # Directory modes and times last: writing entries into a directory changes its mtime,
-    # and a read-only mode would stop the entries from being written.
+    # and a read-only mode would stop the entries from being written. A later entry may have
+    # replaced the directory or a parent with a symlink: reached without following any.
     for path, mode, mtime in reversed(dirs):
-        os.chmod(path, mode)
-        os.utime(path, (mtime, mtime))
+        with open_dir_nofollow(dest, str(path.relative_to(dest))) as fd:
+            if fd is not None:
+                os.chmod(fd, mode)
+                os.utime(fd, (mtime, mtime))

@@ -11,10 +11,13 @@ Two parts:
 
 Rules (a violation raises InvalidArgument naming the entry):
 - a path must be relative and must not climb out of the root with "..";
-- a hard link target must be relative and stay inside the root;
-- a relative symlink target, resolved from the link's directory, must not climb above the root
-  (absolute targets such as /bin/busybox are normal in images: they resolve inside the container);
-- no entry may pass through a symlink made earlier in the same archive;
+- a hard link target must be relative and stay inside the root (the extractor resolves it on
+  the host);
+- a symlink target is only data, never followed while extracting: absolute targets (/bin/busybox)
+  and relative ones climbing above the root (../../../../bin) both resolve inside the container,
+  where the kernel takes "/.." for "/";
+- no entry or hard link target may pass through a symlink made earlier in the same archive, nor
+  through a hard link to such a symlink (os.link of a symlink makes a second symlink);
 - the stream must be a complete tar: valid header checksums, no truncation, an end-of-archive block.
 """
 
@@ -87,12 +90,13 @@ class EntryChecker:
             raise _unsafe(name, f'path passes through the symlink "{via}" made earlier in the tar')
         if type_ == tarfile.LNKTYPE:
             self._check_hardlink(name, linkname)
-        elif type_ == tarfile.SYMTYPE:
-            self._check_symlink(name, parts, linkname)
+        elif type_ == tarfile.SYMTYPE and not linkname:
+            raise _unsafe(name, "symlink without a target")
         elif type_ not in _REGULAR and type_ not in _HEADER_ONLY:
             raise _unsafe(name, f"unsupported entry type {type_!r}")
         path = "/".join(parts)
-        if type_ == tarfile.SYMTYPE:
+        if type_ == tarfile.SYMTYPE or (type_ == tarfile.LNKTYPE
+                                        and self.hardlink_target(linkname) in self._symlinks):
             self._symlinks.add(path)
         else:
             self._symlinks.discard(path)
@@ -116,14 +120,6 @@ class EntryChecker:
         via = self._through_symlink(target)
         if via is not None:
             raise _unsafe(name, f'hard link target "{linkname}" passes through the symlink "{via}"')
-
-    def _check_symlink(self, name: str, parts: list[str], linkname: str) -> None:
-        if not linkname:
-            raise _unsafe(name, "symlink without a target")
-        if linkname.startswith("/"):
-            return  # resolved inside the container's root at run time
-        if _resolve(linkname.split("/"), parts[:-1]) is None:
-            raise _unsafe(name, f'symlink target "{linkname}" climbs out of the layer root')
 
 
 def _parse_pax(data: bytes) -> dict[str, str]:

@@ -4,7 +4,9 @@ The tar's whiteouts become overlay's: `.wh.NAME` a character device 0:0 named NA
 `.wh..wh..opq` the xattr trusted.overlay.opaque=y on its directory. Owners, modes, mtimes,
 symlinks, hard links, xattrs and device nodes are kept. Every entry is checked again with
 image/tarsafety.py's EntryChecker and written at the path it returns, so a file can never land
-outside the directory, whatever the tar says.
+outside the directory, whatever the tar says: no entry is written through a symlink, symlinks
+are made as they are (their targets are resolved inside the container, never here), and the
+metadata of directories, set last, is set through descriptors reached without following links.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from isula_build.errors import InvalidArgument
 from isula_build.image.tarsafety import EntryChecker
+from isula_build.store.nofollow import open_dir_nofollow
 from isula_build.store.space import SpaceMeter
 
 WHITEOUT_PREFIX = ".wh."
@@ -43,7 +46,7 @@ def _remove_existing(path: Path, keep_dir: bool) -> None:
         os.unlink(path)
 
 
-def _set_xattrs(path: Path, member: tarfile.TarInfo) -> None:
+def _set_xattrs(target: Path | int, member: tarfile.TarInfo, follow: bool) -> None:
     for key, value in member.pax_headers.items():
         if not key.startswith(_XATTR_PAX_PREFIX):
             continue
@@ -51,20 +54,25 @@ def _set_xattrs(path: Path, member: tarfile.TarInfo) -> None:
         if name.startswith(_FORBIDDEN_XATTR_PREFIX):
             continue
         try:
-            os.setxattr(path, name, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+            os.setxattr(target, name, value.encode("utf-8", "surrogateescape"),
+                        follow_symlinks=follow)
         except OSError as exc:
             if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise
 
 
-def _set_metadata(path: Path, member: tarfile.TarInfo) -> None:
+def _set_metadata(target: Path | int, member: tarfile.TarInfo) -> None:
+    """Metadata of the entry at `target`: the path of what was just made (a symlink's own owner
+    and times), or a descriptor of a directory (see nofollow.py)."""
+    # os functions refuse follow_symlinks=False with a descriptor, which names the entry anyway.
+    follow = isinstance(target, int)
     # Order matters: chown clears set-id bits and file capabilities, so mode and xattrs follow it;
     # the mtime comes last because the other changes do not touch it but writes would.
-    os.chown(path, member.uid, member.gid, follow_symlinks=False)
+    os.chown(target, member.uid, member.gid, follow_symlinks=follow)
     if not member.issym():
-        os.chmod(path, member.mode & 0o7777)
-    _set_xattrs(path, member)
-    os.utime(path, ns=(int(member.mtime * 1e9),) * 2, follow_symlinks=False)
+        os.chmod(target, member.mode & 0o7777)
+    _set_xattrs(target, member, follow)
+    os.utime(target, ns=(int(member.mtime * 1e9),) * 2, follow_symlinks=follow)
 
 
 def _ensure_parent(root: Path, rel: str) -> None:
@@ -106,7 +114,7 @@ def extract_layer(blob: Path, dest: Path, space: SpaceMeter | None = None) -> No
     of each file before it is written."""
     os.mkdir(dest, 0o755)
     checker = EntryChecker()
-    directories: list[tuple[Path, tarfile.TarInfo]] = []
+    directories: list[tuple[str, tarfile.TarInfo]] = []
     with tarfile.open(blob, "r:", encoding="utf-8", errors="surrogateescape") as tar:
         for member in tar:
             rel = checker.check(member.name, member.type, member.linkname)
@@ -119,7 +127,7 @@ def extract_layer(blob: Path, dest: Path, space: SpaceMeter | None = None) -> No
             if member.isdir():
                 if not path.exists():
                     os.mkdir(path, 0o700)
-                directories.append((path, member))
+                directories.append((rel, member))
                 continue  # its metadata is set after its children are written
             if member.isreg():
                 if space is not None:
@@ -136,5 +144,8 @@ def extract_layer(blob: Path, dest: Path, space: SpaceMeter | None = None) -> No
             elif member.isfifo():
                 os.mkfifo(path, 0o600)
             _set_metadata(path, member)
-    for path, member in reversed(directories):
-        _set_metadata(path, member)
+    for rel, member in reversed(directories):
+        # A later entry may have replaced the directory or a parent with a symlink: never follow.
+        with open_dir_nofollow(dest, rel) as fd:
+            if fd is not None:
+                _set_metadata(fd, member)

@@ -370,6 +370,31 @@ def test_add_archive_entries_are_confined_to_the_destination(root: Path, ctx: Pa
         copy_into_root(root, ["hard.tar"], "/dest2/", source_root=ctx, add=True)
 
 
+@pytest.mark.parametrize("climbing", [False, True])
+def test_add_archive_directory_metadata_never_follows_a_later_symlink(root: Path, ctx: Path,
+                                                                      tmp_path: Path,
+                                                                      climbing: bool) -> None:
+    """A directory's mode and times are set after its entries; by then a later entry may have
+    replaced it (or its parent) with a symlink, which must not be followed out of the root."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    for d in (outside, outside / "sub"):
+        os.chmod(d, 0o700)
+        os.utime(d, (MTIME, MTIME))
+    target = "../" * 12 + str(outside).lstrip("/") if climbing else str(outside)
+    (ctx / "swap.tar").write_bytes(_tar_bytes([
+        _member("d", type=tarfile.DIRTYPE, mode=0o777, mtime=1),
+        _member("d", type=tarfile.SYMTYPE, linkname=target),
+        _member("p", type=tarfile.DIRTYPE),
+        _member("p/sub", type=tarfile.DIRTYPE, mode=0o777, mtime=1),
+        _member("p", type=tarfile.SYMTYPE, linkname=target)]))
+    copy_into_root(root, ["swap.tar"], "/dest/", source_root=ctx, add=True)
+    assert os.readlink(root / "dest" / "d") == target
+    for d in (outside, outside / "sub"):
+        st = os.stat(d)
+        assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o700, MTIME)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     routes: dict[str, tuple[bytes, dict[str, str]]] = {}
 

@@ -186,15 +186,31 @@ def test_a_stream_not_at_the_start_is_not_taken_as_the_file(tmp_path: Path, stor
     assert not store.has_layer(diff_id)
 
 
-def test_unsafe_layer_is_written_but_refused_by_the_store(tmp_path: Path, store: Store) -> None:
+def test_symlink_climbing_above_the_root_is_verified(tmp_path: Path, store: Store) -> None:
     upper = tmp_path / "upper"
     upper.mkdir()
-    os.symlink("../../outside", upper / "escape")
+    os.symlink("../../outside", upper / "climb")  # "/.." is "/" in the container: safe
+    stats = write_layer_file(upper, tmp_path / "layer.tar")
+    assert stats.verified is not None
+    with store.writer() as w:
+        assert w.put_verified_layer(stats.verified).diff_id == stats.diff_id
+
+
+def test_unsafe_layer_is_written_but_refused_by_the_store(tmp_path: Path, store: Store,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from isula_build.builder import layertar
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "escape").write_text("x")
+    # A tree on disk cannot hold a name that climbs out: the walk is made to report one.
+    real_walk = layertar._walk
+    monkeypatch.setattr(layertar, "_walk", lambda top: (
+        ("../escape", path, st) for _, path, st in real_walk(top)))
     # An earlier stage's layer may hold it: no error here, but it is not verified.
     stats = write_layer_file(upper, tmp_path / "layer.tar")
     assert stats.verified is None
     with store.writer() as w, open(tmp_path / "layer.tar", "rb") as f, \
-            pytest.raises(InvalidArgument, match='unsafe layer tar entry "escape"'):
+            pytest.raises(InvalidArgument, match='unsafe layer tar entry "../escape"'):
         w.put_layer(f, expected_diff_id=stats.diff_id)
 
 

@@ -6,11 +6,13 @@ import io
 import os
 import stat
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from isula_build.errors import NotFound
 from isula_build.store import Store
@@ -172,3 +174,116 @@ def test_extractor_checks_entries_again(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="climbs out"):
         extract_layer(blob, tmp_path / "dest2")
     assert not (tmp_path / "escaped").exists()
+
+
+def test_symlinks_climbing_above_the_root_are_kept(store: Store) -> None:
+    """Their targets are data, resolved inside the container ("/.." is "/"), as docker has it."""
+    layer = make_tar(directory("usr"), directory("usr/bin"),
+                     symlink("usr/bin/climb", "../../../../bin"), symlink("up", ".."))
+    add_image(store, [layer], ["climb"])
+    root = store.layer_dir(diff_id(layer))
+    assert os.readlink(root / "usr" / "bin" / "climb") == "../../../../bin"
+    assert os.readlink(root / "up") == ".."
+
+
+def _sandbox_state(base: Path, dest: Path) -> list[tuple[str, int, int, bytes]]:
+    """Names, modes, mtimes and contents of everything under `base` but `dest` (whose parent's
+    mtime changes when dest is made)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if Path(dirpath, d) != dest]
+        for name in dirnames + filenames + ["."]:
+            path = Path(dirpath, name)
+            if path == dest:
+                continue
+            st = os.lstat(path)
+            data = path.read_bytes() if stat.S_ISREG(st.st_mode) else b""
+            mtime = 0 if path.resolve() == dest.parent else st.st_mtime_ns
+            found.append((str(path.relative_to(base)), st.st_mode, mtime, data))
+    return sorted(found)
+
+
+def _make_outside(base: Path) -> Path:
+    outside = base / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "victim").write_bytes(b"untouched")
+    os.chmod(outside, 0o700)
+    os.utime(outside, (1_000_000_000, 1_000_000_000))
+    return outside
+
+
+# Each tar leaves a symlink to the directory `outside` next to the extraction directory, by an
+# absolute host path or by climbing above the layer root, where an earlier entry had made a
+# directory (or a hard link makes a second symlink): nothing may follow it.
+ESCAPES = {
+    "directory replaced by a symlink": lambda out: [
+        directory("d", mode=0o777, mtime=1), symlink("d", out)],
+    "parent replaced by a symlink": lambda out: [
+        directory("a"), directory("a/sub", mode=0o777, mtime=1), symlink("a", out)],
+    "hard link to a symlink": lambda out: [
+        symlink("s", out), hardlink("h", "s"), file("h/victim", b"owned")],
+    "hard link to a symlink, then a directory through it": lambda out: [
+        symlink("s", out), hardlink("h", "s"), directory("h/sub", mode=0o777, mtime=1)],
+}
+
+
+@pytest.mark.parametrize("how", ["absolute", "climbing"])
+@pytest.mark.parametrize("name", sorted(ESCAPES))
+def test_extraction_never_follows_a_symlink_out(tmp_path: Path, name: str, how: str) -> None:
+    from isula_build.errors import InvalidArgument
+    from isula_build.store.extract import extract_layer
+    outside = _make_outside(tmp_path)
+    target = str(outside) if how == "absolute" else "../" * 8 + str(outside).lstrip("/")
+    blob = tmp_path / "layer.tar"
+    blob.write_bytes(make_tar(*ESCAPES[name](target)))
+    dest = tmp_path / "dest"
+    before = _sandbox_state(tmp_path, dest)
+    try:
+        extract_layer(blob, dest)
+    except InvalidArgument as exc:
+        assert "through the symlink" in str(exc)
+    assert _sandbox_state(tmp_path, dest) == before
+
+
+_NAMES = st.sampled_from(["a", "b", "a/b", "a/b/c", "b/c", "c"])
+# "OUT" is the absolute host path of `outside`; relative targets climb at most 5 levels, so even
+# from the extraction directory itself they stay inside the sandbox (dest is 5 levels down).
+_TARGETS = st.sampled_from(["OUT", "OUT/sub", "../../../../../outside", "../../../../outside",
+                            "..", "../..", "a", "b", "a/b", "."])
+_ENTRIES = st.lists(st.tuples(_NAMES, st.sampled_from(["file", "dir", "symlink", "hardlink"]),
+                              _TARGETS), max_size=7)
+
+
+@example(entries=[("a", "dir", "."), ("a", "symlink", "OUT")])
+@example(entries=[("a", "dir", "."), ("a/sub", "dir", "."),
+                  ("a", "symlink", "../../../../../outside")])
+@example(entries=[("a", "symlink", "OUT"), ("b", "hardlink", "a"), ("b/c", "file", ".")])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=_ENTRIES)
+def test_extracted_tars_never_touch_anything_outside(tmp_path: Path,
+                                                     entries: list[tuple[str, str, str]]) -> None:
+    """Whatever the entries, extraction changes nothing outside its directory, even with
+    symlinks that point out by an absolute path or by climbing above the layer root."""
+    from isula_build.errors import InvalidArgument
+    from isula_build.store.extract import extract_layer
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        base = Path(tmp)
+        outside = _make_outside(base)
+        dest = base.joinpath("1", "2", "3", "4", "dest")
+        dest.parent.mkdir(parents=True)
+        blob = base / "layer.tar"
+        made = []
+        for name, kind, target in entries:
+            target = target.replace("OUT", str(outside))
+            made.append({"file": lambda: file(name, b"x", mode=0o777, mtime=1),
+                         "dir": lambda: directory(name, mode=0o777, mtime=1),
+                         "symlink": lambda: symlink(name, target),
+                         "hardlink": lambda: hardlink(name, target)}[kind]())
+        blob.write_bytes(make_tar(*made))
+        before = _sandbox_state(base, dest)
+        try:
+            extract_layer(blob, dest)
+        except (InvalidArgument, OSError):
+            pass  # refused, or a hard link to nothing: either way, nothing outside changes
+        assert _sandbox_state(base, dest) == before
