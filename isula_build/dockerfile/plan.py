@@ -160,25 +160,32 @@ class _PlanView(Mapping[str, str]):
 
     def __init__(self, values: dict[str, str]) -> None:
         self._own = values
-        self.unsettled: set[str] = set()
+        self.unsettled: set[str] = set()  # names an unsettled instruction wrote last
+        # unsettle_all() counts instead of marking every name (a mark per name would make a
+        # stage of many such writes quadratic): a name is unsettled when its last settled
+        # write came before the last unsettle_all().
+        self._resets = 0
+        self._settled_in: dict[str, int] = {}  # name -> _resets at its last settled write
         self.depends = False
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         value = self._own.get(name)
-        if value is None or name in self.unsettled:
+        if value is None or name in self.unsettled or self._settled_in.get(name, -1) < self._resets:
             self.depends = True
         return default if value is None else value
 
     def wrote(self, names: list[str], settled: bool) -> None:
         if settled:
             self.unsettled.difference_update(names)
+            for name in names:
+                self._settled_in[name] = self._resets
         else:
             self.unsettled.update(names)
 
     def unsettle_all(self) -> None:
         """After a write whose names only the base's ENV tells: any value may have changed
         (names the stage did not set yet depend on the base anyway)."""
-        self.unsettled.update(self._own)
+        self._resets += 1
 
     def __getitem__(self, name: str) -> str:
         return self._own[name]
