@@ -91,19 +91,7 @@ class BuildPlan:
 
     def needed(self) -> list[int]:
         """Indexes of the stages the target needs (itself included), each after its deps."""
-        order: list[int] = []
-        seen: set[int] = set()
-
-        def visit(i: int) -> None:
-            if i in seen:
-                return
-            seen.add(i)
-            for dep in sorted(self.stages[i].deps):
-                visit(dep)
-            order.append(i)
-
-        visit(self.target)
-        return order
+        return _depth_first(self, self.target, set())
 
     def levels(self) -> list[list[int]]:
         """The needed stages grouped so that each group depends only on earlier groups."""
@@ -247,23 +235,37 @@ def _plan_stage(plan: BuildPlan, stage: Stage,
     return settled, deps, images
 
 
+def _depth_first(plan: BuildPlan, start: int, done: set[int]) -> list[int]:
+    """The stages `start` needs that are not in `done`, itself last, each after its deps, in
+    the order a recursive walk of the sorted deps gives. Iterative: a Dockerfile can chain
+    thousands of stages, more than Python's stack holds. Adds them to `done`; a dependency
+    on a stage still on the path is a cycle."""
+    order: list[int] = []
+    on_path = {start}
+    path = [(start, iter(sorted(plan.stages[start].deps)))]
+    while path:
+        index, deps = path[-1]
+        dep = next(deps, None)
+        if dep is None:
+            path.pop()
+            on_path.discard(index)
+            done.add(index)
+            order.append(index)
+        elif dep in on_path:
+            stage = plan.stages[dep]
+            raise DockerfileError(f"circular dependency detected on stage: {stage.name or stage.index}",
+                                  stage.from_.line)
+        elif dep not in done:
+            on_path.add(dep)
+            path.append((dep, iter(sorted(plan.stages[dep].deps))))
+    return order
+
+
 def _check_cycles(plan: BuildPlan) -> None:
-    state: dict[int, int] = {}  # 1 = on the path, 2 = done
-
-    def visit(i: int) -> None:
-        state[i] = 1
-        for dep in sorted(plan.stages[i].deps):
-            if state.get(dep) == 1:
-                stage = plan.stages[dep]
-                raise DockerfileError(f"circular dependency detected on stage: {stage.name or stage.index}",
-                                      stage.from_.line)
-            if dep not in state:
-                visit(dep)
-        state[i] = 2
-
+    done: set[int] = set()
     for stage in plan.stages:
-        if stage.index not in state:
-            visit(stage.index)
+        if stage.index not in done:
+            _depth_first(plan, stage.index, done)
 
 
 def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None = None) -> BuildPlan:

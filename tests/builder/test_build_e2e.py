@@ -98,7 +98,10 @@ def test_failed_run_with_a_long_command_shows_its_error(client, daemon, busybox_
     ([], "FROM busybox\nCOPY ../outside /x\n", "outside the build context"),
     ([], "FROM busybox\nCOPY absent.txt /x\n", "absent.txt"),
     ([], "FROM busybox\n" + "# padding\n" * 110_000, "1 MiB"),
-], ids=["output", "build-static", "unknown-stage", "escape", "missing-source", "big-dockerfile"])
+    ([], "FROM busybox\nENV B=1\nLABEL a=" + "${A:-" * 500 + "x" + "}" * 500 + "\n",
+     "Dockerfile line 3: variable substitutions nested more than 100 deep"),
+], ids=["output", "build-static", "unknown-stage", "escape", "missing-source", "big-dockerfile",
+        "deep-nesting"])
 def test_bad_input_refused(client, daemon, busybox_image: str, tmp_path: Path,
                            args: list[str], dockerfile: str, error: str) -> None:
     ctx = context(tmp_path, dockerfile)
