@@ -57,31 +57,20 @@ class Step:
     new_args: tuple[tuple[str, str], ...] = ()
 
 
-class _EnvView(Mapping[str, str]):
-    """The build environment as it was before a stamp (see BuildScope.env)."""
+class _EnvView(TimelineView):
+    """The build environment as it was before a stamp (see BuildScope.env): the values of
+    every write, walked in the config's Env order, then the names only an ARG set."""
 
     def __init__(self, values: Timeline, config_names: FirstWrites, arg_names: FirstWrites,
                  stamp: int) -> None:
-        self._values = values
+        super().__init__(values, stamp)
         self._config_names = config_names
         self._arg_names = arg_names
-        self._stamp = stamp
         self._dict: dict[str, str] | None = None  # made on the first walk (RUN's environment)
-
-    def __getitem__(self, name: str) -> str:
-        if self._dict is not None:
-            return self._dict[name]
-        value = self._values.value_before(name, self._stamp)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._values.names.has_before(name, self._stamp)
 
     def _items(self) -> dict[str, str]:
         if self._dict is None:
-            stamp, value = self._stamp, self._values.value_before
+            stamp, value = self._stamp, self._timeline.value_before
             env = {name: value(name, stamp) or "" for name in self._config_names.names_before(stamp)}
             for name in self._arg_names.names_before(stamp):
                 if name not in env:
