@@ -58,6 +58,10 @@ class StageConfig:
     diff_ids: list[str]              # the base image's layers, bottom first
     cmd_set: bool = False            # a CMD of this stage (ENTRYPOINT then keeps it)
     new_history: list[dict[str, Any]] = field(default_factory=list)
+    # set_env's index: the Env list it was made for (a list put in its place is indexed
+    # anew) and the position of each name's first entry.
+    _env_index: tuple[list[Any], dict[str, int]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def scratch(cls) -> StageConfig:
@@ -115,14 +119,23 @@ class StageConfig:
     # --- writing ---------------------------------------------------------------------------
 
     def set_env(self, key: str, value: str) -> None:
-        env = list(self.config.get("Env") or [])
-        for i, item in enumerate(env):
-            if str(item).partition("=")[0] == key:
-                env[i] = f"{key}={value}"
-                break
-        else:
+        """Replaces the first `key=` entry of Env, or appends one: in place, through an index
+        of the entries by name, so that N ENV lines cost time linear in N."""
+        env = self.config.get("Env")
+        if not isinstance(env, list):
+            env = self.config["Env"] = list(env or [])
+        if self._env_index is None or self._env_index[0] is not env:
+            index: dict[str, int] = {}
+            for i, item in enumerate(env):
+                index.setdefault(str(item).partition("=")[0], i)
+            self._env_index = (env, index)
+        positions = self._env_index[1]
+        position = positions.get(key)
+        if position is None:
+            positions[key] = len(env)
             env.append(f"{key}={value}")
-        self.config["Env"] = env
+        else:
+            env[position] = f"{key}={value}"
 
     def clear_onbuild(self) -> None:
         """Triggers run once, in the stage built FROM the image; they are not inherited."""

@@ -3,7 +3,8 @@
 `StepExecutor.execute(step)` does what one instruction means: RUN in a container (runtime.py),
 COPY/ADD through the copier, WORKDIR's directory, and the metadata instructions on the stage
 config (config.py). Each step's effect gets a key — sha256 of the parent key, the expanded
-instruction, the ARG values in scope and the digest of the copied content — logged at debug
+instruction, the ARG values the step put in scope and the digest of the copied content (the
+chain of keys covers every ARG value in scope) — logged at debug
 level, so a build cache (look the key up, reuse the layer) and parallel stages fit in later
 without reshaping the executor.
 """
@@ -11,14 +12,13 @@ without reshaping the executor.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,9 +92,12 @@ class RootStack:
     lowers: list[Path]
 
 
-def step_key(parent: str, ins: Instruction, args: Mapping[str, str], content: str = "") -> str:
-    """The key of a step's effect: what a cache would look up (see the module docstring)."""
-    text = json.dumps([parent, repr(ins), sorted(args.items()), content], ensure_ascii=False)
+def step_key(parent: str, ins: Instruction, new_args: Iterable[tuple[str, str]],
+             content: str = "") -> str:
+    """The key of a step's effect: what a cache would look up (see the module docstring).
+    Keys are chained: with the parent's key, the ARG values this step put in scope stand for
+    all those in scope, so a step hashes its own part only."""
+    text = repr((parent, ins, sorted(new_args), content))  # repr quotes: unambiguous
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -163,9 +166,11 @@ class StepExecutor:
                 raise InvalidArgument.on_line(ins.line,
                                               f"{type(ins).__name__} cannot be executed here")
             changes_files = False
-        key = step_key(parent_key, ins, args, content)
+        key = step_key(parent_key, ins, step.new_args, content)
         _log.debug("step key %s: line %d %r", key, ins.line, ins)
-        history_args = {k: v for k, v in args.items() if k not in PROXY_VARIABLES}
+        # Only RUN's history names the ARG values (walking them for every step is quadratic).
+        history_args = {k: v for k, v in args.items()
+                        if k not in PROXY_VARIABLES} if isinstance(ins, RunInstruction) else {}
         self.config.add_history(history_text(ins, shell, history_args),
                                 self.ctx.build_time or now_utc(), empty_layer=True)
         return key, changes_files

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from isula_build.errors import ConfigError
+from isula_build.image import jsondoc
 from isula_build.registry.settings import PolicyRequirement, Registries, SignaturePolicy
 from isula_build.units import parse_size
 
@@ -130,6 +131,10 @@ def _parse_toml_file(path: Path, build: Any) -> Any:
         raise ConfigError(f"config file {path}: not valid UTF-8: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from exc
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays and inline tables, without a limit.
+        raise ConfigError(f"config file {path}: invalid TOML: arrays or inline tables nested "
+                          "too deep") from None
     return build(_Reader(path), table)
 
 
@@ -350,7 +355,7 @@ def _policy(path: Path, data: bytes) -> SignaturePolicy:
         return ConfigError(f"config file {path}: {problem}")
 
     try:
-        doc = json.loads(data)
+        doc = jsondoc.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict):

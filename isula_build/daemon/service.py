@@ -1,7 +1,7 @@
 """The Control service: routes each request to its handler and maps errors to gRPC statuses.
 
-IsulaBuildError becomes a status with its class's code (status.py) and its message as is (the
-client shows it to the user); any other exception is a bug: it is logged with its traceback and
+IsulaBuildError becomes a status with its class's code (status.py) and its message (the client
+shows it to the user), cut to what the wire carries when it is very long; any other exception is a bug: it is logged with its traceback and
 answered INTERNAL. Streaming methods run their work through logstream.stream.
 """
 
@@ -37,7 +37,7 @@ from isula_build.daemon.handlers import (
     tag,
 )
 from isula_build.daemon.state import DaemonState
-from isula_build.daemon.status import status_code
+from isula_build.daemon.status import status_code, wire_message
 from isula_build.errors import IsulaBuildError
 
 _log = logging.getLogger(__name__)
@@ -47,10 +47,11 @@ INTERNAL_MESSAGE = "internal error in isula-builder; the daemon log has the deta
 
 
 def _report(context: grpc.ServicerContext, name: str, exc: Exception) -> None:
-    """Ends the RPC with the status an exception stands for (context.abort raises)."""
+    """Ends the RPC with the status an exception stands for (context.abort raises). The
+    daemon log has the whole message; the client gets it cut to what the wire carries."""
     if isinstance(exc, IsulaBuildError):
         _log.info("%s failed: %s", name, exc)
-        context.abort(status_code(exc), str(exc))
+        context.abort(status_code(exc), wire_message(str(exc)))
     _log.error("%s failed with an unexpected error", name, exc_info=exc)
     context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 

@@ -19,7 +19,6 @@ import re
 import signal as _signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from .errors import DockerfileError
 from .instructions import (
@@ -27,6 +26,7 @@ from .instructions import (
     Instruction, StopSignalInstruction, is_ascii_number,
 )
 from .lex import expand_word
+from .timeline import FirstWrites, Timeline, TimelineView
 
 # Build args docker accepts without an ARG (RUN sees them; they never reach the image config).
 BUILTIN_BUILD_ARGS = frozenset({
@@ -41,61 +41,109 @@ class Step:
     """One instruction of a stage, expanded, with the build environment at that point.
 
     ``args``: the ARG values in scope once the instruction ran, and the proxy build args even
-    without an ARG — RUN's extra environment, the history's ``|N K=V``, the step key; docker
-    never writes them to the image config.  ``env``: the build environment the instruction
-    sees, each name with the value written last (by the base image's ENV, its triggers' ENV,
-    the stage's ENV and ARGs), in the config's Env order, then the names only an ARG set in
-    the order they were first set.  RUN starts from it and COPY/ADD heredocs expand with it
-    (proxy build args no ARG declared are not in it: BuildKit hands those to RUN only).
+    without an ARG — RUN's extra environment, the history's ``|N K=V``; docker never writes
+    them to the image config.  ``env``: the build environment the instruction sees, each name
+    with the value written last (by the base image's ENV, its triggers' ENV, the stage's ENV
+    and ARGs), in the config's Env order, then the names only an ARG set in the order they
+    were first set.  RUN starts from it and COPY/ADD heredocs expand with it (proxy build args
+    no ARG declared are not in it: BuildKit hands those to RUN only).  ``new_args``: what this
+    step put in ``args`` (the first step also the proxy build args in scope from the start),
+    so that a chain of step keys covers every ARG value without hashing all of them each step.
     """
 
     instruction: Instruction
     args: Mapping[str, str]
     env: Mapping[str, str]
+    new_args: tuple[tuple[str, str], ...] = ()
+
+
+class _EnvView(TimelineView):
+    """The build environment as it was before a stamp (see BuildScope.env): the values of
+    every write, walked in the config's Env order, then the names only an ARG set."""
+
+    def __init__(self, values: Timeline, config_names: FirstWrites, arg_names: FirstWrites,
+                 stamp: int) -> None:
+        super().__init__(values, stamp)
+        self._config_names = config_names
+        self._arg_names = arg_names
+        self._dict: dict[str, str] | None = None  # made on the first walk (RUN's environment)
+
+    def _items(self) -> dict[str, str]:
+        if self._dict is None:
+            stamp, value = self._stamp, self._timeline.value_before
+            env = {name: value(name, stamp) or "" for name in self._config_names.names_before(stamp)}
+            for name in self._arg_names.names_before(stamp):
+                if name not in env:
+                    env[name] = value(name, stamp) or ""
+            self._dict = env
+        return self._dict
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
 
 
 class BuildScope:
-    """The build environment of one stage, as its ENV and ARG instructions write it."""
+    """The build environment of one stage, as its ENV and ARG instructions write it.
+
+    ``values`` is the environment now, for expanding words. With ``record``, ``env()`` and
+    ``args`` are views of it as of the current step, kept valid while later steps write:
+    every write is kept once, stamped with its step (timeline.py), so no step copies the
+    environment. Without (the plan, the expansion pass), only ``values`` is kept.
+    """
 
     def __init__(self, base_env: Mapping[str, str], build_args: Mapping[str, str],
-                 meta_args: Mapping[str, str]) -> None:
+                 meta_args: Mapping[str, str], record: bool = False) -> None:
         self.values: dict[str, str] = dict(base_env)  # what $NAME reads (callers only read it)
         self._build_args = build_args
         self._meta_args = meta_args  # the global ARGs, which a bare `ARG NAME` inherits
-        self._config_names: dict[str, None] = dict.fromkeys(base_env)  # the config's Env, in order
-        self._arg_names: dict[str, None] = {}  # names an ARG wrote, in the order of the first write
-        self._args = {k: v for k, v in build_args.items() if k in BUILTIN_BUILD_ARGS}
-        # Views handed out, dropped by the next write (copy on write: earlier steps keep theirs;
-        # the plan never asks, so it copies nothing).
+        self._record = record
+        self._stamp = 0  # the step being applied; stamp 0 holds what the stage starts with
+        self._history = Timeline()  # every write to `values`
+        self._config_names = FirstWrites()  # the config's Env, in order
+        self._arg_names = FirstWrites()  # names an ARG wrote, in the order of the first write
+        self._args = Timeline()
+        if record:
+            for name, value in base_env.items():
+                self._history.write(0, name, value)
+                self._config_names.add(0, name)
+            for name, value in build_args.items():
+                if name in BUILTIN_BUILD_ARGS:
+                    self._args.write(0, name, value)
+        self._stamp = 1
+        # The views of the current state, shared by the steps until the next write.
         self._args_view: Mapping[str, str] | None = None
         self._env_view: Mapping[str, str] | None = None
 
     @property
     def args(self) -> Mapping[str, str]:
+        """The ARG values in scope (and the proxy build args) after the last step applied."""
+        assert self._record, "a BuildScope made without record has no views"
         if self._args_view is None:
-            self._args_view = MappingProxyType(self._args)
+            self._args_view = TimelineView(self._args, self._stamp)
         return self._args_view
 
     def env(self) -> Mapping[str, str]:
+        """The environment the next step sees: config Env order, then ARG-only names."""
+        assert self._record, "a BuildScope made without record has no views"
         if self._env_view is None:
-            values = self.values
-            if self._arg_names:
-                env = {name: values[name] for name in self._config_names}
-                for name in self._arg_names:
-                    env.setdefault(name, values[name])
-            else:
-                env = dict(values)  # only ENV wrote: `values` is in the config's order already
-            self._env_view = MappingProxyType(env)
+            self._env_view = _EnvView(self._history, self._config_names, self._arg_names,
+                                      self._stamp)
         return self._env_view
 
     def apply(self, ins: Instruction, trigger: bool = False) -> list[str]:
         """Writes what an expanded ENV or ARG sets; returns the names written. The ARG of a
         base image's trigger declares nothing."""
+        stamp, record = self._stamp, self._record
         written: list[str] = []
         if isinstance(ins, EnvInstruction):
             for name, text in ins.env:
                 self.values[name] = text
-                self._config_names[name] = None
+                if record:
+                    self._history.write(stamp, name, text)
+                    self._config_names.add(stamp, name)
                 written.append(name)
         elif isinstance(ins, ArgInstruction) and not trigger:
             for name, default in ins.args:
@@ -108,13 +156,17 @@ class BuildScope:
                 # An ARG without any value changes nothing: an earlier value stays in scope.
                 if value is None:
                     continue
-                if self._args_view is not None:
-                    self._args, self._args_view = dict(self._args), None
-                self._args[name] = self.values[name] = value
-                self._arg_names[name] = None
+                self.values[name] = value
+                if record:
+                    self._history.write(stamp, name, value)
+                    self._args.write(stamp, name, value)
+                    self._arg_names.add(stamp, name)
                 written.append(name)
+            if written:
+                self._args_view = None
         if written:
             self._env_view = None
+        self._stamp += 1
         return written
 
 
@@ -157,8 +209,8 @@ def _check_signal(raw: str, line: int) -> None:
 class StageSteps:
     """The steps of one stage, every instruction expanded and checked: the base image's
     triggers first, then the stage's own.  Iterating yields each Step with the environment it
-    sees, made as the iteration gets there (a long stage never holds a copy of its
-    environment for every step)."""
+    sees, as a view of one record of the stage's writes (BuildScope): no step copies it, so a
+    stage of N ENV lines costs time linear in N."""
 
     def __init__(self, instructions: list[Instruction], triggers: int, base_env: Mapping[str, str],
                  build_args: Mapping[str, str], meta_args: Mapping[str, str]) -> None:
@@ -170,11 +222,16 @@ class StageSteps:
         return len(self.instructions)
 
     def __iter__(self) -> Iterator[Step]:
-        scope = BuildScope(*self._scope)
+        scope = BuildScope(*self._scope, record=True)
+        new_args = tuple(scope.args.items())  # the proxy build args, in scope from the start
         for i, ins in enumerate(self.instructions):
             env = scope.env()
-            scope.apply(ins, trigger=i < self.triggers)
-            yield Step(ins, scope.args, env)
+            written = scope.apply(ins, trigger=i < self.triggers)
+            args = scope.args
+            if written and isinstance(ins, ArgInstruction):
+                new_args += tuple((name, args[name]) for name in dict.fromkeys(written))
+            yield Step(ins, args, env, new_args)
+            new_args = ()
 
 
 def expand_steps(instructions: Sequence[Instruction], settled: Sequence[Instruction | None],

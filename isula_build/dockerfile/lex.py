@@ -20,6 +20,9 @@ GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2
                      "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 # Shell special parameters: "$?" names a (normally unset) variable "?" rather than being literal.
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+# How deep ${A:-${B:-...}} may nest. The expander recurses once a level, and Python's stack is
+# finite; no real Dockerfile comes near this.
+MAX_NESTING = 100
 
 
 class _Words:
@@ -57,6 +60,7 @@ class _Lexer:
         self.i = 0
         self.env = env
         self.esc = escape
+        self.depth = 0  # ${...} being read inside one another
 
     def process(self, stop: str | None, words: _Words | None, raw_escapes: bool = False) -> str:
         s, n, esc = self.s, self.n, self.esc
@@ -181,12 +185,17 @@ class _Lexer:
             # "##" and "%%" remove the longest match instead of the shortest.
             self.i += 1
             longest = True
+        if self.depth >= MAX_NESTING:
+            raise DockerfileError(f"variable substitutions nested more than {MAX_NESTING} deep")
+        self.depth += 1
         try:
             word = self.process("}", None, raw_escapes=ch in "#%")
         except DockerfileError:
             if self.i >= n:
                 raise DockerfileError("syntax error: missing '}'") from None
             raise
+        finally:
+            self.depth -= 1
         value = self.env.get(name)
         unset = value is None or (colon and value == "")
         if ch == "-":

@@ -91,19 +91,7 @@ class BuildPlan:
 
     def needed(self) -> list[int]:
         """Indexes of the stages the target needs (itself included), each after its deps."""
-        order: list[int] = []
-        seen: set[int] = set()
-
-        def visit(i: int) -> None:
-            if i in seen:
-                return
-            seen.add(i)
-            for dep in sorted(self.stages[i].deps):
-                visit(dep)
-            order.append(i)
-
-        visit(self.target)
-        return order
+        return _depth_first(self, self.target, set())
 
     def levels(self) -> list[list[int]]:
         """The needed stages grouped so that each group depends only on earlier groups."""
@@ -160,25 +148,32 @@ class _PlanView(Mapping[str, str]):
 
     def __init__(self, values: dict[str, str]) -> None:
         self._own = values
-        self.unsettled: set[str] = set()
+        self.unsettled: set[str] = set()  # names an unsettled instruction wrote last
+        # unsettle_all() counts instead of marking every name (a mark per name would make a
+        # stage of many such writes quadratic): a name is unsettled when its last settled
+        # write came before the last unsettle_all().
+        self._resets = 0
+        self._settled_in: dict[str, int] = {}  # name -> _resets at its last settled write
         self.depends = False
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]  # a Mapping view with a narrower get() on purpose
         value = self._own.get(name)
-        if value is None or name in self.unsettled:
+        if value is None or name in self.unsettled or self._settled_in.get(name, -1) < self._resets:
             self.depends = True
         return default if value is None else value
 
     def wrote(self, names: list[str], settled: bool) -> None:
         if settled:
             self.unsettled.difference_update(names)
+            for name in names:
+                self._settled_in[name] = self._resets
         else:
             self.unsettled.update(names)
 
     def unsettle_all(self) -> None:
         """After a write whose names only the base's ENV tells: any value may have changed
         (names the stage did not set yet depend on the base anyway)."""
-        self.unsettled.update(self._own)
+        self._resets += 1
 
     def __getitem__(self, name: str) -> str:
         return self._own[name]
@@ -240,23 +235,37 @@ def _plan_stage(plan: BuildPlan, stage: Stage,
     return settled, deps, images
 
 
+def _depth_first(plan: BuildPlan, start: int, done: set[int]) -> list[int]:
+    """The stages `start` needs that are not in `done`, itself last, each after its deps, in
+    the order a recursive walk of the sorted deps gives. Iterative: a Dockerfile can chain
+    thousands of stages, more than Python's stack holds. Adds them to `done`; a dependency
+    on a stage still on the path is a cycle."""
+    order: list[int] = []
+    on_path = {start}
+    path = [(start, iter(sorted(plan.stages[start].deps)))]
+    while path:
+        index, deps = path[-1]
+        dep = next(deps, None)
+        if dep is None:
+            path.pop()
+            on_path.discard(index)
+            done.add(index)
+            order.append(index)
+        elif dep in on_path:
+            stage = plan.stages[dep]
+            raise DockerfileError(f"circular dependency detected on stage: {stage.name or stage.index}",
+                                  stage.from_.line)
+        elif dep not in done:
+            on_path.add(dep)
+            path.append((dep, iter(sorted(plan.stages[dep].deps))))
+    return order
+
+
 def _check_cycles(plan: BuildPlan) -> None:
-    state: dict[int, int] = {}  # 1 = on the path, 2 = done
-
-    def visit(i: int) -> None:
-        state[i] = 1
-        for dep in sorted(plan.stages[i].deps):
-            if state.get(dep) == 1:
-                stage = plan.stages[dep]
-                raise DockerfileError(f"circular dependency detected on stage: {stage.name or stage.index}",
-                                      stage.from_.line)
-            if dep not in state:
-                visit(dep)
-        state[i] = 2
-
+    done: set[int] = set()
     for stage in plan.stages:
-        if stage.index not in state:
-            visit(stage.index)
+        if stage.index not in done:
+            _depth_first(plan, stage.index, done)
 
 
 def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None = None) -> BuildPlan:

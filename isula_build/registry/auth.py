@@ -8,7 +8,6 @@ cross-repository mount) until a little before they expire, or until the registry
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from isula_build.errors import FailedPrecondition, InvalidArgument
+from isula_build.image import jsondoc
 from isula_build.registry.credentials import Credentials
 
 DEFAULT_TOKEN_SECONDS = 60  # the token spec's default when expires_in is absent
@@ -132,7 +132,7 @@ class Authenticator:
         if status != 200:
             raise FailedPrecondition(f"token server of registry {self.registry} answered {status}")
         try:
-            answer = json.loads(body)
+            answer = jsondoc.loads(body)
             value = answer.get("token") or answer.get("access_token")
             lifetime = int(answer.get("expires_in") or DEFAULT_TOKEN_SECONDS)
         except (ValueError, AttributeError, TypeError):

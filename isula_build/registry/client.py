@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
-import json
 import logging
 import ssl
 import time
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from isula_build.errors import (FailedPrecondition, InvalidArgument, IsulaBuildError, NotFound,
                                 RegistryUnavailable)
+from isula_build.image import jsondoc
 from isula_build.image import mediatypes
 from isula_build.image.digest import digest_of, is_digest
 from isula_build.registry.auth import MAX_TOKEN_ANSWER, Authenticator, repository_scope
@@ -70,7 +70,7 @@ def _error_text(response: http.client.HTTPResponse) -> str:
     """The registry's error (`{"errors": [{"code", "message"}]}`) or the status line."""
     try:
         body = response.read(MAX_ERROR_BODY)
-        errors = json.loads(body).get("errors") or []
+        errors = jsondoc.loads(body).get("errors") or []
         text = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ")
                          for e in errors if isinstance(e, dict))
     except (ValueError, AttributeError, *_TRANSIENT):
@@ -282,7 +282,7 @@ class RegistryClient:
             raise InvalidArgument(f"manifest {repository}@{reference}: the registry sent content "
                                   f"with digest {digest}")
         try:
-            declared = json.loads(data).get("mediaType")
+            declared = jsondoc.loads(data).get("mediaType")
         except (ValueError, AttributeError):
             raise InvalidArgument(f"manifest {repository}:{reference} is not valid JSON") from None
         return Manifest(data, declared or media_type, digest)

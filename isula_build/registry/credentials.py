@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isula_build.errors import InvalidArgument
+from isula_build.image import jsondoc
 from isula_build.store import inflight
 
 AUTH_FILE = "auth.json"
@@ -42,7 +43,7 @@ class AuthFile:
         if len(data) > MAX_AUTH_FILE:
             raise InvalidArgument(f"{self.path} is larger than 1 MiB")
         try:
-            document = json.loads(data) if data.strip() else {}
+            document = jsondoc.loads(data) if data.strip() else {}
         except ValueError:
             raise InvalidArgument(f"{self.path} is not valid JSON") from None
         if not isinstance(document, dict) or not isinstance(document.get("auths", {}), dict):

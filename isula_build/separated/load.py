@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from isula_build.errors import InvalidArgument, NotFound
 from isula_build.image import config as image_config
+from isula_build.image import jsondoc
 from isula_build.image.digest import is_hex_id, sha256_hex
 from isula_build.image.reference import normalize_name
 from isula_build.separated import layout
@@ -110,7 +111,7 @@ def _read_metadata(tarball: Tarball, cancel: Cancel) -> _Metadata:
         for member, info in reader.members():
             if member == layout.ARCHIVE_MANIFEST:
                 try:
-                    archive_manifest = json.loads(reader.read(info, MAX_METADATA_SIZE))
+                    archive_manifest = jsondoc.loads(reader.read(info, MAX_METADATA_SIZE))
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     raise InvalidArgument(f"{tarball.what} {tarball.path}: "
                                           f"{layout.ARCHIVE_MANIFEST} is not valid JSON: {exc}") from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from isula_build.errors import InvalidArgument, NotFound
+from isula_build.image import jsondoc
 from isula_build.image.digest import is_hex_id
 from isula_build.separated.layout import MANIFEST_FILE
 
@@ -92,7 +93,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise InvalidArgument(f"manifest file {path} is {size} bytes, more than the "
                               f"{MAX_MANIFEST_SIZE} allowed")
     try:
-        data = json.loads(path.read_bytes())
+        data = jsondoc.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidArgument(f"load manifest file {path} failed: not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from isula_build.errors import InvalidArgument, NotFound
+from isula_build.image import jsondoc
 from isula_build.separated.layout import MANIFEST_FILE
 
 MAX_RENAME_FILE_SIZE = 1 << 20
@@ -24,7 +25,7 @@ def load_renames(path: Path) -> dict[str, str]:
     try:
         if path.stat().st_size > MAX_RENAME_FILE_SIZE:
             raise InvalidArgument(f"rename file {path} is larger than {MAX_RENAME_FILE_SIZE} bytes")
-        data = json.loads(path.read_bytes())
+        data = jsondoc.loads(path.read_bytes())
     except FileNotFoundError:
         raise NotFound(f"rename file {path} does not exist") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

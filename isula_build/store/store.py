@@ -10,7 +10,6 @@ tmp/, then remove every blob and layer directory no committed image references.
 
 from __future__ import annotations
 
-import json
 import os
 import tarfile
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from isula_build.errors import AlreadyExists, InvalidArgument, IsulaBuildError, NotFound
+from isula_build.image import jsondoc
 from isula_build.image.digest import hex_of, is_hex_id, sha256_hex, validate_digest
 from isula_build.image.reference import normalize_name
 from isula_build.store import fsutil
@@ -260,7 +260,7 @@ class Store:
         """The list ID (sha256 of document) once document is a JSON object with a manifests
         list; the store keeps it as given, so `manifest inspect` shows these very bytes."""
         try:
-            parsed = json.loads(document)
+            parsed = jsondoc.loads(document)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"manifest list is not valid JSON: {exc}") from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("manifests"), list):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
+from isula_build.image import jsondoc
 from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression
 from isula_build.store.fsutil import write_all
 from isula_build.transports.newfile import NewFile
@@ -170,7 +171,7 @@ class TarIndex:
     def read_json(self, name: str, what: str) -> Any:
         data = self.read(name, what)
         try:
-            return json.loads(data)
+            return jsondoc.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidArgument(f"{self.path}: {what} {name!r} is not valid JSON: {exc}") from None
 

@@ -76,6 +76,21 @@ def test_failed_run_reports_command_and_leaves_nothing(client, daemon, busybox_i
     assert leftovers(daemon) == []
 
 
+def test_failed_run_with_a_long_command_shows_its_error(client, daemon, busybox_image: str,
+                                                       tmp_path: Path) -> None:
+    # The error names the 40 KiB command; gRPC refuses a status message that long ("received
+    # metadata size exceeds hard limit"), so the daemon cuts it, keeping its start and end.
+    words = " ".join(f"w{i}" for i in range(8000))
+    ctx = context(tmp_path, f"FROM busybox\nRUN false start-of-it {words} end-of-it\n")
+    result = client("ctr-img", "build", str(ctx), check=False)
+    assert result.returncode == 1
+    assert "metadata" not in result.stderr and "exceeds" not in result.stderr
+    assert "The command '/bin/sh -c false start-of-it w0 w1 w2 " in result.stderr
+    assert " w7999 end-of-it' returned a non-zero code: 1" in result.stderr
+    assert " bytes cut]…" in result.stderr and len(result.stderr) < 8000
+    assert f"start-of-it {words} end-of-it' returned a non-zero code: 1" in daemon.log()
+
+
 @pytest.mark.parametrize("args, dockerfile, error", [
     (["-o", "docker-archive"], "FROM busybox\n", "destination should not be empty"),
     (["--build-static", "build-time=2020-13-45 99:00:00"], "FROM busybox\n", "invalid build time"),
@@ -83,7 +98,10 @@ def test_failed_run_reports_command_and_leaves_nothing(client, daemon, busybox_i
     ([], "FROM busybox\nCOPY ../outside /x\n", "outside the build context"),
     ([], "FROM busybox\nCOPY absent.txt /x\n", "absent.txt"),
     ([], "FROM busybox\n" + "# padding\n" * 110_000, "1 MiB"),
-], ids=["output", "build-static", "unknown-stage", "escape", "missing-source", "big-dockerfile"])
+    ([], "FROM busybox\nENV B=1\nLABEL a=" + "${A:-" * 500 + "x" + "}" * 500 + "\n",
+     "Dockerfile line 3: variable substitutions nested more than 100 deep"),
+], ids=["output", "build-static", "unknown-stage", "escape", "missing-source", "big-dockerfile",
+        "deep-nesting"])
 def test_bad_input_refused(client, daemon, busybox_image: str, tmp_path: Path,
                            args: list[str], dockerfile: str, error: str) -> None:
     ctx = context(tmp_path, dockerfile)

@@ -78,6 +78,20 @@ def test_bad_policy_json_is_refused(daemon_factory):
     assert str(policy) in out and "invalid JSON" in out
 
 
+@pytest.mark.parametrize("name, text, error", [
+    ("configuration.toml", "debug = " + "[" * 5000 + "]" * 5000 + "\n", "invalid TOML: arrays"),
+    ("storage.toml", "a = " + "{b = " * 5000 + "1" + "}" * 5000 + "\n", "invalid TOML: arrays"),
+    ("policy.json", '{"default": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid JSON: arrays"),
+], ids=["configuration.toml", "storage.toml", "policy.json"])
+def test_deeply_nested_config_is_refused(daemon_factory, name, text, error):
+    # Python's TOML and JSON parsers recurse once a level: such a file stopped the daemon
+    # with a RecursionError traceback instead of naming the file.
+    d = daemon_factory()
+    conf = write(d.config_dir / name, text)
+    out = refused(d)
+    assert str(conf) in out and error in out and "Traceback" not in out
+
+
 def test_policy_needing_signatures_is_refused(daemon_factory):
     d = daemon_factory()
     policy = write(d.config_dir / "policy.json",

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from isula_build import errors
-from isula_build.daemon.status import status_code
+from isula_build.daemon.status import MAX_WIRE_MESSAGE, status_code, wire_message
 from isula_build.dockerfile import DockerfileError
 
 
@@ -85,3 +85,35 @@ def test_the_hierarchy_needs_no_grpc():
     code = "import sys, isula_build.errors, isula_build.dockerfile; print('grpc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _encoded(text: str) -> int:
+    """The length of text percent-encoded as gRPC sends a status message."""
+    return sum(1 if " " <= ch <= "~" and ch != "%" else 3 * len(ch.encode()) for ch in text)
+
+
+def test_short_messages_go_on_the_wire_as_they_are():
+    text = "Dockerfile line 3: unknown instruction: FORM é%"
+    assert wire_message(text) == text
+    exact = "x" * MAX_WIRE_MESSAGE
+    assert wire_message(exact) == exact
+
+
+@pytest.mark.parametrize("middle", ["m" * 40_000, "é" * 20_000, "😀" * 10_000, "%" * 30_000])
+def test_long_messages_keep_their_start_and_end(middle: str):
+    text = "The command 'false " + middle + " end-of-command' returned a non-zero code: 1"
+    cut = wire_message(text)
+    assert _encoded(cut) <= MAX_WIRE_MESSAGE
+    head, marker_and_tail = cut.split("…[", 1)
+    count, tail = marker_and_tail.split(" bytes cut]…", 1)
+    assert text.startswith(head) and text.endswith(tail) and head.startswith("The command 'false ")
+    assert tail.endswith(" end-of-command' returned a non-zero code: 1")
+    # N counts the UTF-8 bytes left out, so the parts and N add up to the whole.
+    assert len(head.encode()) + int(count) + len(tail.encode()) == len(text.encode())
+    # Both ends get about half of the room.
+    assert abs(_encoded(head) - _encoded(tail)) <= 12
+
+
+def test_undecodable_bytes_are_escaped():
+    name = b"caf\xff".decode("utf-8", "surrogateescape")
+    assert wire_message(f"cannot read {name}") == "cannot read caf\\udcff"

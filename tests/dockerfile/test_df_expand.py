@@ -87,3 +87,41 @@ def test_base_image_triggers_run_first_and_their_env_is_seen() -> None:
     assert steps[-1].env == {"PATH": "/bin", "T": "cli"} and dict(steps[-1].args) == {"T": "cli"}
     with pytest.raises(DockerfileError, match=r"^Dockerfile: syntax error: missing '}'"):
         stage.resolve({}, [parse_trigger("LABEL a=${A")])  # the trigger is not on a line of ours
+
+
+def test_step_envs_stay_right_after_later_writes() -> None:
+    text = "FROM a\nENV A=1 A=2 B=$A\nARG A=arg\nRUN x\nENV A=3\nARG C\nRUN y\n"
+    steps = list(parse_dockerfile(text, {"C": "c"}).stages[0].resolve({"P": "/p"}))
+    assert [dict(s.env) for s in steps] == [
+        {"P": "/p"},
+        {"P": "/p", "A": "2", "B": ""},  # B=$A read A as it was before the line
+        {"P": "/p", "A": "arg", "B": ""},
+        {"P": "/p", "A": "arg", "B": ""},
+        {"P": "/p", "A": "3", "B": ""},
+        {"P": "/p", "A": "3", "B": "", "C": "c"},
+    ]
+    assert "A" in steps[1].env and "A" not in steps[0].env and steps[1].env.get("Z") is None
+    assert [dict(s.args) for s in steps] == [{}, {"A": "arg"}, {"A": "arg"}, {"A": "arg"},
+                                             {"A": "arg", "C": "c"}, {"A": "arg", "C": "c"}]
+    # What each step put in scope: the chain of step keys is made of these.
+    assert [s.new_args for s in steps] == [(), (("A", "arg"),), (), (), (("C", "c"),), ()]
+
+
+def _memory_held_by_steps(lines: int) -> int:
+    import tracemalloc
+    text = "FROM a\n" + "".join(f"ENV V{i}={i}\nARG W{i}={i}\n" for i in range(lines))
+    stage = parse_dockerfile(text, {}).stages[0]
+    tracemalloc.start()
+    try:
+        steps = list(stage.resolve({"PATH": "/bin"}))
+        assert dict(steps[-1].env)[f"V{lines - 1}"] == str(lines - 1)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_steps_share_one_record_of_the_environment() -> None:
+    # Every Step keeps the environment and ARG values it saw; copying them for each step made
+    # a stage of N ENV (or ARG) lines quadratic in time and in the memory the steps hold.
+    small, large = _memory_held_by_steps(1000), _memory_held_by_steps(2000)
+    assert large < 2.6 * small, (small, large)

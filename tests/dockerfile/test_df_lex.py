@@ -106,3 +106,21 @@ def test_expand_errors(word: str, message: str) -> None:
 
 def test_heredoc_expansion_keeps_quotes() -> None:
     assert expand_heredoc("echo \"$A\" '$B' \\$A\n", ENV) == "echo \"a\" 'b c' $A\n"
+
+
+def test_deep_nesting_is_a_dockerfile_error_with_the_line() -> None:
+    # 500 nested ${A:-...} ran Python's stack out ("internal error" from the daemon).
+    from isula_build.dockerfile import parse_dockerfile
+    from isula_build.dockerfile.lex import MAX_NESTING
+    nested = "${A:-" * MAX_NESTING + "x" + "}" * MAX_NESTING
+    assert expand_word(nested, {}) == "x"
+    for depth in (MAX_NESTING + 1, 500, 20_000):
+        word = "${A:-" * depth + "x" + "}" * depth
+        with pytest.raises(DockerfileError, match=f"nested more than {MAX_NESTING} deep"):
+            expand_word(word, {})
+        with pytest.raises(DockerfileError) as err:
+            parse_dockerfile(f'FROM a\nENV B=1\nLABEL l="{word}"\n', {}).stages[0].resolve({})
+        assert err.value.line == 3 and str(err.value).startswith("Dockerfile line 3: variable")
+        with pytest.raises(DockerfileError) as err:
+            parse_dockerfile(f"ARG V={word}\nFROM a\n", {})
+        assert err.value.line == 1

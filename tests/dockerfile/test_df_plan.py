@@ -177,3 +177,16 @@ def test_heredoc_copy_step() -> None:
     copy = list(plan.stages[0].resolve({}))[1].instruction
     assert isinstance(copy, CopyInstruction)
     assert copy.heredocs[0].content == "hello $N\n" and copy.heredocs[0].expand
+
+
+def test_a_long_chain_of_stages_is_planned() -> None:
+    # Walking stage dependencies recursively ran Python's stack out past ~1,000 stages.
+    count = 20_000
+    text = "FROM scratch AS s0\n" + "".join(f"FROM s{i} AS s{i + 1}\n" for i in range(count))
+    plan = parse_dockerfile(text, {})
+    assert plan.needed() == list(range(count + 1))
+    assert plan.levels() == [[i] for i in range(count + 1)]
+    cycle = "FROM scratch AS s0\nCOPY --from=s3 /a /a\n" + "".join(
+        f"FROM s{i} AS s{i + 1}\n" for i in range(3))
+    with pytest.raises(DockerfileError, match="circular dependency detected on stage: s0"):
+        parse_dockerfile(cycle, {})

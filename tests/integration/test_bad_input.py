@@ -186,6 +186,21 @@ def test_unknown_image(client, unchanged, tmp_path):
     assert not (tmp_path / "x.tar").exists()
 
 
+@pytest.mark.parametrize("member", ["manifest.json", "config"])
+def test_load_deeply_nested_json(client, unchanged, tmp_path, member):
+    # json.loads of a document nested 100,000 deep ran out of stack: "internal error".
+    nested = b"[" * 100_000 + b"]" * 100_000
+    config = nested if member == "config" else b"{}"
+    archive = tmp_path / "nested.tar"
+    with tarfile.open(archive, "w") as tar:
+        add_file(tar, "c.json", config)
+        manifest = [{"Config": "c.json", "RepoTags": ["nested:1"], "Layers": []}]
+        add_file(tar, "manifest.json", nested if member == "manifest.json" else
+                 json.dumps(manifest).encode())
+    err = fails(client, "ctr-img", "load", "-i", str(archive))
+    assert "nested more than 100 deep" in err and "internal error" not in err
+
+
 def colliding_archive(path: Path, prefix_len: int = 3) -> tuple[Path, str]:
     """A docker-archive of two images whose IDs share their first prefix_len hex digits.
 

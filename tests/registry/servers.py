@@ -313,12 +313,13 @@ class CuttingProxy:
 
 class GarbageServer:
     """Answers every connection with bytes that are not HTTP, or (http=True) a registry ping
-    that succeeds followed by manifests that are not JSON."""
+    that succeeds followed by manifests that are not JSON (or `body`)."""
 
-    def __init__(self, http: bool) -> None:
+    def __init__(self, http: bool, body: bytes = b"\x00\xffnot json at all") -> None:
         self.port = free_port()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._http = http
+        self._body = body
         threading.Thread(target=self._serve, daemon=True).start()
 
     @property
@@ -335,7 +336,7 @@ class GarbageServer:
                 try:
                     conn.recv(65536)
                     if self._http:
-                        body = b"\x00\xffnot json at all"
+                        body = self._body
                         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                      b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                                      % (len(body), body))

@@ -61,3 +61,13 @@ def test_registry_answering_garbage(make_state, proxies) -> None:
     with pytest.raises(InvalidArgument, match="not valid JSON"):
         pull_image(state.store, state.registry, f"{bad_json.host}/bb:1", lambda line: None)
     assert state.store.list_images() == []
+
+
+def test_registry_answering_deeply_nested_json(make_state, proxies) -> None:
+    # json.loads of a manifest nested 100,000 deep ran out of stack: an internal error.
+    nested = GarbageServer(http=True, body=b"[" * 100_000 + b"]" * 100_000)
+    proxies.append(nested)
+    state = make_state(insecure=(nested.host,))
+    with pytest.raises(InvalidArgument, match="not valid JSON"):
+        pull_image(state.store, state.registry, f"{nested.host}/bb:1", lambda line: None)
+    assert state.store.list_images() == []
