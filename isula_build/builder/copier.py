@@ -33,7 +33,7 @@ import os
 import posixpath
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,28 @@ class _Source:
     host: Path          # resolved host path (a named symlink already followed)
     name: str           # the name an entry gets in a directory destination
     rel: str            # path relative to the source root, for .dockerignore
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One entry to copy: the source, its lstat, the host target and the container path."""
+    src: Path
+    st: os.stat_result
+    target: Path
+    dest: str
+    rel: str
+    keep_if_empty: bool     # False: an ignored directory, kept only if something comes back
+
+
+@dataclass(frozen=True)
+class _OpenDir:
+    """A directory whose entries are being copied, and what finishing it takes."""
+    children: Iterator[_Entry]
+    entry: _Entry | None = None     # None: the destination itself, left as it is
+    created: bool = False
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass
@@ -124,6 +146,31 @@ class _Copier:
 
     def copy_children(self, src: Path, target: Path, dest: str, rel: str) -> None:
         """Copies the entries of the directory `src` into the existing directory `target`."""
+        self._copy_dirs([_OpenDir(self._children(src, target, dest, rel))])
+
+    def copy_tree(self, src: Path, st: os.stat_result, target: Path, dest: str, rel: str,
+                  keep_if_empty: bool = True) -> None:
+        """Copies one entry (with all inside it, for a directory) to `target` (parents exist)."""
+        entry = _Entry(src, st, target, dest, rel, keep_if_empty)
+        if stat.S_ISDIR(st.st_mode):
+            self._copy_dirs([self._enter_dir(entry)])
+        else:
+            self._copy_entry(entry)
+
+    def _copy_dirs(self, stack: list[_OpenDir]) -> None:
+        """Copies what the directories on `stack` hold, depth first in name order, with a stack
+        of its own rather than recursion: a context or a stage's tree can be deeper than
+        Python's recursion limit."""
+        while stack:
+            entry = next(stack[-1].children, None)
+            if entry is None:
+                self._leave_dir(stack.pop())
+            elif stat.S_ISDIR(entry.st.st_mode):
+                stack.append(self._enter_dir(entry))
+            else:
+                self._copy_entry(entry)
+
+    def _children(self, src: Path, target: Path, dest: str, rel: str) -> Iterator[_Entry]:
         for name in sorted(os.listdir(src)):
             child_rel = posixpath.join(rel, name) if rel not in ("", ".") else name
             child = src / name
@@ -133,32 +180,41 @@ class _Copier:
             # something inside it, as BuildKit does; otherwise it is skipped whole.
             if ignored and not (self.reinclude and stat.S_ISDIR(child_st.st_mode)):
                 continue
-            self.copy_tree(child, child_st, target / name, posixpath.join(dest, name), child_rel,
-                           keep_if_empty=not ignored)
+            yield _Entry(child, child_st, target / name, posixpath.join(dest, name), child_rel,
+                         keep_if_empty=not ignored)
 
-    def copy_tree(self, src: Path, st: os.stat_result, target: Path, dest: str, rel: str,
-                  keep_if_empty: bool = True) -> None:
-        """Copies one entry (recursively for directories) to `target` (parents exist)."""
-        if stat.S_ISDIR(st.st_mode):
-            existing = lstat_or_none(target)
-            if existing is not None and not stat.S_ISDIR(existing.st_mode):
-                remove_entry(target)
-                existing = None
-            mode, uid, gid = self.metadata(st)
-            if existing is None:
-                os.mkdir(target, 0o700)
-            # An existing directory inside the destination takes the source directory's
-            # mode, owner and times, as BuildKit (and the classic builder) do; only the
-            # destination directory itself keeps its own (copy_into_root never passes it here).
-            os.chown(target, uid, gid)
-            os.chmod(target, mode)
-            self.copy_children(src, target, dest, rel)
-            if existing is None and not keep_if_empty and not os.listdir(target):
-                os.rmdir(target)    # an ignored directory nothing was brought back from
-                return
-            self.record("dir", dest, mode, uid, gid, "")
-            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    def _enter_dir(self, entry: _Entry) -> _OpenDir:
+        """Makes (or takes over) the directory `entry.target`; its entries come next."""
+        target = entry.target
+        existing = lstat_or_none(target)
+        if existing is not None and not stat.S_ISDIR(existing.st_mode):
+            remove_entry(target)
+            existing = None
+        mode, uid, gid = self.metadata(entry.st)
+        if existing is None:
+            os.mkdir(target, 0o700)
+        # An existing directory inside the destination takes the source directory's
+        # mode, owner and times, as BuildKit (and the classic builder) do; only the
+        # destination directory itself keeps its own (copy_into_root never passes it here).
+        os.chown(target, uid, gid)
+        os.chmod(target, mode)
+        return _OpenDir(self._children(entry.src, target, entry.dest, entry.rel), entry,
+                        existing is None, mode, uid, gid)
+
+    def _leave_dir(self, done: _OpenDir) -> None:
+        """Records a directory whose entries are all copied and sets its times."""
+        entry = done.entry
+        if entry is None:
             return
+        if done.created and not entry.keep_if_empty and not os.listdir(entry.target):
+            os.rmdir(entry.target)    # an ignored directory nothing was brought back from
+            return
+        self.record("dir", entry.dest, done.mode, done.uid, done.gid, "")
+        os.utime(entry.target, ns=(entry.st.st_atime_ns, entry.st.st_mtime_ns))
+
+    def _copy_entry(self, entry: _Entry) -> None:
+        """Copies one entry that is not a directory."""
+        src, st, target, dest = entry.src, entry.st, entry.target, entry.dest
         if lstat_or_none(target) is not None:
             if os.path.isdir(target) and not os.path.islink(target):
                 raise InvalidArgument(f"cannot replace directory {dest} with a file")

@@ -11,12 +11,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import IO
 
-from isula_build.store.fsutil import write_all
+from isula_build.store.fsutil import delete_tree, write_all
 from isula_build.store.pipe import BackgroundWriter
 
 CHUNK = 1 << 20
@@ -32,7 +31,7 @@ def lstat_or_none(path: Path) -> os.stat_result | None:
 def remove_entry(path: Path) -> None:
     """Removes a file, link or whole directory tree (links are not followed)."""
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
+        delete_tree(path)
     else:
         os.unlink(path)
 

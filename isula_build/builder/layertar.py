@@ -170,15 +170,28 @@ def _readinto_exact(name: str, fd: int, view: memoryview) -> None:
         got += n
 
 
-def _walk(top: Path, rel: str = "") -> Iterator[tuple[str, Path, os.stat_result]]:
-    """(relative name, path, lstat) of everything under `top`, names sorted, parents first."""
-    for name in sorted(os.listdir(top)):
-        path = top / name
+def _walk(top: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """(relative name, path, lstat) of everything under `top`, names sorted, parents first.
+
+    A depth-first walk with a stack of its own, not recursion: a RUN can make a tree deeper
+    than Python's recursion limit."""
+    # One iterator of (relative name, path) per directory being listed, innermost last.
+    stack: list[Iterator[tuple[str, Path]]] = [_sorted_children(top, "")]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            continue
+        rel_name, path = child
         st = os.lstat(path)
-        rel_name = f"{rel}/{name}" if rel else name
         yield rel_name, path, st
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(path, rel_name)
+            stack.append(_sorted_children(path, rel_name))
+
+
+def _sorted_children(directory: Path, rel: str) -> Iterator[tuple[str, Path]]:
+    for name in sorted(os.listdir(directory)):
+        yield (f"{rel}/{name}" if rel else name), directory / name
 
 
 def _read_xattrs(path: Path) -> dict[str, bytes]:

@@ -122,10 +122,7 @@ def prune_unchanged_dirs(upper: Path, lowers: list[Path]) -> None:
                 continue
         return None
 
-    def visit(path: Path, rel: str) -> None:
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                visit(Path(entry.path), f"{rel}/{entry.name}" if rel else entry.name)
+    def prune(path: Path, rel: str) -> None:
         if not rel or any(os.scandir(path)) or _opaque(path):
             return
         mine, theirs = os.lstat(path), covered(rel)
@@ -134,7 +131,17 @@ def prune_unchanged_dirs(upper: Path, lowers: list[Path]) -> None:
                 (theirs.st_mode, theirs.st_uid, theirs.st_gid, theirs.st_mtime_ns):
             os.rmdir(path)
 
-    visit(upper, "")
+    # Children before their parent (a parent can only go once it is empty), with a stack of
+    # our own rather than recursion: a RUN can make a tree deeper than Python's recursion limit.
+    stack: list[tuple[Path, str, bool]] = [(upper, "", False)]   # (dir, rel, children done)
+    while stack:
+        path, rel, children_done = stack.pop()
+        if children_done:
+            prune(path, rel)
+            continue
+        stack.append((path, rel, True))
+        stack.extend((Path(entry.path), f"{rel}/{entry.name}" if rel else entry.name, False)
+                     for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False))
 
 
 def _opaque(path: Path) -> bool:

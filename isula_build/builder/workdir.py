@@ -21,13 +21,13 @@ from __future__ import annotations
 import array
 import fcntl
 import os
-import shutil
 import threading
 import time
 import uuid
 from pathlib import Path
 
 from isula_build.builder.mounts import detach, mount_points
+from isula_build.store.fsutil import delete_tree
 
 WORK_PREFIX = "build-"
 # The archives -o docker-daemon: and -o isulad: stage under <data_root>/tmp while docker or isula
@@ -72,7 +72,7 @@ def discard_work_dir(work: Path, trash: Path) -> None:
     """
     prefix = str(work) + "/"
     if any(point.startswith(prefix) for point in mount_points()):
-        shutil.rmtree(work, ignore_errors=True)
+        delete_tree(work, ignore_errors=True)
         return
     doomed = trash / f"delete-{work.name}-{uuid.uuid4().hex}"
     try:
@@ -80,7 +80,7 @@ def discard_work_dir(work: Path, trash: Path) -> None:
     except FileNotFoundError:
         return
     except OSError:  # the store's tmp/ on another filesystem, say
-        shutil.rmtree(work, ignore_errors=True)
+        delete_tree(work, ignore_errors=True)
         return
     threading.Thread(target=_remove_in_two_passes, args=(doomed,), name=f"remove-{work.name}",
                      daemon=True).start()
@@ -89,14 +89,9 @@ def discard_work_dir(work: Path, trash: Path) -> None:
 def _remove_in_two_passes(tree: Path) -> None:
     """Removes everything but the directories at once (the space is back), the directories
     RECENTLY_DELETED_SECONDS later (see the module docstring)."""
-    for dirpath, _, filenames in os.walk(tree):
-        for name in filenames:
-            try:
-                os.unlink(os.path.join(dirpath, name))
-            except OSError:
-                pass  # shutil.rmtree below gets another try
+    delete_tree(tree, ignore_errors=True, dirs=False)  # what fails gets another try below
     time.sleep(RECENTLY_DELETED_SECONDS)
-    shutil.rmtree(tree, ignore_errors=True)
+    delete_tree(tree, ignore_errors=True)
 
 
 def sweep_stale_builds(data_root: Path) -> list[Path]:
@@ -114,7 +109,7 @@ def sweep_stale_builds(data_root: Path) -> list[Path]:
     for entry in tmp.iterdir():
         if entry.name.startswith((WORK_PREFIX, *_ENGINE_ARCHIVE_PREFIXES)):
             if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
+                delete_tree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
             removed.append(entry)

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 from .errors import DockerfileError
+from .globmatch import LinearMatcher, compile_linear
 
 MAX_DOCKERIGNORE_BYTES = 1 << 20
 _REGEX_SPECIAL = frozenset(".+()|{}$^")
@@ -44,12 +45,15 @@ class _Pattern:
     exclusion: bool  # a "!" pattern: a match re-includes
     regex: re.Pattern[str]
     suffix: str | None  # "**xyz" with no other wildcard: docker compares by suffix
+    linear: LinearMatcher | None  # the regex matched without backtracking (globmatch.py)
 
     def match(self, path: str) -> bool:
         if self.suffix is not None:
             if path.endswith(self.suffix):
                 return True
             return self.suffix.startswith("/") and path == self.suffix[1:]
+        if self.linear is not None:
+            return self.linear.match(path)
         return self.regex.match(path) is not None
 
 
@@ -85,13 +89,14 @@ def _compile(pattern: str, line: int) -> _Pattern:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Python warns about some sets Go accepts as written
             regex = re.compile("".join(out), re.DOTALL)
+            linear = compile_linear(regex.pattern)
     except re.error as err:
         raise DockerfileError(f"syntax error in pattern {pattern!r}: {err}", line, ".dockerignore") from None
     # docker tests "**xyz" (no other wildcard) by suffix, which differs from the regex for "**xyz"
     # without a slash: it also matches "axyz".
     rest = body[2:]
     suffix = rest if body.startswith("**") and rest and not any(c in rest for c in "*?[]\\") else None
-    return _Pattern(pattern, exclusion, regex, suffix)
+    return _Pattern(pattern, exclusion, regex, suffix, linear)
 
 
 class DockerignoreMatcher:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from isula_build.errors import InvalidArgument
 from isula_build.image.tarsafety import EntryChecker
+from isula_build.store.fsutil import delete_tree
 from isula_build.store.nofollow import open_dir_nofollow
 from isula_build.store.space import SpaceMeter
 
@@ -41,7 +42,7 @@ def _remove_existing(path: Path, keep_dir: bool) -> None:
     if stat.S_ISDIR(st.st_mode):
         if keep_dir:
             return
-        shutil.rmtree(path)
+        delete_tree(path)
     else:
         os.unlink(path)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -75,12 +74,62 @@ def remove_tree(path: Path, tmp: Path) -> None:
         os.rename(path, doomed)
     except FileNotFoundError:
         return
-    shutil.rmtree(doomed, ignore_errors=True)
+    delete_tree(doomed, ignore_errors=True)
 
 
 def empty_dir(path: Path) -> None:
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
+            delete_tree(entry.path, ignore_errors=True)
         else:
             os.unlink(entry.path)
+
+
+def delete_tree(path: Path | str, *, ignore_errors: bool = False, dirs: bool = True) -> None:
+    """shutil.rmtree without recursion: Python 3.11's recurses once per directory level, so a
+    tree a RUN made deeper than the interpreter's recursion limit raised RecursionError (which
+    ignore_errors does not catch) and stayed. With dirs=False only the non-directories go.
+
+    Each directory is opened without following a symbolic link and emptied through that
+    descriptor, so only what is inside it is removed; one descriptor is open at a time.
+    """
+    top = os.fspath(path)
+    if os.path.islink(top):
+        if ignore_errors:
+            return
+        raise OSError(f"cannot remove {top}: it is a symbolic link")
+    stack: list[tuple[str, bool]] = [(top, False)]    # (directory, already emptied)
+    while stack:
+        current, emptied = stack.pop()
+        try:
+            if emptied:
+                os.rmdir(current)
+                continue
+            if dirs:
+                stack.append((current, True))
+            stack.extend((os.path.join(current, name), False)
+                         for name in _remove_entries(current, ignore_errors))
+        except OSError:
+            if not ignore_errors:
+                raise
+
+
+def _remove_entries(directory: str, ignore_errors: bool) -> list[str]:
+    """Unlinks the non-directories of `directory`; returns the names of its subdirectories."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        subdirs = []
+        with os.scandir(fd) as entries:
+            found = list(entries)
+        for entry in found:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+            except OSError:
+                if not ignore_errors:
+                    raise
+        return subdirs
+    finally:
+        os.close(fd)

@@ -23,6 +23,7 @@ from isula_build.builder.outputs import parse_output
 from isula_build.builder.workdir import sweep_stale_builds
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError
 from isula_build.store import Store
+from isula_build.store.fsutil import delete_tree
 from isula_build.transports.copy import copy_image
 from isula_build.transports.rootfs_tarball import ImportSource
 from isula_build.transports.store import StoreDestination
@@ -525,3 +526,30 @@ def test_five_thousand_env_lines_build(engine: Engine) -> None:
     assert len(config["history"]) == 1 + 5002
     steps = [line for line in engine.lines if line.startswith("STEP ")]
     assert steps[1] == "STEP  2: ENV V0=v0" and steps[-1].startswith("STEP 5003: RUN test")
+
+
+def test_run_making_a_tree_deeper_than_the_recursion_limit_commits(engine: Engine) -> None:
+    ctx = engine.root / "ctx"
+    path = ctx / "tree"
+    for _ in range(1500):
+        path = path / "d"
+        path.mkdir(parents=True)
+    try:
+        _build_deep_tree(engine, ctx)
+    finally:  # pytest's own clean-up of old tmp dirs (shutil.rmtree) cannot remove these
+        delete_tree(ctx / "tree")
+        for doomed in engine.store.layout.tmp.iterdir():  # the work dir's removal waits 35 s
+            delete_tree(doomed, ignore_errors=True)
+
+
+def _build_deep_tree(engine: Engine, ctx: Path) -> None:
+    image_id = engine.build(
+        "FROM busybox\n"
+        "RUN i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done; echo x > f\n"
+        "COPY tree /copied\n"
+        "RUN find / -name f | wc -l > /count && ls /copied/d/d > /copied-ls\n", ctx)
+    names = engine.layer_names(image_id)
+    assert "/".join(["d"] * 1500) + "/f" in names
+    assert "copied/" + "/".join(["d"] * 1500) in names
+    assert "count" in names and "copied-ls" in names
+    assert engine.leftovers() == []

@@ -94,3 +94,21 @@ def test_size_limit() -> None:
     with pytest.raises(DockerfileError, match="larger than the limit"):
         DockerignoreMatcher.from_text("a\n" * (1 << 19) + "b")
     assert DockerignoreMatcher.from_text("a\n" * ((1 << 19) - 1)).ignored("a")
+
+
+@pytest.mark.parametrize("patterns, path, ignored", [
+    ("**/" * 20 + "x", "a/" * 30 + "y", False),
+    ("**/" * 20 + "x", "a/" * 30 + "x", True),
+    ("a*a*a*a*a*a*a*a*a*b", "a" * 200, False),
+    ("a*a*a*a*a*a*a*a*a*b", "a" * 200 + "b", True),
+    ("*a*a*a*a*a*a*a*a*a*a*/z", "a" * 100 + "/y", False),
+])
+def test_hostile_patterns_match_in_linear_time(patterns: str, path: str, ignored: bool) -> None:
+    import threading
+    answers: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: answers.append(DockerignoreMatcher.from_text(patterns).ignored(path)),
+        daemon=True)
+    worker.start()
+    worker.join(10)
+    assert answers == [ignored]
