@@ -1,0 +1,124 @@
+"""The build cache as a stage sees it: look steps up, say why one missed, save what ran.
+
+A stage walks its steps: while each step's key (computed without executing it) has an entry,
+the step is served (` ---> Using cache` under its STEP line, docker's classic wording: our log
+is the classic builder's, one STEP line a step, so the matching phrase reads naturally there).
+The last hit's upper dir and config state are restored before the stage's overlay is mounted,
+and the rest runs as without a cache, each executed step saving an entry. The first step that
+misses says why in one line, from what the key was made of compared with the most recently used
+entry of the same parent key: the instruction, a build-arg, the files COPY selected, the base
+image, or that no earlier build ran the step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from isula_build.builder.cache import BuildCache, CacheEntry
+from isula_build.builder.config import StageConfig
+from isula_build.builder.executor import StepKey
+from isula_build.dockerfile import Step
+from isula_build.dockerfile.instructions import AddInstruction, CopyInstruction
+from isula_build.errors import IsulaBuildError
+
+_log = logging.getLogger(__name__)
+
+USING_CACHE = " ---> Using cache"
+MISS_PREFIX = "cache miss: "
+
+
+def step_inputs(step: Step, text: str, key: StepKey | None) -> dict[str, Any]:
+    """What a step's key was made of, small, for the reason of a later miss."""
+    return {"ins": hashlib.sha256(repr(step.instruction).encode()).hexdigest(), "text": text,
+            "args": {k: v for k, v in step.new_args},
+            "files": key.files if key is not None else None}
+
+
+def _counted(what: str, names: list[str]) -> str:
+    more = len(names) - 1
+    return what + (f" (and {more} other{'s' if more > 1 else ''})" if more else "")
+
+
+def miss_reason(old: dict[str, Any], new: dict[str, Any], copy: bool) -> str:
+    """One line saying how `new` inputs differ from the cached `old` ones."""
+    if old.get("ins") != new["ins"]:
+        if old.get("text") == new["text"]:
+            return "the instruction expands to something else than in the cached build"
+        return f"the instruction changed (the cached build ran: {old.get('text')})"
+    old_args, new_args = old.get("args") or {}, new["args"]
+    names = sorted(k for k in set(old_args) | set(new_args) if old_args.get(k) != new_args.get(k))
+    if names:
+        return _counted(f"build-arg {names[0]} changed", names)
+    old_files, new_files = old.get("files"), new["files"]
+    if isinstance(old_files, dict) and isinstance(new_files, dict):
+        changed = sorted(f for f in new_files if f in old_files and old_files[f] != new_files[f])
+        added = sorted(f for f in new_files if f not in old_files)
+        removed = sorted(f for f in old_files if f not in new_files)
+        count = len(changed) + len(added) + len(removed)
+        others = ["-"] * count
+        if changed:
+            return _counted(f"file {changed[0]} changed", others)
+        if added:
+            return _counted(f"file {added[0]} was added", others)
+        if removed:
+            return _counted(f"file {removed[0]} was removed", others)
+    if copy:
+        return "the files it copies changed"
+    return "its inputs changed"
+
+
+class StageCache:
+    """One stage's use of the build's cache."""
+
+    def __init__(self, cache: BuildCache, use: bool, base_note: str) -> None:
+        self.cache = cache
+        self.use = use
+        self.base_note = base_note   # why a first step with no sibling entry missed, if known
+        self._save = True
+        self.blob: str | None = None  # the upper's blob after the last step seen
+
+    def lookup(self, step: Step, text: str, parent: str, key: StepKey | None,
+               first: bool) -> tuple[CacheEntry | None, str]:
+        """(the entry, "") on a hit; (None, the reason) on a miss."""
+        if key is None:
+            return None, "the step's content is only known by running it"
+        if not self.use:
+            return None, ""
+        entry = self.cache.lookup(key.key)
+        if entry is not None:
+            self.blob = entry.blob
+            return entry, ""
+        siblings = self.cache.siblings(parent)
+        if not siblings:
+            return None, (self.base_note if first and self.base_note else
+                          "no earlier build ran this step")
+        copy = isinstance(step.instruction, (CopyInstruction, AddInstruction))
+        return None, miss_reason(siblings[0].inputs, step_inputs(step, text, key), copy)
+
+    def restore(self, entry: CacheEntry, upper: Path, config: StageConfig) -> None:
+        with self.cache.restoring(entry):
+            self.cache.restore_upper(entry, upper)
+        config.load_state(entry.config)
+
+    def save(self, upper: Path, parent: str, step: Step, text: str, key: StepKey,
+             changed: bool, config: StageConfig, layer_entry: int | None) -> None:
+        """Saves the state after an executed step; a cache that cannot be written is skipped
+        for the rest of the stage (the build itself does not depend on it)."""
+        if not self._save:
+            return
+        try:
+            written = changed
+            if changed:
+                self.blob = self.cache.write_blob(upper)
+            entry = CacheEntry(key.key, parent, self.blob, config.state(), layer_entry,
+                               step_inputs(step, text, key))
+            self.cache.put(entry, blob_written=written)
+        except (OSError, IsulaBuildError) as exc:
+            _log.warning("build cache: not saving this stage's steps: %s", exc)
+            self._save = False
+
+
+__all__ = ["MISS_PREFIX", "StageCache", "USING_CACHE", "miss_reason", "step_inputs"]
