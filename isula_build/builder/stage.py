@@ -94,7 +94,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
             ctx.log(format_step(first_step + i - len(triggers), text))
         return text
 
-    pending: tuple[Step, str, str] | None = None   # the first step that missed
+    pending: tuple[int, Step, str, str] | None = None   # the first step that missed
     restored: CacheEntry | None = None
     for i, step in steps:
         text = announce(i, step)
@@ -104,9 +104,9 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
                 found = executor.key(step, key)
             except IsulaBuildError:
                 found = None  # executing it reports the error
-            entry, reason = cache.lookup(step, text, key, found, first=i == 0)
+            entry, reason = cache.lookup(step, text, key, found, i)
         if entry is None:
-            pending = (step, text, reason)
+            pending = (i, step, text, reason)
             break
         if i >= len(triggers):
             ctx.log(USING_CACHE)
@@ -116,24 +116,24 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
         cache.restore(restored, upper, config)
         layer_entry = restored.layer_entry
 
-    def execute(step: Step, text: str) -> None:
+    def execute(i: int, step: Step, text: str) -> None:
         nonlocal key, layer_entry
         ctx.all_cached = False
         step_key, changed = executor.execute(step, key)
         if changed:
             layer_entry = len(config.new_history) - 1
         if cache is not None:
-            cache.save(upper, key, step, text, step_key, changed, config, layer_entry)
+            cache.save(upper, key, step, text, i, step_key, changed, config, layer_entry)
         key = step_key.key
 
     with OverlayMount(base.stack.lowers, upper, work, merged, mountopt=ctx.mountopt):
         if pending is not None:
-            step, text, reason = pending
+            i, step, text, reason = pending
             if reason:
                 ctx.log(MISS_PREFIX + reason)
-            execute(step, text)
+            execute(i, step, text)
             for i, step in steps:
-                execute(step, announce(i, step))
+                execute(i, step, announce(i, step))
     shutil.rmtree(work, ignore_errors=True)
     prune_unchanged_dirs(upper, base.stack.lowers)
     layers = list(base.layers)

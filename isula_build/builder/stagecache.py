@@ -7,7 +7,8 @@ The last hit's upper dir and config state are restored before the stage's overla
 and the rest runs as without a cache, each executed step saving an entry. The first step that
 misses says why in one line, from what the key was made of compared with the most recently used
 entry of the same parent key: the instruction, a build-arg, the files COPY selected, the base
-image, or that no earlier build ran the step.
+image, or (after hits) that no earlier build ran the step. A stage's first step that no build
+ran before prints nothing, so a first build's log is what it was without a cache.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ USING_CACHE = " ---> Using cache"
 MISS_PREFIX = "cache miss: "
 
 
-def step_inputs(step: Step, text: str, key: StepKey | None) -> dict[str, Any]:
+def step_inputs(step: Step, text: str, key: StepKey | None, position: int) -> dict[str, Any]:
     """What a step's key was made of, small, for the reason of a later miss."""
     return {"ins": hashlib.sha256(repr(step.instruction).encode()).hexdigest(), "text": text,
+            "kind": type(step.instruction).__name__, "position": position,
             "args": {k: v for k, v in step.new_args},
             "files": key.files if key is not None else None}
 
@@ -42,7 +44,21 @@ def _counted(what: str, names: list[str]) -> str:
     return what + (f" (and {more} other{'s' if more > 1 else ''})" if more else "")
 
 
-def miss_reason(old: dict[str, Any], new: dict[str, Any], copy: bool) -> str:
+def _comparable(siblings: list[CacheEntry], new: dict[str, Any]) -> dict[str, Any] | None:
+    """The inputs to compare with: of the same instruction text, else of the same kind at the
+    same position in its stage (siblings are most recently used first). Several stages FROM
+    one image share the parent key, so neither is just "the last entry"."""
+    for entry in siblings:
+        if entry.inputs.get("text") == new["text"]:
+            return entry.inputs
+    for entry in siblings:
+        if (entry.inputs.get("kind"), entry.inputs.get("position")) == \
+                (new["kind"], new["position"]):
+            return entry.inputs
+    return None
+
+
+def miss_reason(old: dict[str, Any], new: dict[str, Any], copy: bool, copy_from: str = "") -> str:
     """One line saying how `new` inputs differ from the cached `old` ones."""
     if old.get("ins") != new["ins"]:
         if old.get("text") == new["text"]:
@@ -65,6 +81,8 @@ def miss_reason(old: dict[str, Any], new: dict[str, Any], copy: bool) -> str:
             return _counted(f"file {added[0]} was added", others)
         if removed:
             return _counted(f"file {removed[0]} was removed", others)
+    if copy_from:
+        return f"what it copies from ({copy_from}) changed"
     if copy:
         return "the files it copies changed"
     return "its inputs changed"
@@ -81,7 +99,7 @@ class StageCache:
         self.blob: str | None = None  # the upper's blob after the last step seen
 
     def lookup(self, step: Step, text: str, parent: str, key: StepKey | None,
-               first: bool) -> tuple[CacheEntry | None, str]:
+               position: int) -> tuple[CacheEntry | None, str]:
         """(the entry, "") on a hit; (None, the reason) on a miss."""
         if key is None:
             return None, "the step's content is only known by running it"
@@ -91,19 +109,24 @@ class StageCache:
         if entry is not None:
             self.blob = entry.blob
             return entry, ""
-        siblings = self.cache.siblings(parent)
-        if not siblings:
-            return None, (self.base_note if first and self.base_note else
-                          "no earlier build ran this step")
-        copy = isinstance(step.instruction, (CopyInstruction, AddInstruction))
-        return None, miss_reason(siblings[0].inputs, step_inputs(step, text, key), copy)
+        first = position == 0
+        new = step_inputs(step, text, key, position)
+        old = _comparable(self.cache.siblings(parent), new)
+        if old is None:
+            # A stage no build started before says nothing: a first build's log stays as it
+            # was without a cache. Past a hit, the step is new (a line added, say).
+            return None, self.base_note if first else "no earlier build ran this step"
+        ins = step.instruction
+        copy = isinstance(ins, (CopyInstruction, AddInstruction))
+        copy_from = ins.from_ if isinstance(ins, CopyInstruction) and ins.from_ else ""
+        return None, miss_reason(old, new, copy, copy_from or "")
 
     def restore(self, entry: CacheEntry, upper: Path, config: StageConfig) -> None:
         with self.cache.restoring(entry):
             self.cache.restore_upper(entry, upper)
         config.load_state(entry.config)
 
-    def save(self, upper: Path, parent: str, step: Step, text: str, key: StepKey,
+    def save(self, upper: Path, parent: str, step: Step, text: str, position: int, key: StepKey,
              changed: bool, config: StageConfig, layer_entry: int | None) -> None:
         """Saves the state after an executed step; a cache that cannot be written is skipped
         for the rest of the stage (the build itself does not depend on it)."""
@@ -114,7 +137,7 @@ class StageCache:
             if changed:
                 self.blob = self.cache.write_blob(upper)
             entry = CacheEntry(key.key, parent, self.blob, config.state(), layer_entry,
-                               step_inputs(step, text, key))
+                               step_inputs(step, text, key, position))
             self.cache.put(entry, blob_written=written)
         except (OSError, IsulaBuildError) as exc:
             _log.warning("build cache: not saving this stage's steps: %s", exc)
