@@ -190,3 +190,24 @@ def test_miss_reasons_name_what_differs() -> None:
     assert miss_reason(old, new, True) == "file b changed (and 2 others)"
     assert miss_reason(old, {**old, "ins": "2", "text": "COPY x /"}, True) == \
         "the instruction changed (the cached build ran: COPY . /)"
+
+
+def test_client_and_daemon_use_the_cache_and_no_cache_skips_it(client, busybox_image: str,
+                                                               tmp_path: Path) -> None:
+    """Through the real client and daemon: the second build is served from the cache, and
+    --no-cache (BuildRequest.noCache) runs every step again, to the same image."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo ran-e2e-$((1+1)) && echo $RANDOM > /r\n"
+                                                 "COPY Dockerfile /d\n"})
+    static = "build-time=2020-06-30 15:05:05"
+    outputs, ids = [], []
+    for n, flags in enumerate(([], [], ["--no-cache"])):
+        iid = tmp_path / f"iid{n}"
+        r = client("ctr-img", "build", "--build-static", static, "--iidfile", str(iid), *flags,
+                   str(ctx))
+        outputs.append(r.stdout)
+        ids.append(iid.read_text().strip())
+    assert "ran-e2e-2" in outputs[0] and USING not in outputs[0]
+    assert outputs[1].count(USING) == 2 and "ran-e2e-2" not in outputs[1]
+    assert "ran-e2e-2" in outputs[2] and USING not in outputs[2]
+    assert ids[0] == ids[1]   # the RUN's $RANDOM output differs: the clean build's image too
+    assert ids[2] != ids[1]
