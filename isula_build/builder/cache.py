@@ -29,8 +29,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,19 +96,35 @@ class BuildCache:
         except (OSError, ValueError, TypeError):
             return None
 
-    def lookup(self, key: str) -> CacheEntry | None:
-        """The entry of `key` when it and its blob are there; marks it used."""
+    def lookup(self, key: str, hold: bool = False) -> CacheEntry | None:
+        """The entry of `key` when it and its blob are there; marks it used. With `hold`, its
+        blob is kept from eviction until release(entry)."""
         path = self._entry_path(key)
         entry = self._read_entry(path)
         if entry is None or entry.key != key:
             return None
-        if entry.blob is not None and not self.blob_path(entry.blob).is_file():
-            return None
+        with self._lock:  # the collector cannot remove the blob between the check and the hold
+            if entry.blob is not None:
+                if not self.blob_path(entry.blob).is_file():
+                    return None
+                if hold:
+                    self._in_use[entry.blob] += 1
         try:
             os.utime(path)
         except OSError:
             pass
         return entry
+
+    def release(self, entry: CacheEntry) -> None:
+        """Ends a hold of lookup(hold=True)."""
+        if entry.blob:
+            with self._lock:
+                self._release(entry.blob)
+
+    def _release(self, blob: str) -> None:
+        self._in_use[blob] -= 1
+        if not self._in_use[blob]:
+            del self._in_use[blob]
 
     def siblings(self, parent: str) -> list[CacheEntry]:
         """Entries with parent key `parent`, most recently used first."""
@@ -126,21 +140,6 @@ class BuildCache:
             if entry is not None and entry.parent == parent:
                 found.append((path.stat().st_mtime_ns, entry))
         return [entry for _, entry in sorted(found, key=lambda item: -item[0])]
-
-    @contextmanager
-    def restoring(self, entry: CacheEntry) -> Iterator[None]:
-        """Keeps the entry's blob from eviction while a build reads it."""
-        with self._lock:
-            if entry.blob:
-                self._in_use[entry.blob] += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                if entry.blob:
-                    self._in_use[entry.blob] -= 1
-                    if not self._in_use[entry.blob]:
-                        del self._in_use[entry.blob]
 
     def restore_upper(self, entry: CacheEntry, upper: Path) -> None:
         """Makes `upper` (which must not exist) the upper dir the entry's step left: the tar is
@@ -189,10 +188,7 @@ class BuildCache:
                 (children / _hex(entry.key)).touch()
         finally:
             if blob_written and entry.blob:
-                with self._lock:
-                    self._in_use[entry.blob] -= 1
-                    if not self._in_use[entry.blob]:
-                        del self._in_use[entry.blob]
+                self.release(entry)
 
     def _small_record(self, folder: str, name: str) -> Path:
         return self.root / folder / f"{_hex(name)}.json"

@@ -227,7 +227,7 @@ def _base_info(name: str, st: os.stat_result, mtime: int | None,
         # exactly), so a restored upper compares with its lowers as the original did.
         seconds, nanos = divmod(st.st_mtime_ns, 1_000_000_000)
         info.mtime = seconds
-        info.pax_headers["mtime"] = f"{seconds}.{nanos:09d}"
+        info.pax_headers = {"mtime": f"{seconds}.{nanos:09d}"}
     return info
 
 
@@ -282,7 +282,7 @@ def _write(upper: Path, out: BinaryIO, mtime: int | None,
             links[key] = name
         xattrs = _read_xattrs(path)
         _check_overlay_features(name, xattrs)
-        info.pax_headers.update(_pax_xattrs(xattrs))
+        info.pax_headers = {**info.pax_headers, **_pax_xattrs(xattrs)}
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
             info.name = name + "/"

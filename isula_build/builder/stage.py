@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from isula_build.builder.cache import CacheEntry
 from isula_build.builder.layertar import write_layer_file
 from isula_build.builder.config import StageConfig, now_utc
 from isula_build.builder.executor import BuildRun, RootStack, StepExecutor
@@ -95,7 +94,6 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
         return text
 
     pending: tuple[int, Step, str, str] | None = None   # the first step that missed
-    restored: CacheEntry | None = None
     for i, step in steps:
         text = announce(i, step)
         entry, reason = None, ""
@@ -110,10 +108,9 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
             break
         if i >= len(triggers):
             ctx.log(USING_CACHE)
-        key, restored = entry.key, entry
+        key = entry.key
+    restored = cache.restore(upper, config) if cache is not None else None
     if restored is not None:
-        assert cache is not None
-        cache.restore(restored, upper, config)
         layer_entry = restored.layer_entry
 
     def execute(i: int, step: Step, text: str) -> None:

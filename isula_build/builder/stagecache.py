@@ -97,6 +97,7 @@ class StageCache:
         self.base_note = base_note   # why a first step with no sibling entry missed, if known
         self._save = True
         self.blob: str | None = None  # the upper's blob after the last step seen
+        self._held: CacheEntry | None = None  # the last hit, its blob held until restored
 
     def lookup(self, step: Step, text: str, parent: str, key: StepKey | None,
                position: int) -> tuple[CacheEntry | None, str]:
@@ -105,8 +106,11 @@ class StageCache:
             return None, "the step's content is only known by running it"
         if not self.use:
             return None, ""
-        entry = self.cache.lookup(key.key)
+        entry = self.cache.lookup(key.key, hold=True)
         if entry is not None:
+            if self._held is not None:
+                self.cache.release(self._held)
+            self._held = entry   # only the last hit is restored
             self.blob = entry.blob
             return entry, ""
         first = position == 0
@@ -121,10 +125,17 @@ class StageCache:
         copy_from = ins.from_ if isinstance(ins, CopyInstruction) and ins.from_ else ""
         return None, miss_reason(old, new, copy, copy_from or "")
 
-    def restore(self, entry: CacheEntry, upper: Path, config: StageConfig) -> None:
-        with self.cache.restoring(entry):
+    def restore(self, upper: Path, config: StageConfig) -> CacheEntry | None:
+        """Restores the last hit into `upper` (not made yet) and `config`; None without one."""
+        entry, self._held = self._held, None
+        if entry is None:
+            return None
+        try:
             self.cache.restore_upper(entry, upper)
+        finally:
+            self.cache.release(entry)
         config.load_state(entry.config)
+        return entry
 
     def save(self, upper: Path, parent: str, step: Step, text: str, position: int, key: StepKey,
              changed: bool, config: StageConfig, layer_entry: int | None) -> None:

@@ -177,9 +177,11 @@ def test_collect_evicts_least_recently_used_and_spares_blobs_in_use(tmp_path: Pa
     blob = cache.write_blob(upper)
     entry = CacheEntry("sha256:k", "sha256:p", blob, {}, None, {})
     cache.put(entry, blob_written=True)
-    with cache.restoring(entry):
-        cache.collect()
-        assert cache.blob_path(blob).exists()   # a build is reading it
+    held = cache.lookup("sha256:k", hold=True)
+    assert held == entry
+    cache.collect()
+    assert cache.blob_path(blob).exists()   # a build is about to read it
+    cache.release(held)
     cache.collect()
     assert cache.lookup("sha256:k") is None and not cache.blob_path(blob).exists()
 
