@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ class CachedEngine:
         return [line for line in self.lines if line.startswith("cache miss: ")]
 
 
+def _top_layer(engine: CachedEngine, image_id: str) -> list[tarfile.TarInfo]:
+    record = engine.store.lookup(image_id)
+    with tarfile.open(engine.store.layer_blob_path(record.layers[-1].diff_id)) as tar:
+        return tar.getmembers()
+
+
 @pytest.fixture
 def cengine(tmp_path: Path, busybox_tar: Path) -> Iterator[CachedEngine]:
     store = Store(tmp_path / "data")
@@ -60,7 +67,7 @@ def cengine(tmp_path: Path, busybox_tar: Path) -> Iterator[CachedEngine]:
 
 DOCKERFILE = ("FROM busybox\n"
               "ARG V\n"
-              "RUN echo ran-step-3 && mkdir /made && echo $V > /made/v\n"
+              "RUN echo ran-step-3 && mkdir /made && echo $V > /made/v && rm -rf /var && mkdir -p /var/new\n"
               "COPY src /src\n"
               "RUN echo ran-step-5 && cat /src/* > /made/all && rm -rf /etc/hostname /tmp\n"
               "ENV E=1\n")
@@ -91,6 +98,9 @@ def test_rebuild_hits_and_a_changed_file_misses_where_it_is_copied(cengine: Cach
     step4 = cengine.lines.index("STEP  4: COPY src /src")
     assert cengine.lines[step4 + 1] == "cache miss: file src/b.c changed"
 
+    # The upper restored after step 3 had an opaque /var: the stage layer still has it.
+    names = [m.name for m in _top_layer(cengine, changed)]
+    assert "var/.wh..wh..opq" in names and ".wh.tmp" in names, " ".join(names)
     clean = cengine.build(DOCKERFILE, ctx, build_time=STATIC, no_cache=True)
     assert clean == changed
     assert USING not in cengine.lines
