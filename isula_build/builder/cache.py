@@ -70,7 +70,10 @@ class BuildCache:
         for sub in ("blobs/sha256", "entries", "parents", "bases", "images", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         for leftover in (root / "tmp").iterdir():   # a killed daemon's half-written files
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink()
         if max_size is None:
             st = os.statvfs(root)
             max_size = int(st.f_blocks * st.f_frsize * DEFAULT_SIZE_FRACTION)
@@ -214,12 +217,6 @@ class BuildCache:
                            json.dumps({"created": created}).encode())
 
     # --- eviction ------------------------------------------------------------------------
-
-    def usage(self) -> tuple[int, int]:
-        """(entries, bytes of blobs)."""
-        entries = sum(1 for _ in os.scandir(self.root / "entries"))
-        size = sum(e.stat().st_size for e in os.scandir(self.root / "blobs" / "sha256"))
-        return entries, size
 
     def collect(self, max_size: int | None = None, max_age: int | None = None) -> int:
         """Evicts entries older than max_age, then the least recently used until the blobs
