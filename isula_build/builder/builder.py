@@ -13,6 +13,7 @@ happens, and blobs the store writer made for them are dropped when the writer cl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import export, image_names, parse_output
@@ -66,6 +68,7 @@ class BuildInput:
     cap_add: list[str] = field(default_factory=list)
     image_format: str = "docker"
     iidfile: str = ""  # absolute; the daemon writes the image ID there (builder/result.py)
+    no_cache: bool = False  # --no-cache: serve nothing from the build cache (still fill it)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class BuildEnvironment:
     # The daemon's registries.toml, policy.json, auth.json and certs.d: images missing from
     # `store` are pulled, and `-o docker://` / `oci://` push. None: neither.
     registry: RegistrySettings | None = None
+    # The build cache (builder/cache.py); None: builds use none and save none.
+    cache: BuildCache | None = None
 
     @property
     def tmp_dir(self) -> Path:
@@ -110,13 +115,15 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
                    if request.proxy and k in env.daemon_env},
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
-        escape=plan.escape, check_space=env.store.space.check)
+        escape=plan.escape, check_space=env.store.space.check,
+        cache=env.cache, use_cache=not request.no_cache)
     try:
         with StoreDestination(env.store, names) as destination:
             final = _run_stages(ctx, plan, env, destination)
             ctx.check()
             config = _final_config(final.config, request.image_format, log)
-            created = request.build_time or datetime.now(timezone.utc)
+            created = request.build_time or _reused_created(ctx, final.key) or \
+                datetime.now(timezone.utc)
             config_bytes = config.serialize(created, [layer.diff_id for layer in final.layers])
             with _BuiltImage(final.layers, config_bytes) as source:
                 image_id = copy_image(source, destination, log)
@@ -126,12 +133,39 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         if output is not None:
             export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry)
         report_image_id(image_id, request.iidfile, log)
+        if env.cache is not None:
+            _cache_after_build(env.cache, final.key, created)
         return image_id
     finally:
         unused = unused_args_warning(plan.unused_build_args)
         if unused:
             log(unused)
         discard_work_dir(work, env.store.layout.tmp)
+
+
+def _reused_created(ctx: BuildRun, final_key: str) -> datetime | None:
+    """A build served wholly from the cache gets the `created` time of the image the same
+    steps made before, so a rebuild with nothing changed gives the same image ID (as docker)."""
+    if ctx.cache is None or not ctx.use_cache or not ctx.all_cached:
+        return None
+    text = ctx.cache.image_created(final_key)
+    return datetime.fromisoformat(text) if text else None
+
+
+def _cache_after_build(cache: BuildCache, final_key: str, created: datetime) -> None:
+    """Remembers the image's time for a rebuild, then evicts what the limits say."""
+    try:
+        cache.remember_image_created(final_key, created.isoformat())
+        cache.collect()
+    except OSError as exc:
+        _log.warning("build cache: %s", exc)
+
+
+def _cache_settings(ctx: BuildRun) -> str:
+    """Build settings that change what steps make without appearing in the Dockerfile: they
+    start every stage's chain of keys from an image or scratch."""
+    return repr((sorted(ctx.proxy_env.items()), sorted(ctx.cap_add),
+                 ctx.build_time.isoformat() if ctx.build_time else None))
 
 
 def _check_context(path: Path) -> Path:
@@ -191,6 +225,27 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
     results: dict[int, StageResult] = {}
     numbers = _step_numbers(plan)
     store = env.store
+    settings = _cache_settings(ctx)
+
+    def root_key(base: str) -> str:
+        return "sha256:" + hashlib.sha256(repr((base, settings)).encode()).hexdigest()
+
+    def cache_note(ref: str, image_id: str) -> str:
+        """Why a stage FROM `ref` would miss at its first step, compared with the last build."""
+        if env.cache is None:
+            return ""
+        last = env.cache.base(ref)
+        try:
+            env.cache.remember_base(ref, image_id, settings)
+        except OSError:
+            pass
+        if last is None:
+            return ""
+        if last.get("id") != image_id:
+            return f"the base image {ref} is now a different image"
+        if last.get("settings") != settings:
+            return "the build settings differ (--proxy, --cap-add or the --build-static time)"
+        return ""
 
     def image_base(ref: str, what: str) -> StageBase:
         record = _local_or_pulled(env, ref, what, ctx.log)
@@ -198,11 +253,12 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
         # already gone fails at layer_dir below).
         destination.pin_layers([layer.diff_id for layer in record.layers])
         return StageBase(
-            RootStack([store.layer_dir(layer.diff_id) for layer in reversed(record.layers)]),
+            RootStack([store.layer_dir(layer.diff_id) for layer in reversed(record.layers)],
+                      "sha256:" + record.id),
             [LayerFile(layer.diff_id, layer.size, store.layer_blob_path(layer.diff_id))
              for layer in record.layers],
             StageConfig.from_bytes(store.config_bytes(record.id)),
-            "sha256:" + record.id)
+            root_key("sha256:" + record.id), cache_note(ref, record.id))
 
     def resolve_from(ref: str) -> RootStack:
         try:
@@ -222,7 +278,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
             base = StageBase(parent.stack, list(parent.layers),
                              parent.config.child([l.diff_id for l in parent.layers]), parent.key)
         elif stage.base_image is None:
-            base = StageBase(RootStack([]), [], StageConfig.scratch(), "scratch")
+            base = StageBase(RootStack([]), [], StageConfig.scratch(), root_key("scratch"))
         else:
             try:
                 base = image_base(stage.base_image, "base image")

@@ -89,6 +89,20 @@ class StageConfig:
         return StageConfig(copy.deepcopy(self.top), copy.deepcopy(self.config),
                            copy.deepcopy(self.history + self.new_history), list(diff_ids))
 
+    def state(self) -> dict[str, Any]:
+        """Everything steps change, as JSON values (the build cache keeps it per step)."""
+        return {"top": self.top, "config": self.config, "history": self.history,
+                "diff_ids": self.diff_ids, "cmd_set": self.cmd_set,
+                "new_history": self.new_history}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Puts this config in the state `state()` gave (a deep copy of it)."""
+        state = copy.deepcopy(state)
+        self.top, self.config, self.history = state["top"], state["config"], state["history"]
+        self.diff_ids, self.cmd_set = state["diff_ids"], state["cmd_set"]
+        self.new_history = state["new_history"]
+        self._env_index = None
+
     # --- reading ---------------------------------------------------------------------------
 
     @property

@@ -249,6 +249,15 @@ class _Copier:
             self.links[key] = target
 
 
+def select_context_sources(sources: Sequence[str], context_dir: Path, ignored: Ignored | None,
+                           ignore_has_exceptions: bool) -> list[tuple[str, Path, str, str]]:
+    """(pattern, host path, entry name, context-relative path) of each source COPY selects
+    from the context, as copy_into_root selects them (for the cache key, copydigest.py)."""
+    copier = _Copier(root=context_dir, source_root=context_dir, from_context=True, owner=(0, 0),
+                     chmod=None, ignored=ignored, reinclude=ignore_has_exceptions)
+    return [(src, s.host, s.name, s.rel) for src in sources for s in copier.sources(src)]
+
+
 def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
     """The absolute container path of `dest` and whether its syntax says 'a directory'."""
     is_dir = dest.endswith("/") or posixpath.basename(dest) in (".", "..")

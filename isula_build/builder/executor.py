@@ -3,10 +3,11 @@
 `StepExecutor.execute(step)` does what one instruction means: RUN in a container (runtime.py),
 COPY/ADD through the copier, WORKDIR's directory, and the metadata instructions on the stage
 config (config.py). Each step's effect gets a key — sha256 of the parent key, the expanded
-instruction, the ARG values the step put in scope and the digest of the copied content (the
-chain of keys covers every ARG value in scope) — logged at debug
-level, so a build cache (look the key up, reuse the layer) and parallel stages fit in later
-without reshaping the executor.
+instruction, the ARG values the step put in scope and, for COPY/ADD, the digest of the sources
+(copydigest.py: computed from the context without copying, so the build cache can look a step
+up before running it; COPY --from stands for its source by that stage's key or image ID) — the
+chain of keys covers every ARG value in scope. `StepExecutor.key(step)` gives it without
+executing; None for ADD of a URL, whose key needs the fetched content.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig, history_text, now_utc
 from isula_build.builder.copier import copy_into_root
+from isula_build.builder.copydigest import source_digest
 from isula_build.builder.mounts import OverlayMount
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runtime import RunSpec, run_container
@@ -71,6 +74,11 @@ class BuildRun:
     # Raises when the data root's filesystem (which holds work_dir) is short of space: the
     # store's reserve check. COPY and RUN can write any amount, so every step boundary asks.
     check_space: Callable[[], None] = lambda: None
+    # The build cache (stagecache.py): None leaves it out; use_cache False (--no-cache) still
+    # fills it but serves nothing. all_cached: no step of this build has executed so far.
+    cache: BuildCache | None = None
+    use_cache: bool = True
+    all_cached: bool = True
     _serial: int = field(default=0, repr=False)
 
     def new_dir(self, prefix: str) -> Path:
@@ -90,6 +98,14 @@ class RootStack:
     """A root filesystem as overlay lower dirs, TOP FIRST (an image's layers or a stage)."""
 
     lowers: list[Path]
+    key: str = ""   # what stands for its content in a step key: a stage's last key, an image ID
+
+
+@dataclass(frozen=True)
+class StepKey:
+    key: str
+    files: dict[str, str] | None = None   # COPY/ADD from the context: per-file digests
+
 
 
 def step_key(parent: str, ins: Instruction, new_args: Iterable[tuple[str, str]],
@@ -136,7 +152,7 @@ class StepExecutor:
         self.config = config
         self._resolve_from = resolve_from  # COPY --from value → root stack (stage or image)
 
-    def execute(self, step: Step, parent_key: str) -> tuple[str, bool]:
+    def execute(self, step: Step, parent_key: str) -> tuple[StepKey, bool]:
         """Runs one step; returns (its key, whether it may have changed the filesystem)."""
         self.ctx.check()
         ins = step.instruction
@@ -149,15 +165,46 @@ class StepExecutor:
                 raise
             raise at_line(exc, ins.line) from None
 
-    def _execute(self, step: Step, parent_key: str) -> tuple[str, bool]:
+    def key(self, step: Step, parent_key: str) -> StepKey | None:
+        """The step's key, without executing it (the root is not read); None when only
+        executing can tell (ADD of a URL)."""
+        ins = step.instruction
+        if not isinstance(ins, (CopyInstruction, AddInstruction)):
+            return StepKey(step_key(parent_key, ins, step.new_args))
+        plain = [s for s in ins.sources if _heredoc_of(s, ins.heredocs) is None]
+        from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
+        if not plain:
+            return StepKey(step_key(parent_key, ins, step.new_args))  # heredocs: in `ins`
+        if from_:
+            return StepKey(step_key(parent_key, ins, step.new_args,
+                                    "from " + self._resolve_from(from_).key))
+        ignore = self.ctx.ignore
+        try:
+            found = source_digest(plain, context_dir=self.ctx.context_dir,
+                                  add=isinstance(ins, AddInstruction),
+                                  ignored=ignore.ignored if ignore else None,
+                                  ignore_has_exceptions=ignore.has_exceptions if ignore else False)
+        except OSError:
+            return None  # the copy itself reports it
+        if found is None:
+            return None
+        return StepKey(step_key(parent_key, ins, step.new_args, found.digest), found.files)
+
+    def _execute(self, step: Step, parent_key: str) -> tuple[StepKey, bool]:
         ins, args = step.instruction, step.args
         shell = self.config.shell
-        content = ""
         changes_files = True
+        known = None
         if isinstance(ins, RunInstruction):
             self._run(ins, step)
         elif isinstance(ins, (CopyInstruction, AddInstruction)):
-            content = self._copy(ins, step.env)
+            try:  # from the sources as they are before the copy
+                known = self.key(step, parent_key)
+            except IsulaBuildError:
+                known = None  # the copy reports it, in its own words
+            copied = self._copy(ins, step.env)
+            if known is None:
+                known = StepKey(step_key(parent_key, ins, step.new_args, copied))
         elif isinstance(ins, WorkdirInstruction):
             self.config.apply(ins)
             self._make_workdir()
@@ -166,14 +213,14 @@ class StepExecutor:
                 raise InvalidArgument.on_line(ins.line,
                                               f"{type(ins).__name__} cannot be executed here")
             changes_files = False
-        key = step_key(parent_key, ins, step.new_args, content)
-        _log.debug("step key %s: line %d %r", key, ins.line, ins)
+        known = known or StepKey(step_key(parent_key, ins, step.new_args))
+        _log.debug("step key %s: line %d %r", known.key, ins.line, ins)
         # Only RUN's history names the ARG values (walking them for every step is quadratic).
         history_args = {k: v for k, v in args.items()
                         if k not in PROXY_VARIABLES} if isinstance(ins, RunInstruction) else {}
         self.config.add_history(history_text(ins, shell, history_args),
                                 self.ctx.build_time or now_utc(), empty_layer=True)
-        return key, changes_files
+        return known, changes_files
 
     # --- RUN -------------------------------------------------------------------------------
 
@@ -279,5 +326,5 @@ class StepExecutor:
             _remove_tree(folder)
 
 
-__all__ = ["BuildRun", "PROXY_VARIABLES", "RootStack", "StepExecutor", "mounted_root",
-           "step_key"]
+__all__ = ["BuildRun", "PROXY_VARIABLES", "RootStack", "StepExecutor", "StepKey",
+           "mounted_root", "step_key"]

@@ -225,7 +225,8 @@ def _check_overlay_features(name: str, xattrs: dict[str, bytes]) -> None:
                                 f"stage with redirect_dir=off")
 
 
-def _base_info(name: str, st: os.stat_result, mtime: int | None) -> tarfile.TarInfo:
+def _base_info(name: str, st: os.stat_result, mtime: int | None,
+               exact_mtimes: bool = False) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid = st.st_uid
@@ -234,15 +235,23 @@ def _base_info(name: str, st: os.stat_result, mtime: int | None) -> tarfile.TarI
     info.gname = ""
     # Whole seconds: a fractional mtime would make tarfile add a PAX record per entry.
     info.mtime = mtime if mtime is not None else int(st.st_mtime)
+    if exact_mtimes:
+        # The build cache's tars: a PAX mtime to the nanosecond (store/extract.py reads it
+        # exactly), so a restored upper compares with its lowers as the original did.
+        seconds, nanos = divmod(st.st_mtime_ns, 1_000_000_000)
+        info.mtime = seconds
+        info.pax_headers = {"mtime": f"{seconds}.{nanos:09d}"}
     return info
 
 
-def write_layer(upper: Path, out: BinaryIO, *, mtime: int | None = None) -> LayerStats:
+def write_layer(upper: Path, out: BinaryIO, *, mtime: int | None = None,
+                exact_mtimes: bool = False) -> LayerStats:
     """Writes the layer tar of the overlay upper directory `upper` to `out`.
 
-    The bytes are those tarfile writes in PAX format ("w|" mode).
+    The bytes are those tarfile writes in PAX format ("w|" mode). `exact_mtimes` (not for
+    image layers) adds nanosecond PAX mtimes.
     """
-    layer = _write(upper, out, mtime)
+    layer = _write(upper, out, mtime, exact_mtimes)
     return LayerStats(diff_id="sha256:" + layer.digest.hexdigest(), size=layer.size)
 
 
@@ -260,11 +269,12 @@ def write_layer_file(upper: Path, path: Path, *, mtime: int | None = None) -> La
     return LayerStats(diff_id, layer.size, verified)
 
 
-def _write(upper: Path, out: BinaryIO, mtime: int | None) -> _LayerOutput:
+def _write(upper: Path, out: BinaryIO, mtime: int | None,
+           exact_mtimes: bool = False) -> _LayerOutput:
     layer = _LayerOutput(out)
     links: dict[tuple[int, int], str] = {}
     for name, path, st in _walk(upper):
-        info = _base_info(name, st, mtime)
+        info = _base_info(name, st, mtime, exact_mtimes)
         mode = st.st_mode
         if stat.S_ISCHR(mode) and st.st_rdev == 0:
             head, _, base = name.rpartition("/")
@@ -285,13 +295,13 @@ def _write(upper: Path, out: BinaryIO, mtime: int | None) -> _LayerOutput:
             links[key] = name
         xattrs = _read_xattrs(path)
         _check_overlay_features(name, xattrs)
-        info.pax_headers = _pax_xattrs(xattrs)
+        info.pax_headers = {**info.pax_headers, **_pax_xattrs(xattrs)}
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
             info.name = name + "/"
             layer.add_entry(info)
             if any(xattrs.get(k) == b"y" for k in _OPAQUE_XATTRS):
-                marker = _base_info(f"{name}/{OPAQUE_MARKER}", st, mtime)
+                marker = _base_info(f"{name}/{OPAQUE_MARKER}", st, mtime, exact_mtimes)
                 marker.type = tarfile.REGTYPE
                 layer.add_entry(marker)
         elif stat.S_ISREG(mode):

@@ -22,7 +22,9 @@ from isula_build.builder.layertar import write_layer_file
 from isula_build.builder.config import StageConfig, now_utc
 from isula_build.builder.executor import BuildRun, RootStack, StepExecutor
 from isula_build.builder.mounts import OverlayMount
-from isula_build.dockerfile import Stage, parse_trigger
+from isula_build.builder.stagecache import MISS_PREFIX, USING_CACHE, StageCache
+from isula_build.dockerfile import Stage, Step, parse_trigger
+from isula_build.errors import IsulaBuildError
 from isula_build.image.layerfile import VerifiedLayerFile
 
 _log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class StageBase:
     layers: list[LayerFile]     # bottom first
     config: StageConfig         # a private copy the stage may change
     key: str                    # the parent key of the first step
+    cache_note: str = ""        # why the first step missed when no build ran it from this base
 
 
 @dataclass
@@ -67,26 +70,67 @@ def format_step(number: int, text: str) -> str:
 
 def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
               resolve_from: Callable[[str], RootStack]) -> StageResult:
-    """Runs the steps of `stage` (its FROM line was logged by the caller as step first_step-1)."""
+    """Runs the steps of `stage` (its FROM line was logged by the caller as step first_step-1).
+    With a build cache, the steps are looked up first (stagecache.py): the longest prefix of
+    hits is restored, the rest executed."""
     config = base.config
     triggers = [parse_trigger(text, escape=ctx.escape) for text in config.onbuild]
     config.clear_onbuild()
-    steps = stage.resolve(config.env, triggers)
+    # One pass: a Step's environment is a view valid while the iteration stands on it.
+    steps = enumerate(stage.resolve(config.env, triggers))
     folder = ctx.new_dir(f"stage{stage.index}")
     upper, work, merged = folder / "upper", folder / "work", folder / "merged"
     key = base.key
     layer_entry: int | None = None  # index in config.new_history of the last file change
+    executor = StepExecutor(ctx, merged, config, resolve_from)
+    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note) if ctx.cache else None
+    if triggers:
+        ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
+
+    def announce(i: int, step: Step) -> str:
+        text = _one_line(step.instruction.original)
+        if i >= len(triggers):  # the base image's triggers come first, without STEP lines
+            ctx.log(format_step(first_step + i - len(triggers), text))
+        return text
+
+    pending: tuple[int, Step, str, str] | None = None   # the first step that missed
+    for i, step in steps:
+        text = announce(i, step)
+        entry, reason = None, ""
+        if cache is not None:
+            try:
+                found = executor.key(step, key)
+            except IsulaBuildError:
+                found = None  # executing it reports the error
+            entry, reason = cache.lookup(step, text, key, found, i)
+        if entry is None:
+            pending = (i, step, text, reason)
+            break
+        if i >= len(triggers):
+            ctx.log(USING_CACHE)
+        key = entry.key
+    restored = cache.restore(upper, config) if cache is not None else None
+    if restored is not None:
+        layer_entry = restored.layer_entry
+
+    def execute(i: int, step: Step, text: str) -> None:
+        nonlocal key, layer_entry
+        ctx.all_cached = False
+        step_key, changed = executor.execute(step, key)
+        if changed:
+            layer_entry = len(config.new_history) - 1
+        if cache is not None:
+            cache.save(upper, key, step, text, i, step_key, changed, config, layer_entry)
+        key = step_key.key
+
     with OverlayMount(base.stack.lowers, upper, work, merged, mountopt=ctx.mountopt):
-        executor = StepExecutor(ctx, merged, config, resolve_from)
-        if triggers:
-            ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
-        for i, step in enumerate(steps):
-            if i >= len(triggers):  # the base image's triggers come first, without STEP lines
-                number = first_step + i - len(triggers)
-                ctx.log(format_step(number, _one_line(step.instruction.original)))
-            key, changed = executor.execute(step, key)
-            if changed:
-                layer_entry = len(config.new_history) - 1
+        if pending is not None:
+            i, step, text, reason = pending
+            if reason:
+                ctx.log(MISS_PREFIX + reason)
+            execute(i, step, text)
+            for i, step in steps:
+                execute(i, step, announce(i, step))
     shutil.rmtree(work, ignore_errors=True)
     prune_unchanged_dirs(upper, base.stack.lowers)
     layers = list(base.layers)
@@ -101,7 +145,8 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
         else:
             config.mark_layer(layer_entry)
         _log.debug("stage %d: layer %s (%d bytes)", stage.index, stats.diff_id, stats.size)
-    return StageResult(stage.index, RootStack([upper, *base.stack.lowers]), layers, config, key)
+    return StageResult(stage.index, RootStack([upper, *base.stack.lowers], key), layers, config,
+                       key)
 
 
 def _one_line(text: str) -> str:

@@ -73,6 +73,8 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP",
                    help="Add Linux capabilities for RUN command")
     p.add_argument("--iidfile", default="", metavar="FILE", help="Write image ID to the file")
+    p.add_argument("--no-cache", action="store_true",
+                   help="Do not use the build cache (steps still refresh it)")
     p.add_argument("-t", "--tag", default="", metavar="NAME[:TAG]",
                    help="Add tag to the built image")
     if ctx.experimental:
@@ -209,6 +211,7 @@ class BuildInvocation:
     caps: list[str]
     proxy: bool
     image_format: str
+    no_cache: bool = False
 
 
 def prepare_build(args: argparse.Namespace) -> BuildInvocation:
@@ -231,6 +234,7 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
         caps=list(args.cap_add),
         proxy=args.proxy,
         image_format=args.format,
+        no_cache=args.no_cache,
     )
 
 
@@ -275,7 +279,7 @@ def run_build(args: argparse.Namespace) -> int:
         # What identifies "the same build" to the original daemon: the Dockerfile digest and
         # the static build time.
         entityID=f"{hashlib.sha256(plan.content.encode()).hexdigest()}:{entity_time}",
-        encrypted=encrypted, format=plan.image_format)
+        encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
     with session(args) as conn:

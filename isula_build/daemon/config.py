@@ -54,6 +54,8 @@ class MainConfig:
     runtime: str | None = None
     experimental: bool | None = None
     min_free_space: int | None = None  # bytes kept free on the data root's filesystem
+    cache_max_size: int | None = None  # bytes the build cache may keep (builder/cache.py)
+    cache_max_age: int | None = None   # seconds an unused build cache entry is kept
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def _toml_type(value: Any) -> str:
 
 def _main_config(r: _Reader, t: dict[str, Any]) -> MainConfig:
     r.check_keys(t, ("debug", "loglevel", "group", "run_root", "data_root", "runtime",
-                     "experimental", "min_free_space"), "")
+                     "experimental", "min_free_space", "cache_max_size", "cache_max_age"), "")
     loglevel = r.get(t, "loglevel", str, "")
     # The original's sample file ships `loglevel = ""`; an empty value means "not set".
     if loglevel == "":
@@ -205,7 +207,9 @@ def _main_config(r: _Reader, t: dict[str, Any]) -> MainConfig:
         data_root=_root(r, t, "data_root"),
         runtime=_non_empty(r, t, "runtime"),
         experimental=r.get(t, "experimental", bool, ""),
-        min_free_space=_min_free_space(r, t),
+        min_free_space=_size(r, t, "min_free_space", "0 turns the reserve off"),
+        cache_max_size=_size(r, t, "cache_max_size", "0 keeps no cache"),
+        cache_max_age=_duration(r, t, "cache_max_age"),
     )
 
 
@@ -214,9 +218,8 @@ def _non_empty(r: _Reader, t: dict[str, Any], key: str) -> str | None:
     return value or None
 
 
-def _min_free_space(r: _Reader, t: dict[str, Any]) -> int | None:
-    """The free space reserve: a string with a unit ("1GiB", "500MB") or an integer of bytes."""
-    key = "min_free_space"
+def _size(r: _Reader, t: dict[str, Any], key: str, zero: str) -> int | None:
+    """A size: a string with a unit ("1GiB", "500MB") or an integer of bytes."""
     value = t.get(key)
     if value is None:
         return None
@@ -231,7 +234,24 @@ def _min_free_space(r: _Reader, t: dict[str, Any]) -> int | None:
     shown = f'"{value}"' if isinstance(value, str) else str(value) if is_int \
         else f"({_toml_type(value)})"
     raise r.error(f'invalid {key} {shown}: give a size such as "1GiB" or "500MB", or a number '
-                  "of bytes (0 turns the reserve off)")
+                  f"of bytes ({zero})")
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(r: _Reader, t: dict[str, Any], key: str) -> int | None:
+    """A duration: a string such as "30d", "12h", "90m", "45s", or an integer of seconds."""
+    value = t.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value[:-1].isdigit() and value[-1:] in _DURATION_UNITS:
+        return int(value[:-1]) * _DURATION_UNITS[value[-1]]
+    shown = f'"{value}"' if isinstance(value, str) else f"({_toml_type(value)})"
+    raise r.error(f'invalid {key} {shown}: give a duration such as "30d", "12h", "90m" or '
+                  '"45s", or a number of seconds')
 
 
 def _root(r: _Reader, t: dict[str, Any], key: str, where: str = "") -> Path | None:

@@ -40,6 +40,8 @@ DEFAULT_STORAGE_DRIVER = "overlay"
 DEFAULT_MOUNT_OPTIONS = "nodev"  # what the original's storage.toml ships
 # Kept free on the data root's filesystem (configuration.toml min_free_space; store/space.py).
 DEFAULT_MIN_FREE_SPACE = 1 << 30
+# The build cache keeps unused entries this long (configuration.toml cache_max_age).
+DEFAULT_CACHE_MAX_AGE = 30 * 24 * 3600
 UNIX_PREFIX = "unix://"
 
 T = TypeVar("T")
@@ -78,6 +80,8 @@ class DaemonOptions:
     registries: Registries
     policy: SignaturePolicy
     min_free_space: int = DEFAULT_MIN_FREE_SPACE  # bytes; 0: no reserve
+    cache_max_size: int | None = None  # build cache bytes; None: 20% of the data root's fs
+    cache_max_age: int = DEFAULT_CACHE_MAX_AGE  # seconds an unused cache entry is kept
     notices: tuple[Notice, ...] = ()  # to log at start-up: ignored keys, overridden roots
 
     def registry_settings(self) -> RegistrySettings:
@@ -146,6 +150,8 @@ def resolve_options(flags: Flags, files: FileConfig) -> DaemonOptions:
         registries=files.registries,
         policy=files.policy,
         min_free_space=_pick(None, main.min_free_space, DEFAULT_MIN_FREE_SPACE),
+        cache_max_size=main.cache_max_size,
+        cache_max_age=_pick(None, main.cache_max_age, DEFAULT_CACHE_MAX_AGE),
         notices=tuple(notices),
     )
 

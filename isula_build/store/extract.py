@@ -73,7 +73,20 @@ def _set_metadata(target: Path | int, member: tarfile.TarInfo) -> None:
     if not member.issym():
         os.chmod(target, member.mode & 0o7777)
     _set_xattrs(target, member, follow)
-    os.utime(target, ns=(int(member.mtime * 1e9),) * 2, follow_symlinks=follow)
+    os.utime(target, ns=(_mtime_ns(member),) * 2, follow_symlinks=follow)
+
+
+def _mtime_ns(member: tarfile.TarInfo) -> int:
+    """The entry's mtime in nanoseconds; a PAX mtime is read exactly (tarfile's float loses
+    the last digits of one written to the nanosecond, as the build cache's tars are)."""
+    text = member.pax_headers.get("mtime")
+    if text:
+        seconds, _, fraction = text.partition(".")
+        if seconds.lstrip("-").isdigit() and (not fraction or fraction.isdigit()):
+            nanos = int((fraction + "000000000")[:9])
+            whole = int(seconds)
+            return whole * 1_000_000_000 + (-nanos if seconds.startswith("-") else nanos)
+    return int(member.mtime * 1e9)
 
 
 def _ensure_parent(root: Path, rel: str) -> None:

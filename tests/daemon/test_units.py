@@ -234,6 +234,27 @@ def test_an_invalid_min_free_space_is_refused(tmp_path: Path, text, shown):
         'size such as "1GiB" or "500MB", or a number of bytes (0 turns the reserve off)')
 
 
+@pytest.mark.parametrize("text, size, age", [
+    ('cache_max_size = "5GiB"\ncache_max_age = "7d"\n', 5 << 30, 7 * 86400),
+    ("cache_max_size = 0\ncache_max_age = 3600\n", 0, 3600),
+    ('cache_max_age = "90m"\n', None, 5400), ("debug = true\n", None, None),
+])
+def test_the_build_cache_limits_are_a_size_and_a_duration(tmp_path: Path, text, size, age):
+    main = main_config(tmp_path, text)
+    assert (main.cache_max_size, main.cache_max_age) == (size, age)
+
+
+def test_an_invalid_cache_max_age_is_refused(tmp_path: Path):
+    with pytest.raises(ConfigError) as exc:
+        main_config(tmp_path, 'cache_max_age = "soon"\n')
+    assert "invalid cache_max_age \"soon\"" in str(exc.value)
+
+
+def test_the_build_cache_keeps_30_days_by_default(tmp_path: Path):
+    default = resolve(tmp_path, MainConfig(), StorageConfig())
+    assert (default.cache_max_size, default.cache_max_age) == (None, 30 * 86400)
+
+
 def test_the_free_space_reserve_defaults_to_1_gib_and_names_its_setting(tmp_path: Path):
     default = resolve(tmp_path, MainConfig(), StorageConfig())
     assert default.space_reserve() == SpaceReserve(

@@ -23,6 +23,7 @@ import grpc
 
 from isula_build.api import control_pb2 as pb
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
+from isula_build.builder.cache import open_cache
 from isula_build.daemon.builds import BuildRegistry, BuildSession
 from isula_build.daemon.experimental import check_format
 from isula_build.daemon.state import DaemonState
@@ -50,7 +51,10 @@ def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
         environment = BuildEnvironment(store=state.store, data_root=options.data_root,
                                        run_root=options.run_root, runtime=options.runtime,
                                        mountopt=options.mount_options,
-                                       daemon_env=dict(os.environ), registry=state.registry)
+                                       daemon_env=dict(os.environ), registry=state.registry,
+                                       cache=open_cache(options.data_root,
+                                                        options.cache_max_size,
+                                                        options.cache_max_age))
         return pb.BuildResponse(imageID=_run(state, session, build_input, environment, context))
     finally:
         registry.end_build(session)
@@ -100,7 +104,8 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         build_id=request.buildID, dockerfile=request.fileContent,
         context_dir=Path(request.contextDir), build_args=args, output=request.output,
         proxy=request.proxy, build_time=build_time, tag=request.additionalTag,
-        cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile)
+        cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile,
+        no_cache=request.noCache)
 
 
 def _drain(lines: queue.Queue[str | None], first: str) -> tuple[str, bool]:

@@ -16,16 +16,20 @@ class ClientLike(Protocol):
 
 
 def build_ours(client: ClientLike, case: Case, context: Path, url_base: str | None,
-               work: Path) -> FlatImage:
+               work: Path, *extra: str, log: list[str] | None = None) -> FlatImage:
+    """Builds the case (with `extra` build flags; the build's output into `log`), saves and
+    flattens it."""
     tag = f"isb-test-diff-{case.name}:latest".lower()
     args = dict(case.build_args)
     if case.url_server:
         assert url_base, f"case {case.name} needs the URL server"
         args[URL_ARG] = url_base
-    cmd = ["ctr-img", "build", "-f", str(context / "Dockerfile"), "-t", tag]
+    cmd = ["ctr-img", "build", "-f", str(context / "Dockerfile"), "-t", tag, *extra]
     for key, value in args.items():
         cmd += ["--build-arg", f"{key}={value}"]
-    client(*cmd, str(context), timeout=600)
+    result = client(*cmd, str(context), timeout=600)
+    if log is not None:
+        log.extend(result.stdout.splitlines())
     archive = work / "ours.tar"
     client("ctr-img", "save", tag, "-o", str(archive))
     return flatten_archive(archive)

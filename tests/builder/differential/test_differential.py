@@ -59,6 +59,37 @@ def test_build_matches_docker(case: Case, docker: str, client, busybox_image: st
                       f"from case.json):\n{describe(gone)}")
 
 
+STATIC = "build-time=2020-06-30 15:05:05"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_cached_rebuild_equals_clean_build(case: Case, client, busybox_image: str,
+                                           tmp_path: Path) -> None:
+    """The build cache mode: a --no-cache build (which fills the cache), then the same build
+    served from the cache, both static: the same image ID, so the same image BuildKit's is
+    compared with above."""
+    ids: list[str] = []
+    flat = []
+    log: list[str] = []
+    with _url_server(case) as url_base:
+        context = prepare_context(case, tmp_path / "context")
+        for n, flags in enumerate((["--no-cache"], [])):
+            iid, work = tmp_path / f"iid{n}", tmp_path / f"w{n}"
+            work.mkdir()
+            flat.append(build_ours(client, case, context, url_base, work,
+                                   "--build-static", STATIC, "--iidfile", str(iid), *flags,
+                                   log=log))
+            ids.append(iid.read_text().strip())
+    steps = [line for line in log if line.startswith("STEP ")]
+    cached = log.count(" ---> Using cache")
+    # Every step after FROM lines is served, but for ADD of a URL and what follows it.
+    assert cached or len(steps) == sum(1 for s in steps if " FROM " in s) or \
+        any(" ADD " in s for s in steps), f"case {case.name}: nothing came from the cache"
+    assert ids[0] == ids[1], (f"case {case.name}: the cached build differs from the clean one:\n"
+                              f"{describe(differences(flat[0], flat[1]))}")
+
+
 # What the issue asks the corpus to cover, checked against the Dockerfiles' text.
 REQUIRED = [
     r"^FROM --platform=\S+ \S+ AS \S+", r"^FROM scratch", r"^RUN \[", r"^RUN <<", r"^RUN [^\[<]",

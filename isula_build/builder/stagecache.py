@@ -1,0 +1,158 @@
+"""The build cache as a stage sees it: look steps up, say why one missed, save what ran.
+
+A stage walks its steps: while each step's key (computed without executing it) has an entry,
+the step is served (` ---> Using cache` under its STEP line, docker's classic wording: our log
+is the classic builder's, one STEP line a step, so the matching phrase reads naturally there).
+The last hit's upper dir and config state are restored before the stage's overlay is mounted,
+and the rest runs as without a cache, each executed step saving an entry. The first step that
+misses says why in one line, from what the key was made of compared with the most recently used
+entry of the same parent key: the instruction, a build-arg, the files COPY selected, the base
+image, or (after hits) that no earlier build ran the step. A stage's first step that no build
+ran before prints nothing, so a first build's log is what it was without a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from isula_build.builder.cache import BuildCache, CacheEntry
+from isula_build.builder.config import StageConfig
+from isula_build.builder.executor import StepKey
+from isula_build.dockerfile import Step
+from isula_build.dockerfile.instructions import AddInstruction, CopyInstruction
+from isula_build.errors import IsulaBuildError
+
+_log = logging.getLogger(__name__)
+
+USING_CACHE = " ---> Using cache"
+MISS_PREFIX = "cache miss: "
+
+
+def step_inputs(step: Step, text: str, key: StepKey | None, position: int) -> dict[str, Any]:
+    """What a step's key was made of, small, for the reason of a later miss."""
+    return {"ins": hashlib.sha256(repr(step.instruction).encode()).hexdigest(), "text": text,
+            "kind": type(step.instruction).__name__, "position": position,
+            "args": {k: v for k, v in step.new_args},
+            "files": key.files if key is not None else None}
+
+
+def _counted(what: str, names: list[str]) -> str:
+    more = len(names) - 1
+    return what + (f" (and {more} other{'s' if more > 1 else ''})" if more else "")
+
+
+def _comparable(siblings: list[CacheEntry], new: dict[str, Any]) -> dict[str, Any] | None:
+    """The inputs to compare with: of the same instruction text, else of the same kind at the
+    same position in its stage (siblings are most recently used first). Several stages FROM
+    one image share the parent key, so neither is just "the last entry"."""
+    for entry in siblings:
+        if entry.inputs.get("text") == new["text"]:
+            return entry.inputs
+    for entry in siblings:
+        if (entry.inputs.get("kind"), entry.inputs.get("position")) == \
+                (new["kind"], new["position"]):
+            return entry.inputs
+    return None
+
+
+def miss_reason(old: dict[str, Any], new: dict[str, Any], copy: bool, copy_from: str = "") -> str:
+    """One line saying how `new` inputs differ from the cached `old` ones."""
+    if old.get("ins") != new["ins"]:
+        if old.get("text") == new["text"]:
+            return "the instruction expands to something else than in the cached build"
+        return f"the instruction changed (the cached build ran: {old.get('text')})"
+    old_args, new_args = old.get("args") or {}, new["args"]
+    names = sorted(k for k in set(old_args) | set(new_args) if old_args.get(k) != new_args.get(k))
+    if names:
+        return _counted(f"build-arg {names[0]} changed", names)
+    old_files, new_files = old.get("files"), new["files"]
+    if isinstance(old_files, dict) and isinstance(new_files, dict):
+        changed = sorted(f for f in new_files if f in old_files and old_files[f] != new_files[f])
+        added = sorted(f for f in new_files if f not in old_files)
+        removed = sorted(f for f in old_files if f not in new_files)
+        count = len(changed) + len(added) + len(removed)
+        others = ["-"] * count
+        if changed:
+            return _counted(f"file {changed[0]} changed", others)
+        if added:
+            return _counted(f"file {added[0]} was added", others)
+        if removed:
+            return _counted(f"file {removed[0]} was removed", others)
+    if copy_from:
+        return f"what it copies from ({copy_from}) changed"
+    if copy:
+        return "the files it copies changed"
+    return "its inputs changed"
+
+
+class StageCache:
+    """One stage's use of the build's cache."""
+
+    def __init__(self, cache: BuildCache, use: bool, base_note: str) -> None:
+        self.cache = cache
+        self.use = use
+        self.base_note = base_note   # why a first step with no sibling entry missed, if known
+        self._save = True
+        self.blob: str | None = None  # the upper's blob after the last step seen
+        self._held: CacheEntry | None = None  # the last hit, its blob held until restored
+
+    def lookup(self, step: Step, text: str, parent: str, key: StepKey | None,
+               position: int) -> tuple[CacheEntry | None, str]:
+        """(the entry, "") on a hit; (None, the reason) on a miss."""
+        if key is None:
+            return None, "the step's content is only known by running it"
+        if not self.use:
+            return None, ""
+        entry = self.cache.lookup(key.key, hold=True)
+        if entry is not None:
+            if self._held is not None:
+                self.cache.release(self._held)
+            self._held = entry   # only the last hit is restored
+            self.blob = entry.blob
+            return entry, ""
+        first = position == 0
+        new = step_inputs(step, text, key, position)
+        old = _comparable(self.cache.siblings(parent), new)
+        if old is None:
+            # A stage no build started before says nothing: a first build's log stays as it
+            # was without a cache. Past a hit, the step is new (a line added, say).
+            return None, self.base_note if first else "no earlier build ran this step"
+        ins = step.instruction
+        copy = isinstance(ins, (CopyInstruction, AddInstruction))
+        copy_from = ins.from_ if isinstance(ins, CopyInstruction) and ins.from_ else ""
+        return None, miss_reason(old, new, copy, copy_from or "")
+
+    def restore(self, upper: Path, config: StageConfig) -> CacheEntry | None:
+        """Restores the last hit into `upper` (not made yet) and `config`; None without one."""
+        entry, self._held = self._held, None
+        if entry is None:
+            return None
+        try:
+            self.cache.restore_upper(entry, upper)
+        finally:
+            self.cache.release(entry)
+        config.load_state(entry.config)
+        return entry
+
+    def save(self, upper: Path, parent: str, step: Step, text: str, position: int, key: StepKey,
+             changed: bool, config: StageConfig, layer_entry: int | None) -> None:
+        """Saves the state after an executed step; a cache that cannot be written is skipped
+        for the rest of the stage (the build itself does not depend on it)."""
+        if not self._save:
+            return
+        try:
+            written = changed
+            if changed:
+                self.blob = self.cache.write_blob(upper)
+            entry = CacheEntry(key.key, parent, self.blob, config.state(), layer_entry,
+                               step_inputs(step, text, key, position))
+            self.cache.put(entry, blob_written=written)
+        except (OSError, IsulaBuildError) as exc:
+            _log.warning("build cache: not saving this stage's steps: %s", exc)
+            self._save = False
+
+
+__all__ = ["MISS_PREFIX", "StageCache", "USING_CACHE", "miss_reason", "step_inputs"]

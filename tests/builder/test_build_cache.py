@@ -1,0 +1,225 @@
+"""The build cache (builder/cache.py, stagecache.py, copydigest.py) through the engine: hits,
+the reason of each miss, --no-cache, and the same image as a clean build."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
+from isula_build.builder.cache import BuildCache, CacheEntry, open_cache
+from isula_build.builder.stagecache import miss_reason
+from isula_build.store import Store
+from isula_build.transports.copy import copy_image
+from isula_build.transports.rootfs_tarball import ImportSource
+from isula_build.transports.store import StoreDestination
+
+from tests.builder.test_executor import STATIC, write
+
+USING = " ---> Using cache"
+
+
+@dataclass
+class CachedEngine:
+    root: Path
+    store: Store
+    lines: list[str]
+
+    @property
+    def env(self) -> BuildEnvironment:
+        data = self.root / "data"
+        return BuildEnvironment(store=self.store, data_root=data, run_root=self.root / "run",
+                                daemon_env={"PATH": "/usr/bin"}, cache=open_cache(data))
+
+    def build(self, dockerfile: str, context: Path, **kwargs: object) -> str:
+        self.lines.clear()
+        request = BuildInput(build_id="c1", dockerfile=dockerfile, context_dir=context,
+                             **kwargs)  # type: ignore[arg-type]
+        return build_image(request, self.env, self.lines.append, threading.Event())
+
+    def misses(self) -> list[str]:
+        return [line for line in self.lines if line.startswith("cache miss: ")]
+
+
+def _top_layer(engine: CachedEngine, image_id: str) -> list[tarfile.TarInfo]:
+    record = engine.store.lookup(image_id)
+    with tarfile.open(engine.store.layer_blob_path(record.layers[-1].diff_id)) as tar:
+        return tar.getmembers()
+
+
+@pytest.fixture
+def cengine(tmp_path: Path, busybox_tar: Path) -> Iterator[CachedEngine]:
+    store = Store(tmp_path / "data")
+    with ImportSource(busybox_tar) as src, StoreDestination(store, ["busybox:latest"]) as dst:
+        copy_image(src, dst, lambda line: None)
+    try:
+        yield CachedEngine(tmp_path, store, [])
+    finally:
+        store.close()
+
+
+DOCKERFILE = ("FROM busybox\n"
+              "ARG V\n"
+              "RUN echo ran-step-3 && mkdir /made && echo $V > /made/v && rm -rf /var && mkdir -p /var/new\n"
+              "COPY src /src\n"
+              "RUN echo ran-step-5 && cat /src/* > /made/all && rm -rf /etc/hostname /tmp\n"
+              "ENV E=1\n")
+
+
+def test_rebuild_hits_and_a_changed_file_misses_where_it_is_copied(cengine: CachedEngine) -> None:
+    ctx = write(cengine.root / "ctx", {"src/a.c": "a\n", "src/b.c": "b\n", "junk.log": "x\n",
+                                       ".dockerignore": "src/*.tmp\n"})
+    first = cengine.build(DOCKERFILE, ctx, build_time=STATIC)
+    assert "ran-step-3" in cengine.lines and "ran-step-5" in cengine.lines
+    assert cengine.misses() == []  # a first build's log is as without a cache
+
+    again = cengine.build(DOCKERFILE, ctx, build_time=STATIC)
+    assert again == first
+    assert cengine.lines.count(USING) == 5 and not cengine.misses()
+    assert "ran-step-3" not in cengine.lines and "ran-step-5" not in cengine.lines
+
+    (ctx / "src" / "x.tmp").write_text("ignored\n")   # .dockerignore'd: still a hit
+    (ctx / "junk.log").write_text("not copied\n")     # not selected: still a hit
+    assert cengine.build(DOCKERFILE, ctx, build_time=STATIC) == first
+    assert cengine.lines.count(USING) == 5
+
+    (ctx / "src" / "b.c").write_text("B\n")
+    changed = cengine.build(DOCKERFILE, ctx, build_time=STATIC)
+    assert changed != first
+    assert "ran-step-3" not in cengine.lines and "ran-step-5" in cengine.lines
+    assert cengine.misses() == ["cache miss: file src/b.c changed"]
+    step4 = cengine.lines.index("STEP  4: COPY src /src")
+    assert cengine.lines[step4 + 1] == "cache miss: file src/b.c changed"
+
+    # The upper restored after step 3 had an opaque /var: the stage layer still has it.
+    names = [m.name for m in _top_layer(cengine, changed)]
+    assert "var/.wh..wh..opq" in names and ".wh.tmp" in names, " ".join(names)
+    clean = cengine.build(DOCKERFILE, ctx, build_time=STATIC, no_cache=True)
+    assert clean == changed
+    assert USING not in cengine.lines
+    assert "ran-step-3" in cengine.lines
+
+
+def test_build_args_base_image_and_no_cache(cengine: CachedEngine) -> None:
+    ctx = write(cengine.root / "ctx", {"src/a.c": "a\n"})
+    first = cengine.build(DOCKERFILE, ctx, build_time=STATIC, build_args={"V": "1"})
+    assert cengine.build(DOCKERFILE, ctx, build_time=STATIC,
+                         build_args={"V": "1", "UNUSED": "x"}) == first
+    assert cengine.lines.count(USING) == 5
+    second = cengine.build(DOCKERFILE, ctx, build_time=STATIC, build_args={"V": "2"})
+    assert second != first
+    assert cengine.misses() == ["cache miss: build-arg V changed"]
+    assert "ran-step-3" in cengine.lines
+    # The same name now meaning another image: the first step misses, saying so.
+    cengine.build("FROM busybox\nRUN echo x > /x\n", ctx, tag="busybox:latest",
+                  build_time=STATIC)
+    cengine.build(DOCKERFILE, ctx, build_time=STATIC, build_args={"V": "2"})
+    assert cengine.misses() == ["cache miss: the base image busybox is now a different image"]
+
+
+def test_cached_build_equals_clean_build_across_stages(cengine: CachedEngine) -> None:
+    ctx = write(cengine.root / "ctx", {"f": "1\n"})
+    dockerfile = ("FROM busybox AS one\n"
+                  "RUN mkdir -p /d/e && echo 1 > /d/e/f && touch /d/g\n"
+                  "RUN rm /d/g && rm -rf /usr/sbin\n"
+                  "FROM one\n"
+                  "COPY f /d/e/\n"
+                  "RUN echo two >> /d/e/f\n"
+                  "FROM busybox\n"
+                  "COPY --from=1 /d /d\n"
+                  "WORKDIR /w\n")
+    first = cengine.build(dockerfile, ctx, build_time=STATIC)
+    assert cengine.build(dockerfile, ctx, build_time=STATIC) == first
+    assert cengine.lines.count(USING) == 6
+    (ctx / "f").write_text("2\n")
+    partly = cengine.build(dockerfile, ctx, build_time=STATIC)
+    assert cengine.lines.count(USING) == 2
+    assert cengine.misses() == ["cache miss: file f changed",
+                                "cache miss: what it copies from (1) changed"]
+    cengine.build(dockerfile + "RUN echo new\n", ctx, build_time=STATIC)
+    assert cengine.misses() == ["cache miss: no earlier build ran this step"]
+    assert cengine.build(dockerfile, ctx, build_time=STATIC, no_cache=True) == partly
+
+
+def test_a_rebuild_without_build_static_keeps_the_image_id(cengine: CachedEngine) -> None:
+    ctx = write(cengine.root / "ctx", {"f": "1\n"})
+    first = cengine.build("FROM busybox\nRUN echo 1 > /one\nCOPY f /f\n", ctx)
+    assert cengine.build("FROM busybox\nRUN echo 1 > /one\nCOPY f /f\n", ctx) == first
+
+
+def test_entries_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    cache = BuildCache(tmp_path / "cache")
+    entry = CacheEntry("sha256:k", "sha256:p", None, {}, None, {})
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the daemon dies between writing the tmp file and renaming
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put(entry)
+    monkeypatch.undo()
+    assert cache.lookup("sha256:k") is None
+    # A half-written file left in tmp/ by a killed daemon is removed when the cache opens.
+    (tmp_path / "cache" / "tmp" / "half").write_bytes(b"{")
+    reopened = BuildCache(tmp_path / "cache")
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+    reopened.put(entry)
+    assert reopened.lookup("sha256:k") == entry
+    # An entry whose blob is gone is a miss, never served.
+    (tmp_path / "cache" / "entries").joinpath(
+        next(p.name for p in (tmp_path / "cache" / "entries").iterdir())).write_text(
+        json.dumps({**entry.__dict__, "blob": "ab" * 32}))
+    assert reopened.lookup("sha256:k") is None
+
+
+def test_collect_evicts_least_recently_used_and_spares_blobs_in_use(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "cache", max_size=10)
+    upper = tmp_path / "u"
+    upper.mkdir()
+    (upper / "f").write_text("x" * 100)
+    blob = cache.write_blob(upper)
+    entry = CacheEntry("sha256:k", "sha256:p", blob, {}, None, {})
+    cache.put(entry, blob_written=True)
+    held = cache.lookup("sha256:k", hold=True)
+    assert held == entry
+    cache.collect()
+    assert cache.blob_path(blob).exists()   # a build is about to read it
+    cache.release(held)
+    cache.collect()
+    assert cache.lookup("sha256:k") is None and not cache.blob_path(blob).exists()
+
+
+def test_miss_reasons_name_what_differs() -> None:
+    old = {"ins": "1", "text": "COPY . /", "args": {}, "files": {"a": "1", "b": "2", "c": "3"}}
+    new = {**old, "files": {"a": "1", "b": "9", "c": "8", "d": "4"}}
+    assert miss_reason(old, new, True) == "file b changed (and 2 others)"
+    assert miss_reason(old, {**old, "ins": "2", "text": "COPY x /"}, True) == \
+        "the instruction changed (the cached build ran: COPY . /)"
+
+
+def test_client_and_daemon_use_the_cache_and_no_cache_skips_it(client, busybox_image: str,
+                                                               tmp_path: Path) -> None:
+    """Through the real client and daemon: the second build is served from the cache, and
+    --no-cache (BuildRequest.noCache) runs every step again, to the same image."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo ran-e2e-$((1+1)) && echo $RANDOM > /r\n"
+                                                 "COPY Dockerfile /d\n"})
+    static = "build-time=2020-06-30 15:05:05"
+    outputs, ids = [], []
+    for n, flags in enumerate(([], [], ["--no-cache"])):
+        iid = tmp_path / f"iid{n}"
+        r = client("ctr-img", "build", "--build-static", static, "--iidfile", str(iid), *flags,
+                   str(ctx))
+        outputs.append(r.stdout)
+        ids.append(iid.read_text().strip())
+    assert "ran-e2e-2" in outputs[0] and USING not in outputs[0]
+    assert outputs[1].count(USING) == 2 and "ran-e2e-2" not in outputs[1]
+    assert "ran-e2e-2" in outputs[2] and USING not in outputs[2]
+    assert ids[0] == ids[1]   # the RUN's $RANDOM output differs: the clean build's image too
+    assert ids[2] != ids[1]
