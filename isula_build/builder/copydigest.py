@@ -19,7 +19,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +83,22 @@ class _Walker:
             self.files[rel] = hashlib.sha256(line).hexdigest()
 
     def entry(self, path: Path, st: os.stat_result, rel: str) -> None:
+        """Records the entry and, for a directory, everything below it, in name order, parents
+        first. Iterative: a context's tree may be deeper than Python's recursion limit."""
+        below: list[Iterator[tuple[Path, os.stat_result, str]]] = []
+        current: tuple[Path, os.stat_result, str] | None = (path, st, rel)
+        while True:
+            if current is not None:
+                self._record(*current)
+                if stat.S_ISDIR(current[1].st_mode):
+                    below.append(self._children(current[0], current[2]))
+            if not below:
+                return
+            current = next(below[-1], None)
+            if current is None:
+                below.pop()
+
+    def _record(self, path: Path, st: os.stat_result, rel: str) -> None:
         mode = st.st_mode
         extra: object = ""
         if stat.S_ISREG(mode):
@@ -97,10 +113,8 @@ class _Walker:
             link = self.links.setdefault(identity, rel)
         self.add([rel, f"{mode:o}", st.st_uid, st.st_gid,
                   st.st_size if stat.S_ISREG(mode) else 0, extra, link, _xattrs(path)], rel)
-        if stat.S_ISDIR(mode):
-            self.children(path, rel)
 
-    def children(self, path: Path, rel: str) -> None:
+    def _children(self, path: Path, rel: str) -> Iterator[tuple[Path, os.stat_result, str]]:
         for name in sorted(os.listdir(path)):
             child_rel = f"{rel}/{name}" if rel not in ("", ".") else name
             child = path / name
@@ -109,7 +123,7 @@ class _Walker:
                 if not (self.reinclude and stat.S_ISDIR(st.st_mode)):
                     continue
                 # Searched for what a "!" pattern brings back; its metadata counts when kept.
-            self.entry(child, st, child_rel)
+            yield child, st, child_rel
 
 
 def source_digest(sources: Sequence[str], *, context_dir: Path, add: bool,

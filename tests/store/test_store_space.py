@@ -106,7 +106,9 @@ def test_no_layer_is_started_below_the_reserve(store: Store) -> None:
 
 def test_an_import_stops_at_the_reserve(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "rootfs.tar"
-    path.write_bytes(make_tar(file("big", os.urandom(40 * MiB))))
+    # Well past the reserve: the meter checks every 16 MiB, and the simulated free space counts
+    # what the writer thread has written so far, which may lag behind on a busy machine.
+    path.write_bytes(make_tar(file("big", os.urandom(80 * MiB))))
     simulate(store, budget=used_bytes(store.space.root) + 60 * MiB, reserve=30 * MiB)
     with pytest.raises(ResourceExhausted, match="not enough free space"):
         with ImportSource(path) as source, StoreDestination(store, ["isb-test-big"]) as dst:
