@@ -49,7 +49,7 @@ def format_cache_table(rows: Sequence[tuple[str, int, float, str]], total: int,
     cells = [(key.partition(":")[2][:ID_SHOWN] or key[:ID_SHOWN], format_size(size),
               human_duration(max(now - used, 0)) + " ago", _step(step))
              for key, size, used, step in rows]
-    widths = [max(len(HEADERS[i]), *(len(c[i]) for c in cells)) for i in range(len(HEADERS))]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(HEADERS)]
 
     def line(values: Sequence[str]) -> str:
         return _COLUMN_GAP.join(v.ljust(w) for v, w in zip(values, widths)).rstrip() + "\n"
