@@ -15,7 +15,9 @@ Every file is written in tmp/ and renamed into place, the blob before the entry 
 daemon killed at any moment leaves whole entries or none. An entry whose blob is gone (evicted)
 is a miss. Blobs a running build is restoring are counted in memory and never evicted; the cache
 belongs to one daemon process (the data root's lock), so a process-wide lock orders writers and
-the collector.
+the collector. The collector (collect after each build, prune for `isula-build cache prune`)
+also drops dangling entries, whose blob is gone, and never an entry whose blob is held;
+usage() and size() are what `cache ls` and `info` show.
 """
 
 from __future__ import annotations
@@ -260,7 +262,7 @@ class BuildCache:
                 entry = self._read_entry(Path(item.path))
                 entries.append((item.stat().st_mtime, Path(item.path), entry))
             entries.sort(key=lambda e: e[0], reverse=True)   # most recent first
-            sizes = {e.name: e.stat().st_size for e in os.scandir(self.root / "blobs" / "sha256")}
+            sizes = self._blob_sizes()
             now = time.time()
             kept: set[str] = set(self._in_use)
             total = sum(sizes.get(b, 0) for b in kept)
@@ -291,7 +293,7 @@ class BuildCache:
     def usage(self) -> list[CacheUsage]:
         """Every readable entry, most recently used first, with the size of its blob."""
         with self._lock:
-            sizes = {e.name: e.stat().st_size for e in os.scandir(self.root / "blobs" / "sha256")}
+            sizes = self._blob_sizes()
             rows = []
             for item in os.scandir(self.root / "entries"):
                 entry = self._read_entry(Path(item.path))
@@ -306,7 +308,10 @@ class BuildCache:
     def size(self) -> int:
         """Bytes the cache's blobs take."""
         with self._lock:
-            return sum(e.stat().st_size for e in os.scandir(self.root / "blobs" / "sha256"))
+            return sum(self._blob_sizes().values())
+
+    def _blob_sizes(self) -> dict[str, int]:
+        return {e.name: e.stat().st_size for e in os.scandir(self.root / "blobs" / "sha256")}
 
     def _remove_entry(self, path: Path, entry: CacheEntry | None) -> None:
         path.unlink(missing_ok=True)
