@@ -78,3 +78,29 @@ def parse_go_duration(text: str) -> int:
         total += float(match.group(1)) * _UNIT_NS[match.group(2)]
         pos = match.end()
     return sign * int(total)
+
+
+def human_duration(seconds: float) -> str:
+    """How long ago in go-units' HumanDuration words ("Less than a second", "About a minute",
+    "3 hours", "2 weeks"), which docker's listings show."""
+    if seconds < 1:
+        return "Less than a second"
+    if int(seconds) == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    for limit, size, word in ((24 * 7 * 2, 24, "days"), (24 * 30 * 2, 24 * 7, "weeks"),
+                              (24 * 365 * 2, 24 * 30, "months")):
+        if hours < limit:
+            return f"{hours // size} {word}"
+    return f"{hours // (24 * 365)} years"

@@ -341,7 +341,7 @@ class InfoRequest(_message.Message):
     def __init__(self, verbose: _Optional[bool] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("memInfo", "storageInfo", "registryInfo", "dataRoot", "runRoot", "OCIRuntime", "builderNum", "goRoutines", "memStat", "experimental")
+    __slots__ = ("memInfo", "storageInfo", "registryInfo", "dataRoot", "runRoot", "OCIRuntime", "builderNum", "goRoutines", "memStat", "experimental", "buildCacheSize")
     MEMINFO_FIELD_NUMBER: _ClassVar[int]
     STORAGEINFO_FIELD_NUMBER: _ClassVar[int]
     REGISTRYINFO_FIELD_NUMBER: _ClassVar[int]
@@ -352,6 +352,7 @@ class InfoResponse(_message.Message):
     GOROUTINES_FIELD_NUMBER: _ClassVar[int]
     MEMSTAT_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTAL_FIELD_NUMBER: _ClassVar[int]
+    BUILDCACHESIZE_FIELD_NUMBER: _ClassVar[int]
     memInfo: MemData
     storageInfo: StorageData
     registryInfo: RegistryData
@@ -362,7 +363,49 @@ class InfoResponse(_message.Message):
     goRoutines: int
     memStat: MemStat
     experimental: bool
-    def __init__(self, memInfo: _Optional[_Union[MemData, _Mapping]] = ..., storageInfo: _Optional[_Union[StorageData, _Mapping]] = ..., registryInfo: _Optional[_Union[RegistryData, _Mapping]] = ..., dataRoot: _Optional[str] = ..., runRoot: _Optional[str] = ..., OCIRuntime: _Optional[str] = ..., builderNum: _Optional[int] = ..., goRoutines: _Optional[int] = ..., memStat: _Optional[_Union[MemStat, _Mapping]] = ..., experimental: _Optional[bool] = ...) -> None: ...
+    buildCacheSize: int
+    def __init__(self, memInfo: _Optional[_Union[MemData, _Mapping]] = ..., storageInfo: _Optional[_Union[StorageData, _Mapping]] = ..., registryInfo: _Optional[_Union[RegistryData, _Mapping]] = ..., dataRoot: _Optional[str] = ..., runRoot: _Optional[str] = ..., OCIRuntime: _Optional[str] = ..., builderNum: _Optional[int] = ..., goRoutines: _Optional[int] = ..., memStat: _Optional[_Union[MemStat, _Mapping]] = ..., experimental: _Optional[bool] = ..., buildCacheSize: _Optional[int] = ...) -> None: ...
+
+class CacheListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CacheListResponse(_message.Message):
+    __slots__ = ("entries", "totalSize")
+    class Entry(_message.Message):
+        __slots__ = ("id", "step", "size", "lastUsed", "inUse")
+        ID_FIELD_NUMBER: _ClassVar[int]
+        STEP_FIELD_NUMBER: _ClassVar[int]
+        SIZE_FIELD_NUMBER: _ClassVar[int]
+        LASTUSED_FIELD_NUMBER: _ClassVar[int]
+        INUSE_FIELD_NUMBER: _ClassVar[int]
+        id: str
+        step: str
+        size: int
+        lastUsed: _timestamp_pb2.Timestamp
+        inUse: bool
+        def __init__(self, id: _Optional[str] = ..., step: _Optional[str] = ..., size: _Optional[int] = ..., lastUsed: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inUse: _Optional[bool] = ...) -> None: ...
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    TOTALSIZE_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[CacheListResponse.Entry]
+    totalSize: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[CacheListResponse.Entry, _Mapping]]] = ..., totalSize: _Optional[int] = ...) -> None: ...
+
+class CachePruneRequest(_message.Message):
+    __slots__ = ("all", "keepStorage")
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    KEEPSTORAGE_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    keepStorage: int
+    def __init__(self, all: _Optional[bool] = ..., keepStorage: _Optional[int] = ...) -> None: ...
+
+class CachePruneResponse(_message.Message):
+    __slots__ = ("entriesRemoved", "spaceReclaimed")
+    ENTRIESREMOVED_FIELD_NUMBER: _ClassVar[int]
+    SPACERECLAIMED_FIELD_NUMBER: _ClassVar[int]
+    entriesRemoved: int
+    spaceReclaimed: int
+    def __init__(self, entriesRemoved: _Optional[int] = ..., spaceReclaimed: _Optional[int] = ...) -> None: ...
 
 class ManifestCreateRequest(_message.Message):
     __slots__ = ("manifestList", "manifests")

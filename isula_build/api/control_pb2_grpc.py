@@ -130,6 +130,16 @@ class ControlStub:
                 request_serializer=isula__build_dot_api_dot_control__pb2.ManifestPushRequest.SerializeToString,
                 response_deserializer=isula__build_dot_api_dot_control__pb2.ManifestPushResponse.FromString,
                 _registered_method=True)
+        self.CacheList = channel.unary_unary(
+                '/isula.build.v1.Control/CacheList',
+                request_serializer=isula__build_dot_api_dot_control__pb2.CacheListRequest.SerializeToString,
+                response_deserializer=isula__build_dot_api_dot_control__pb2.CacheListResponse.FromString,
+                _registered_method=True)
+        self.CachePrune = channel.unary_unary(
+                '/isula.build.v1.Control/CachePrune',
+                request_serializer=isula__build_dot_api_dot_control__pb2.CachePruneRequest.SerializeToString,
+                response_deserializer=isula__build_dot_api_dot_control__pb2.CachePruneResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -249,6 +259,21 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CacheList(self, request, context):
+        """This project's own methods; the original has no build cache, so neither has its
+        protocol these (its daemon answers UNIMPLEMENTED, as for any unknown method).
+        CacheList: `isula-build cache ls`; CachePrune: `isula-build cache prune`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CachePrune(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -346,6 +371,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ManifestPush,
                     request_deserializer=isula__build_dot_api_dot_control__pb2.ManifestPushRequest.FromString,
                     response_serializer=isula__build_dot_api_dot_control__pb2.ManifestPushResponse.SerializeToString,
+            ),
+            'CacheList': grpc.unary_unary_rpc_method_handler(
+                    servicer.CacheList,
+                    request_deserializer=isula__build_dot_api_dot_control__pb2.CacheListRequest.FromString,
+                    response_serializer=isula__build_dot_api_dot_control__pb2.CacheListResponse.SerializeToString,
+            ),
+            'CachePrune': grpc.unary_unary_rpc_method_handler(
+                    servicer.CachePrune,
+                    request_deserializer=isula__build_dot_api_dot_control__pb2.CachePruneRequest.FromString,
+                    response_serializer=isula__build_dot_api_dot_control__pb2.CachePruneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -861,6 +896,60 @@ class Control:
             '/isula.build.v1.Control/ManifestPush',
             isula__build_dot_api_dot_control__pb2.ManifestPushRequest.SerializeToString,
             isula__build_dot_api_dot_control__pb2.ManifestPushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CacheList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/isula.build.v1.Control/CacheList',
+            isula__build_dot_api_dot_control__pb2.CacheListRequest.SerializeToString,
+            isula__build_dot_api_dot_control__pb2.CacheListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CachePrune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/isula.build.v1.Control/CachePrune',
+            isula__build_dot_api_dot_control__pb2.CachePruneRequest.SerializeToString,
+            isula__build_dot_api_dot_control__pb2.CachePruneResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,7 +15,9 @@ Every file is written in tmp/ and renamed into place, the blob before the entry 
 daemon killed at any moment leaves whole entries or none. An entry whose blob is gone (evicted)
 is a miss. Blobs a running build is restoring are counted in memory and never evicted; the cache
 belongs to one daemon process (the data root's lock), so a process-wide lock orders writers and
-the collector.
+the collector. The collector (collect after each build, prune for `isula-build cache prune`)
+also drops dangling entries, whose blob is gone, and never an entry whose blob is held;
+usage() and size() are what `cache ls` and `info` show.
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ class CacheEntry:
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__, sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """One entry as `isula-build cache ls` shows it."""
+
+    key: str
+    step: str                   # the instruction's text, when the entry recorded it
+    blob: str | None
+    size: int                   # bytes of its blob (several entries may share one)
+    last_used: float            # seconds since the epoch
+    in_use: bool                # a running build holds its blob
 
 
 def _hex(key: str) -> str:
@@ -223,21 +237,46 @@ class BuildCache:
         they keep fit max_size; removes blobs no entry names. Returns bytes freed."""
         max_size = self.max_size if max_size is None else max_size
         max_age = self.max_age if max_age is None else max_age
+        return self._evict(max_size, max_age, keep_empty=True)[1]
+
+    def prune(self, everything: bool = False,
+              keep_storage: int | None = None) -> tuple[int, int]:
+        """Removes entries as `isula-build cache prune` asks; returns (entries removed, bytes
+        freed). `everything`: every entry whose blob no running build holds; `keep_storage`:
+        the least recently used until the blobs fit it (no age limit); neither: the configured
+        limits (collect), plus dangling entries. Blobs no entry names go in every case."""
+        if keep_storage is not None:
+            return self._evict(keep_storage, None, keep_empty=not everything)
+        if everything:
+            return self._evict(0, None, keep_empty=False)
+        return self._evict(self.max_size, self.max_age, keep_empty=True)
+
+    def _evict(self, max_size: int, max_age: int | None,
+               keep_empty: bool) -> tuple[int, int]:
+        """Keeps, most recently used first, the entries younger than max_age whose blobs fit
+        max_size (with those held), entries without a blob when `keep_empty`, and entries of
+        held blobs; removes the others, dangling ones (blob gone) and unnamed blobs."""
         with self._lock:
             entries = []
             for item in os.scandir(self.root / "entries"):
                 entry = self._read_entry(Path(item.path))
                 entries.append((item.stat().st_mtime, Path(item.path), entry))
             entries.sort(key=lambda e: e[0], reverse=True)   # most recent first
-            sizes = {e.name: e.stat().st_size for e in os.scandir(self.root / "blobs" / "sha256")}
+            sizes = self._blob_sizes()
             now = time.time()
             kept: set[str] = set(self._in_use)
             total = sum(sizes.get(b, 0) for b in kept)
+            removed = 0
             for used, path, entry in entries:
+                if entry is not None and entry.blob in self._in_use:
+                    continue
                 blob = entry.blob if entry else None
                 extra = sizes.get(blob, 0) if blob and blob not in kept else 0
-                if entry is None or now - used > max_age or total + extra > max_size:
+                if (entry is None or (blob is not None and blob not in sizes)
+                        or (max_age is not None and now - used > max_age)
+                        or total + extra > max_size or (blob is None and not keep_empty)):
                     self._remove_entry(path, entry)
+                    removed += 1
                     continue
                 if blob:
                     kept.add(blob)
@@ -247,7 +286,32 @@ class BuildCache:
                 if name not in kept:
                     self.blob_path(name).unlink(missing_ok=True)
                     freed += size
-            return freed
+            return removed, freed
+
+    # --- showing -------------------------------------------------------------------------
+
+    def usage(self) -> list[CacheUsage]:
+        """Every readable entry, most recently used first, with the size of its blob."""
+        with self._lock:
+            sizes = self._blob_sizes()
+            rows = []
+            for item in os.scandir(self.root / "entries"):
+                entry = self._read_entry(Path(item.path))
+                if entry is None:
+                    continue
+                rows.append(CacheUsage(
+                    key=entry.key, step=str(entry.inputs.get("text", "")),
+                    blob=entry.blob, size=sizes.get(entry.blob, 0) if entry.blob else 0,
+                    last_used=item.stat().st_mtime, in_use=entry.blob in self._in_use))
+        return sorted(rows, key=lambda row: row.last_used, reverse=True)
+
+    def size(self) -> int:
+        """Bytes the cache's blobs take."""
+        with self._lock:
+            return sum(self._blob_sizes().values())
+
+    def _blob_sizes(self) -> dict[str, int]:
+        return {e.name: e.stat().st_size for e in os.scandir(self.root / "blobs" / "sha256")}
 
     def _remove_entry(self, path: Path, entry: CacheEntry | None) -> None:
         path.unlink(missing_ok=True)
@@ -271,4 +335,4 @@ def open_cache(data_root: Path, max_size: int | None = None,
         return cache
 
 
-__all__ = ["BuildCache", "CacheEntry", "open_cache"]
+__all__ = ["BuildCache", "CacheEntry", "CacheUsage", "open_cache"]

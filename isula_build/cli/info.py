@@ -45,6 +45,8 @@ def format_info(reply: Any, *, human_readable: bool, verbose: bool) -> str:
         ("Store:", None),
         ("  Storage Driver:    ", reply.storageInfo.storageDriver),
         ("  Backing Filesystem:", reply.storageInfo.storageBackingFs),
+        # Ours: the original has no build cache.
+        ("  Build Cache:       ", size(reply.buildCacheSize)),
         ("Registry:", None),
         ("  Search Registries:", None),
         *(("   ", r) for r in reply.registryInfo.registriesSearch),

@@ -12,7 +12,7 @@ import sys
 from typing import NoReturn
 from collections.abc import Sequence
 
-from isula_build.cli import build, completion, images, info, manifest, registry, version
+from isula_build.cli import build, cache, completion, images, info, manifest, registry, version
 from isula_build.cli.common import ParserContext, experimental_enabled
 from isula_build.cli.connection import Endpoint
 from isula_build.errors import FlagError, IsulaBuildError
@@ -73,6 +73,7 @@ def build_parser(experimental: bool | None = None) -> argparse.ArgumentParser:
     images.add_commands(ctr_img_commands, ctx)
     registry.add_image_commands(ctr_img_commands, ctx)
 
+    cache.add_commands(commands, ctx)
     info.add_commands(commands, ctx)
     registry.add_login_commands(commands, ctx)
     version.add_commands(commands, ctx)

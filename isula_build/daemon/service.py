@@ -21,6 +21,7 @@ from isula_build.api import control_pb2_grpc
 from isula_build.daemon import logstream
 from isula_build.daemon.handlers import (
     build,
+    cache,
     health,
     images,
     import_,
@@ -190,3 +191,15 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         return self._stream(context, f"manifest push {request.manifestList}",
                             lambda job: manifest.manifest_push(self.state, request, job),
                             lambda line: pb.ManifestPushResponse(result=line))
+
+    # This project's own methods (the build cache).
+
+    @_unary
+    def CacheList(self, request: pb.CacheListRequest,
+                  context: grpc.ServicerContext) -> pb.CacheListResponse:
+        return cache.cache_list(self.state, request)
+
+    @_unary
+    def CachePrune(self, request: pb.CachePruneRequest,
+                   context: grpc.ServicerContext) -> pb.CachePruneResponse:
+        return cache.cache_prune(self.state, request)

@@ -223,3 +223,25 @@ def test_client_and_daemon_use_the_cache_and_no_cache_skips_it(client, busybox_i
     assert "ran-e2e-2" in outputs[2] and USING not in outputs[2]
     assert ids[0] == ids[1]   # the RUN's $RANDOM output differs: the clean build's image too
     assert ids[2] != ids[1]
+
+
+def test_prune_all_spares_held_blobs_and_drops_dangling_and_empty_entries(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "cache", max_size=10**9, max_age=10**10)
+    upper = tmp_path / "u"
+    upper.mkdir()
+    (upper / "f").write_text("x" * 100)
+    blob = cache.write_blob(upper)
+    held_entry = CacheEntry("sha256:held", "sha256:p", blob, {}, None, {"text": "RUN a"})
+    cache.put(held_entry, blob_written=True)
+    cache.put(CacheEntry("sha256:meta", "sha256:held", None, {}, None, {"text": "ENV A=1"}))
+    cache.put(CacheEntry("sha256:gone", "sha256:p", "ab" * 32, {}, None, {}))
+    for age, key in enumerate(("sha256:gone", "sha256:meta", "sha256:held")):
+        os.utime(cache._entry_path(key), (1e9 - age, 1e9 - age))
+    assert [u.step for u in cache.usage()] == ["", "ENV A=1", "RUN a"]   # latest first
+    assert cache.prune() == (1, 0)          # plain: only the dangling entry
+    held = cache.lookup("sha256:held", hold=True)
+    assert cache.prune(everything=True) == (1, 0)   # the metadata step; the held one stays
+    assert [u.in_use for u in cache.usage()] == [True]
+    cache.release(held)
+    size = cache.size()
+    assert size > 100 and cache.prune(everything=True) == (1, size) and cache.size() == 0

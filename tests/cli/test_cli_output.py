@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from isula_build.api import control_pb2
+from isula_build.cli.cache import format_cache_table
 from isula_build.cli.images import EMPTY_TABLE, ImageRow, format_images_table
 from isula_build.cli.info import format_info, format_size
 from isula_build.cli.version import format_block
+from isula_build.units import human_duration
 
 ID_A = "35e9f3c93dad277d78f4c26c737e697a5c5e3157f4a962c9701b8ee3954579be"
 ID_B = "a24bb4013296f61e89ba57005a7b3e52274d8edd3ae2077d04395f806b63d83e"
@@ -65,7 +67,7 @@ def _info() -> control_pb2.InfoResponse:
         registryInfo=control_pb2.RegistryData(registriesSearch=["docker.io"],
                                               registriesInsecure=["localhost:5000", "a.io"]),
         dataRoot="/var/lib/isula-build/", runRoot="/var/run/isula-build/", OCIRuntime="runc",
-        builderNum=2, goRoutines=7, experimental=True,
+        builderNum=2, goRoutines=7, experimental=True, buildCacheSize=12_340_000,
         memStat=control_pb2.MemStat(memSys=68_400_000, heapSys=1, heapAlloc=2, heapInUse=3,
                                     heapIdle=4, heapReleased=5))
 
@@ -87,6 +89,7 @@ def test_info_layout() -> None:
         "Store:",
         "  Storage Driver:     overlay",
         "  Backing Filesystem: extfs",
+        "  Build Cache:        12.3 MB",   # ours; the original's lines are unchanged
         "Registry:",
         "  Search Registries:",
         "    docker.io",
@@ -99,6 +102,7 @@ def test_info_layout() -> None:
 def test_info_raw_numbers_and_runtime_block() -> None:
     lines = format_info(_info(), human_readable=False, verbose=True).splitlines()
     assert "  MemTotal:     7630000000" in lines
+    assert "  Build Cache:        12340000" in lines
     assert lines[-7:] == [
         "Runtime:",
         "  MemSys:           68400000",
@@ -121,3 +125,26 @@ def test_version_block() -> None:
         "  Built:          Tue Mar 30 11:08:00 2021",
         "  OS/Arch:        linux/amd64",
     ]
+
+
+def test_cache_table_aligns_columns_cuts_ids_and_long_steps() -> None:
+    now = 1_000_000.0
+    rows = [("sha256:" + "ab" * 32, 123_456, now - 125, "RUN echo hi  &&\n  ls"),
+            ("sha256:" + "cd" * 32, 0, now - 4000, "COPY " + "x" * 80 + " /")]
+    assert format_cache_table(rows, 123_456, now).splitlines() == [
+        "ID             SIZE     LAST USED           STEP",
+        "abababababab   123 KB   2 minutes ago       RUN echo hi && ls",
+        "cdcdcdcdcdcd   0 B      About an hour ago   COPY " + "x" * 52 + "...",
+        "Total: 123 KB",
+    ]
+    assert format_cache_table([], 0, now) == "ID   SIZE   LAST USED   STEP\nTotal: 0 B\n"
+
+
+@pytest.mark.parametrize("seconds,text", [
+    (0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (3599, "59 minutes"), (3600, "About an hour"), (47 * 3600, "47 hours"),
+    (3 * 86400, "3 days"), (20 * 86400, "2 weeks"), (90 * 86400, "3 months"),
+    (800 * 86400, "2 years"),
+])
+def test_human_duration_as_go_units(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text

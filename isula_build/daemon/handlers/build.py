@@ -23,9 +23,9 @@ import grpc
 
 from isula_build.api import control_pb2 as pb
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
-from isula_build.builder.cache import open_cache
 from isula_build.daemon.builds import BuildRegistry, BuildSession
 from isula_build.daemon.experimental import check_format
+from isula_build.daemon.handlers.cache import daemon_cache
 from isula_build.daemon.state import DaemonState
 from isula_build.errors import Cancelled, InvalidArgument, NotFound
 
@@ -52,9 +52,7 @@ def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
                                        run_root=options.run_root, runtime=options.runtime,
                                        mountopt=options.mount_options,
                                        daemon_env=dict(os.environ), registry=state.registry,
-                                       cache=open_cache(options.data_root,
-                                                        options.cache_max_size,
-                                                        options.cache_max_age))
+                                       cache=daemon_cache(options))
         return pb.BuildResponse(imageID=_run(state, session, build_input, environment, context))
     finally:
         registry.end_build(session)
