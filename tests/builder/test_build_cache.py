@@ -16,6 +16,7 @@ import pytest
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
 from isula_build.builder.cache import BuildCache, CacheEntry, open_cache
 from isula_build.builder.stagecache import miss_reason
+from isula_build.errors import InternalError
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image
 from isula_build.transports.rootfs_tarball import ImportSource
@@ -194,6 +195,26 @@ def test_collect_evicts_least_recently_used_and_spares_blobs_in_use(tmp_path: Pa
     cache.release(held)
     cache.collect()
     assert cache.lookup("sha256:k") is None and not cache.blob_path(blob).exists()
+
+
+def test_a_damaged_blob_is_never_restored(tmp_path: Path) -> None:
+    """Blobs are not fsynced: one a power loss left short fails its digest, is removed, and the
+    build stops with a clear error instead of building on a torn tree."""
+    cache = BuildCache(tmp_path / "cache")
+    upper = tmp_path / "u"
+    upper.mkdir()
+    (upper / "f").write_text("x" * 4096)
+    blob = cache.write_blob(upper)
+    entry = CacheEntry("sha256:k", "sha256:p", blob, {}, None, {})
+    cache.put(entry, blob_written=True)
+    cache.restore_upper(entry, tmp_path / "whole")
+    assert (tmp_path / "whole" / "f").read_text() == "x" * 4096
+    with open(cache.blob_path(blob), "r+b") as f:
+        f.truncate(1024)
+    with pytest.raises(InternalError, match="damaged"):
+        cache.restore_upper(entry, tmp_path / "torn")
+    assert not cache.blob_path(blob).exists()
+    assert not (tmp_path / "torn" / "f").exists()
 
 
 def test_miss_reasons_name_what_differs() -> None:
