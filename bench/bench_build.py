@@ -22,12 +22,9 @@ which is what a user building repeatedly waits for.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlib import start_daemon
+from benchlib import BASE, DOCKER, ensure_docker_busybox, run, start_daemon
 
 REPO = Path(__file__).resolve().parent.parent
-DOCKER = "/usr/bin/docker"  # Debian's 20.10 CLI: the one with BuildKit built in (no buildx here)
-BASE = "busybox:latest"
 
 RUN_DOCKERFILE = "FROM busybox\n" + "".join(
     f"RUN echo step {i} > /step{i} && ls /bin > /dev/null\n" for i in range(1, 6))
@@ -51,25 +46,6 @@ class Builder:
     name: str
     build: Callable[[Path, str], None]   # (context, tag)
     remove: Callable[[str], None]        # (tag)
-
-
-def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, **(env or {})})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-
-
-def ensure_docker_busybox(busybox_tar: Path) -> None:
-    """docker's busybox:latest must be this busybox; never replace another image of that name."""
-    want = ["sha256:" + hashlib.sha256(busybox_tar.read_bytes()).hexdigest()]
-    probe = subprocess.run([DOCKER, "image", "inspect", "--format", "{{json .RootFS.Layers}}", BASE],
-                           capture_output=True, text=True)
-    if probe.returncode == 0:
-        if json.loads(probe.stdout) != want:
-            raise SystemExit(f"docker's {BASE} is not the test busybox; not replacing it")
-        return
-    run([DOCKER, "import", str(busybox_tar), BASE])
 
 
 def make_run_context(root: Path) -> Path:

@@ -28,10 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import start_daemon
+from benchlib import BASE, DOCKER, ensure_docker_busybox, run, start_daemon
 
 REPO = Path(__file__).resolve().parent.parent
-DOCKER = "/usr/bin/docker"  # Debian's 20.10 CLI: the one with BuildKit built in
 LOOP_DOCKERFILE = """FROM busybox
 ARG NONCE=0
 RUN echo $NONCE > /nonce && mkdir -p /opt/pkg && for i in $(seq 1 300); do \\
@@ -41,13 +40,6 @@ COPY src /src
 RUN cat /src/* | md5sum > /src.sum
 """
 COPY_DOCKERFILE = "FROM busybox\nARG NONCE=0\nRUN echo $NONCE > /nonce\nCOPY . /data/\n"
-
-
-def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, **(env or {})})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -94,8 +86,8 @@ def main() -> None:
     try:
         busybox_tar = root / "busybox-rootfs.tar"
         run([str(REPO / "scripts" / "busybox-rootfs.sh"), str(busybox_tar)])
-        run([*cli, "ctr-img", "import", str(busybox_tar), "busybox:latest"])
-        run([DOCKER, "import", str(busybox_tar), "busybox:latest"])
+        run([*cli, "ctr-img", "import", str(busybox_tar), BASE])
+        ensure_docker_busybox(busybox_tar)
         help_text = subprocess.run([*cli, "ctr-img", "build", "--help"], capture_output=True,
                                    text=True).stdout
         has_no_cache = "--no-cache" in help_text

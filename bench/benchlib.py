@@ -1,7 +1,10 @@
-"""What the benchmarks share: an isula-builder of their own on temporary directories."""
+"""What the benchmarks share: an isula-builder of their own on temporary directories, running a
+command, and docker's busybox made from the same root filesystem as ours."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -26,3 +29,26 @@ def start_daemon(root: Path, name: str) -> tuple[subprocess.Popen, str]:
             break
         time.sleep(0.05)
     raise SystemExit(f"isula-builder did not start:\n{log_path.read_text(errors='replace')}")
+
+
+DOCKER = "/usr/bin/docker"  # Debian's 20.10 CLI: the one with BuildKit built in (no buildx here)
+BASE = "busybox:latest"
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **(env or {})})
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+
+
+def ensure_docker_busybox(busybox_tar: Path) -> None:
+    """docker's busybox:latest must be this busybox; never replace another image of that name."""
+    want = ["sha256:" + hashlib.sha256(busybox_tar.read_bytes()).hexdigest()]
+    probe = subprocess.run([DOCKER, "image", "inspect", "--format", "{{json .RootFS.Layers}}", BASE],
+                           capture_output=True, text=True)
+    if probe.returncode == 0:
+        if json.loads(probe.stdout) != want:
+            raise SystemExit(f"docker's {BASE} is not the test busybox; not replacing it")
+        return
+    run([DOCKER, "import", str(busybox_tar), BASE])
