@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from isula_build.cli.common import (
-    ParserContext, absolute, invalid, new_id, public_key_path, session, write_out,
-)
+    ParserContext, absolute, new_id, public_key_path, session, write_out)
+from isula_build.errors import InvalidArgument
 
 MAX_DOCKERFILE_SIZE = 1024 * 1024
 BUILD_TIME_KEY = "build-time"
@@ -99,8 +99,8 @@ def parse_output(spec: str) -> str:
         return spec
     target = absolute(ref.path)
     if os.path.lexists(target):
-        raise invalid(f'output file already exist: "{target}", try to remove existing '
-                      "tarball or rename output file")
+        raise InvalidArgument(f'output file already exist: "{target}", try to remove existing '
+                              "tarball or rename output file")
     return replace_archive_path(spec, target)
 
 
@@ -111,15 +111,16 @@ def parse_build_static(options: list[str]) -> datetime | None:
         key, sep, value = option.partition("=")
         key = key.strip()
         if not sep:
-            raise invalid(f"invalid --build-static option {option!r}: use key=value, e.g. "
-                          "'build-time=2020-05-23 10:55:33'")
+            raise InvalidArgument(f"invalid --build-static option {option!r}: use key=value, e.g. "
+                                  "'build-time=2020-05-23 10:55:33'")
         if key != BUILD_TIME_KEY:
-            raise invalid(f"option {key!r} not support by build-static, only {BUILD_TIME_KEY}")
+            raise InvalidArgument(
+                f"option {key!r} not support by build-static, only {BUILD_TIME_KEY}")
         try:
             build_time = datetime.strptime(value.strip(), BUILD_TIME_LAYOUT)
         except ValueError:
-            raise invalid(f"invalid build time {value!r}: build time format need like "
-                          "'2020-05-23 10:55:33'") from None
+            raise InvalidArgument(f"invalid build time {value!r}: build time format need like "
+                                  "'2020-05-23 10:55:33'") from None
     return build_time.replace(tzinfo=timezone.utc) if build_time else None
 
 
@@ -130,7 +131,7 @@ def resolve_build_args(args: list[str], env: Mapping[str, str]) -> list[str]:
     for arg in args:
         key, sep, _ = arg.partition("=")
         if not key:
-            raise invalid(f"invalid build arg {arg!r}: the name is empty")
+            raise InvalidArgument(f"invalid build arg {arg!r}: the name is empty")
         if sep:
             resolved.append(arg)
         elif key in env:
@@ -141,15 +142,15 @@ def resolve_build_args(args: list[str], env: Mapping[str, str]) -> list[str]:
 def check_capabilities(caps: list[str]) -> None:
     for cap in caps:
         if cap not in CAPABILITIES:
-            raise invalid(f"cap {cap} is invalid, use a name such as CAP_SYS_ADMIN")
+            raise InvalidArgument(f"cap {cap} is invalid, use a name such as CAP_SYS_ADMIN")
 
 
 def resolve_context(context: str | None) -> str:
     path = os.path.realpath(context if context else os.getcwd())
     if not os.path.exists(path):
-        raise invalid(f"context directory {path!r} does not exist")
+        raise InvalidArgument(f"context directory {path!r} does not exist")
     if not os.path.isdir(path):
-        raise invalid(f"context directory path {path!r} should be a directory")
+        raise InvalidArgument(f"context directory path {path!r} should be a directory")
     return path
 
 
@@ -182,18 +183,18 @@ def find_dockerfile(context_dir: str, filename: str) -> str:
         if problem is None:
             return candidate
         problems.append(f"{candidate}: {problem}")
-    raise invalid("check dockerfile failed: " + "; ".join(problems))
+    raise InvalidArgument("check dockerfile failed: " + "; ".join(problems))
 
 
 def read_dockerfile(path: str) -> str:
     with open(path, "rb") as f:
         data = f.read(MAX_DOCKERFILE_SIZE + 1)
     if len(data) > MAX_DOCKERFILE_SIZE:
-        raise invalid(f"dockerfile {path} exceeds the limit of 1 MiB")
+        raise InvalidArgument(f"dockerfile {path} exceeds the limit of 1 MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise invalid(f"dockerfile {path} is not UTF-8 text") from None
+        raise InvalidArgument(f"dockerfile {path} is not UTF-8 text") from None
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class BuildInvocation:
 
 def prepare_build(args: argparse.Namespace) -> BuildInvocation:
     if args.format not in IMAGE_FORMATS:
-        raise invalid(f"wrong image format {args.format!r} provided, use oci or docker")
+        raise InvalidArgument(f"wrong image format {args.format!r} provided, use oci or docker")
     check_capabilities(args.cap_add)
     build_time = parse_build_static(args.build_static)
     output = parse_output(args.output)

@@ -6,7 +6,8 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from isula_build.cli.common import ParserContext, invalid, session, write_out
+from isula_build.cli.common import ParserContext, session, write_out
+from isula_build.errors import InvalidArgument
 from isula_build.units import format_size, human_duration, parse_size
 
 ID_SHOWN = 12
@@ -71,8 +72,8 @@ def keep_storage_bytes(text: str) -> int:
     try:
         return parse_size(text)
     except ValueError:
-        raise invalid(f'invalid --keep-storage "{text}": want a size such as 512MB, 2GiB '
-                      "or 4096 (bytes)") from None
+        raise InvalidArgument(f'invalid --keep-storage "{text}": want a size such as 512MB, 2GiB '
+                              "or 4096 (bytes)") from None
 
 
 def run_prune(args: argparse.Namespace) -> int:

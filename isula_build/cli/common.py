@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from isula_build.errors import InvalidArgument
-
 if TYPE_CHECKING:
     from isula_build.cli.connection import Connection
 
@@ -44,11 +42,6 @@ def public_key_path() -> str:
 
 def new_id() -> str:
     return os.urandom(ID_LENGTH // 2).hex()
-
-
-def invalid(message: str) -> InvalidArgument:
-    """The project's InvalidArgument for a refused command line."""
-    return InvalidArgument(message)
 
 
 def absolute(path: str) -> str:

@@ -20,23 +20,23 @@ def load_public_key(path: str) -> RSAPublicKey:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-    from isula_build.cli.common import invalid
+    from isula_build.errors import InvalidArgument
 
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_KEY_FILE + 1)
     except OSError as exc:
-        raise invalid(f"read public key {path} failed: {exc.strerror}. "
-                      "Is the isula-builder running with this configuration directory "
-                      "(ISULABUILD_CONFIG_DIR)?") from None
+        raise InvalidArgument(f"read public key {path} failed: {exc.strerror}. "
+                              "Is the isula-builder running with this configuration directory "
+                              "(ISULABUILD_CONFIG_DIR)?") from None
     if len(data) > MAX_KEY_FILE:
-        raise invalid(f"public key {path} is too large")
+        raise InvalidArgument(f"public key {path} is too large")
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
-        raise invalid(f"public key {path} is not a PEM public key") from None
+        raise InvalidArgument(f"public key {path} is not a PEM public key") from None
     if not isinstance(key, RSAPublicKey):
-        raise invalid(f"public key {path} is not an RSA key")
+        raise InvalidArgument(f"public key {path} is not an RSA key")
     return key
 
 

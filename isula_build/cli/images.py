@@ -8,9 +8,8 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from isula_build.cli.common import (
-    ParserContext, absolute, invalid, new_id, print_stream, session, write_out,
-)
+from isula_build.cli.common import ParserContext, absolute, new_id, print_stream, session, write_out
+from isula_build.errors import InvalidArgument
 
 MAX_IMPORT_SIZE = 1024 ** 3          # 1 GiB root filesystem tarball
 MAX_LOAD_SIZE = 50 * 1024 ** 3       # 50 GiB image archive
@@ -160,13 +159,13 @@ def run_tag(args: argparse.Namespace) -> int:
 def check_rm_args(images: list[str], remove_all: bool, prune: bool) -> None:
     if images:
         if remove_all:
-            raise invalid("imageID is not allowed when using --all")
+            raise InvalidArgument("imageID is not allowed when using --all")
         if prune:
-            raise invalid("imageID is not allowed when using --prune")
+            raise InvalidArgument("imageID is not allowed when using --prune")
     elif not remove_all and not prune:
-        raise invalid("imageID must be specified")
+        raise InvalidArgument("imageID must be specified")
     elif remove_all and prune:
-        raise invalid("--prune is not allowed when using --all")
+        raise InvalidArgument("--prune is not allowed when using --all")
 
 
 def run_rm(args: argparse.Namespace) -> int:
@@ -184,18 +183,18 @@ def run_rm(args: argparse.Namespace) -> int:
 def check_input_file(path: str, limit: int, what: str) -> str:
     """An absolute path to a non-empty regular file of at most `limit` bytes."""
     if not path:
-        raise invalid(f"{what} path should not be empty")
+        raise InvalidArgument(f"{what} path should not be empty")
     target = absolute(path)
     try:
         info = os.stat(target)
     except OSError as exc:
-        raise invalid(f"stat {target!r} failed: {exc.strerror}") from None
+        raise InvalidArgument(f"stat {target!r} failed: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise invalid(f"{what} {target} should be a regular file")
+        raise InvalidArgument(f"{what} {target} should be a regular file")
     if info.st_size == 0:
-        raise invalid(f"{what} {target} is empty")
+        raise InvalidArgument(f"{what} {target} is empty")
     if info.st_size > limit:
-        raise invalid(f"file {target} size is: {info.st_size}, exceeds limit {limit}")
+        raise InvalidArgument(f"file {target} size is: {info.st_size}, exceeds limit {limit}")
     return target
 
 
@@ -228,17 +227,17 @@ def plan_load(args: argparse.Namespace) -> LoadPlan:
     """A plain load (-i FILE) or a separated one (-d DIR [-b BASE] [-l LIB] -i APP)."""
     if not (args.dir or args.base or args.lib):
         if args.no_check:
-            raise invalid("--no-check is only for separated images (with -d)")
+            raise InvalidArgument("--no-check is only for separated images (with -d)")
         return LoadPlan(path=check_input_file(args.input, MAX_LOAD_SIZE, "tarball"))
     if not args.input:
-        raise invalid("app image name(-i) should not be empty")
+        raise InvalidArgument("app image name(-i) should not be empty")
     if not args.dir:
-        raise invalid("image tarball directory(-d) should not be empty")
+        raise InvalidArgument("image tarball directory(-d) should not be empty")
     if args.base and args.base == args.lib:
-        raise invalid("base and lib tarballs are the same")
+        raise InvalidArgument("base and lib tarballs are the same")
     directory = absolute(args.dir)
     if not os.path.isdir(directory):
-        raise invalid(f"image tarball directory {directory!r} is not exist")
+        raise InvalidArgument(f"image tarball directory {directory!r} is not exist")
     return LoadPlan(
         path="", app=args.input, dir=directory,
         base=check_input_file(args.base, MAX_LOAD_SIZE, "base tarball") if args.base else "",
@@ -277,34 +276,34 @@ class SavePlan:
 
 def plan_save(args: argparse.Namespace) -> SavePlan:
     if not args.images:
-        raise invalid("save accepts at least one image")
+        raise InvalidArgument("save accepts at least one image")
     for path in (args.output, args.dest):
         if ":" in path:
-            raise invalid(f"colon in path {path!r} is not supported")
+            raise InvalidArgument(f"colon in path {path!r} is not supported")
     if args.base or args.lib or args.rename or args.dest:
         if args.output:
-            raise invalid("conflict flags between -o and [-b -l -r -d]")
+            raise InvalidArgument("conflict flags between -o and [-b -l -r -d]")
         if not args.base:
-            raise invalid("base image name(-b) must be provided")
+            raise InvalidArgument("base image name(-b) must be provided")
         if args.lib and args.lib == args.base:
-            raise invalid("base and lib images are the same")
+            raise InvalidArgument("base and lib images are the same")
         dest = absolute(args.dest or "Images")
         if os.path.lexists(dest):
-            raise invalid(f"dest path already exist: {dest!r}, try to remove or rename it")
+            raise InvalidArgument(f"dest path already exist: {dest!r}, try to remove or rename it")
         # Separated images are Docker format only.
         return SavePlan(images=list(args.images), path="", image_format="docker",
                         base=args.base, lib=args.lib,
                         rename=absolute(args.rename) if args.rename else "", dest=dest)
     if not args.output:
-        raise invalid("output path(-o) should not be empty")
+        raise InvalidArgument("output path(-o) should not be empty")
     if args.format not in ("oci", "docker"):
-        raise invalid(f"wrong image format {args.format!r} provided, use oci or docker")
+        raise InvalidArgument(f"wrong image format {args.format!r} provided, use oci or docker")
     if args.format == "oci" and len(args.images) > 1:
-        raise invalid("oci image format now only supports saving single image")
+        raise InvalidArgument("oci image format now only supports saving single image")
     path = absolute(args.output)
     if os.path.lexists(path):
-        raise invalid(f"output file already exist: {path!r}, try to remove existing tarball "
-                      "or rename output file")
+        raise InvalidArgument(f"output file already exist: {path!r}, try to remove existing "
+                              "tarball or rename output file")
     return SavePlan(images=list(args.images), path=path, image_format=args.format)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from isula_build.cli.common import ParserContext, invalid, print_stream, session, write_out
+from isula_build.cli.common import ParserContext, print_stream, session, write_out
+from isula_build.errors import InvalidArgument
 
 CREATE_EXAMPLE = ("isula-build manifest create openeuler\n"
                   "isula-build manifest create openeuler localhost:5000/openeuler_x86:latest")
@@ -83,7 +84,7 @@ def indent_json(data: bytes) -> str:
     try:
         return json.dumps(json.loads(data), indent=4, ensure_ascii=False)
     except ValueError:
-        raise invalid("display manifest error: the daemon sent invalid JSON") from None
+        raise InvalidArgument("display manifest error: the daemon sent invalid JSON") from None
 
 
 def run_inspect(args: argparse.Namespace) -> int:

@@ -7,8 +7,8 @@ import sys
 from typing import TextIO
 
 from isula_build.cli.common import (
-    ParserContext, invalid, new_id, print_stream, public_key_path, session, write_out,
-)
+    ParserContext, new_id, print_stream, public_key_path, session, write_out)
+from isula_build.errors import InvalidArgument
 
 MAX_SERVER_LENGTH = 255
 MAX_CREDENTIAL_LENGTH = 128
@@ -88,12 +88,12 @@ def parse_server(server: str) -> str:
     """The registry host of SERVER: scheme and path dropped, as the original does
     (https://index.docker.io/v1 -> index.docker.io)."""
     if len(server) > MAX_SERVER_LENGTH:
-        raise invalid("max length of server name exceeded")
+        raise InvalidArgument("max length of server name exceeded")
     for prefix in ("https://", "http://", "docker://"):
         server = server.removeprefix(prefix)
     host = server.split("/", 1)[0]
     if not host or host in (".", ".."):
-        raise invalid(f"invalid registry address {server!r}")
+        raise InvalidArgument(f"invalid registry address {server!r}")
     return host
 
 
@@ -101,9 +101,9 @@ def read_password_stdin(stream: TextIO) -> str:
     """All of stdin with the line breaks removed (a trailing newline is not part of it)."""
     password = "".join(stream.read().splitlines())
     if not password:
-        raise invalid("auth info can not be empty")
+        raise InvalidArgument("auth info can not be empty")
     if len(password) > MAX_CREDENTIAL_LENGTH:
-        raise invalid("length of input exceeded")
+        raise InvalidArgument("length of input exceeded")
     return password
 
 
@@ -113,25 +113,25 @@ def prompt_password() -> str:
     try:
         password = getpass.getpass("Password: ")
     except EOFError:
-        raise invalid("could not read password from terminal") from None
+        raise InvalidArgument("could not read password from terminal") from None
     if len(password) > MAX_CREDENTIAL_LENGTH:
-        raise invalid("length of input exceeded")
+        raise InvalidArgument("length of input exceeded")
     return password
 
 
 def read_username(flag: str | None, password_stdin: bool) -> str:
     if flag is None:
         if password_stdin:
-            raise invalid("must provides --password-stdin with --username")
+            raise InvalidArgument("must provides --password-stdin with --username")
         try:
             flag = input("Username: ")
         except EOFError:
-            raise invalid("could not read username from terminal") from None
+            raise InvalidArgument("could not read username from terminal") from None
     username = flag.strip()
     if not username:
-        raise invalid("username can not be empty")
+        raise InvalidArgument("username can not be empty")
     if len(username) > MAX_CREDENTIAL_LENGTH:
-        raise invalid("length of input exceeded")
+        raise InvalidArgument("length of input exceeded")
     return username
 
 
@@ -165,10 +165,10 @@ def run_logout(args: argparse.Namespace) -> int:
 
     if args.all:
         if args.server:
-            raise invalid("a server is not allowed when using --all")
+            raise InvalidArgument("a server is not allowed when using --all")
         server = ""
     elif not args.server:
-        raise invalid("empty registry found, please input one registry")
+        raise InvalidArgument("empty registry found, please input one registry")
     else:
         server = parse_server(args.server)
     with session(args) as conn:
