@@ -119,6 +119,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         cache=env.cache, use_cache=not request.no_cache)
     try:
         with StoreDestination(env.store, names) as destination:
+            ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
+                if destination.pin_layers([diff_id]) else None
             final = _run_stages(ctx, plan, env, destination)
             ctx.check()
             config = _final_config(final.config, request.image_format, log)
@@ -140,6 +142,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         unused = unused_args_warning(plan.unused_build_args)
         if unused:
             log(unused)
+        if env.cache is not None:
+            env.cache.release(ctx.cache_holds)
         discard_work_dir(work, env.store.layout.tmp)
 
 
@@ -157,6 +161,7 @@ def _cache_after_build(cache: BuildCache, final_key: str, created: datetime) -> 
     try:
         cache.remember_image_created(final_key, created.isoformat())
         cache.collect()
+        cache.seal_in_background()
     except OSError as exc:
         _log.warning("build cache: %s", exc)
 

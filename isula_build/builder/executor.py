@@ -79,6 +79,11 @@ class BuildRun:
     cache: BuildCache | None = None
     use_cache: bool = True
     all_cached: bool = True
+    # The cache's snapshots this build mounts (released when it ends; stagecache.py).
+    cache_holds: list[str] = field(default_factory=list)
+    # The path of the store's blob of a layer (pinned for this build), None when the store
+    # has no such layer: a stage served from the cache reuses the layer an earlier build made.
+    find_layer: Callable[[str], Path | None] = lambda diff_id: None
     _serial: int = field(default=0, repr=False)
 
     def new_dir(self, prefix: str) -> Path:

@@ -1,4 +1,8 @@
-"""Turns a finished stage's overlayfs upper directory into a layer tar.
+"""Turns a finished stage's overlayfs upper directories into one layer tar.
+
+Each step of a stage that changes files runs on an upper dir of its own over the steps before
+it (stage.py: the build cache keeps each as a snapshot); the stage's one layer is their squash,
+as one upper dir holding all the steps' changes would have it (_walk).
 
 overlayfs records deletions as character devices 0:0 and replaced directories as directories with
 the xattr trusted.overlay.opaque=y; image layers say the same with `.wh.NAME` and `.wh..wh..opq`
@@ -170,28 +174,99 @@ def _readinto_exact(name: str, fd: int, view: memoryview) -> None:
         got += n
 
 
-def _walk(top: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
-    """(relative name, path, lstat) of everything under `top`, names sorted, parents first.
+def _walk(tops: list[Path], base: list[Path]) -> Iterator[tuple[str, Path, os.stat_result, bool]]:
+    """(relative name, path, lstat, opaque) of the squash of `tops` (overlay upper dirs, TOP
+    FIRST, each the changes of one step over those below it) over `base` (the stage's lower
+    dirs, top first): what one upper dir holding all the steps' changes would hold. Names
+    sorted, parents first; `path` is in the topmost upper that has the name.
+
+    A name's topmost upper decides what it is. A whiteout (0:0 device) or an opaque directory
+    hides what the uppers below have; either is kept only when `base` has the name, since only
+    then is there something in the image below to hide (a single upper would not have it
+    either: overlayfs removes a file the upper alone had). A directory's children are those of
+    the uppers down to the first that is opaque or has no directory there.
 
     A depth-first walk with a stack of its own, not recursion: a RUN can make a tree deeper
     than Python's recursion limit."""
-    # One iterator of (relative name, path) per directory being listed, innermost last.
-    stack: list[Iterator[tuple[str, Path]]] = [_sorted_children(top, "")]
+    # One iterator of children per directory being listed, innermost last.
+    stack: list[Iterator[tuple[str, list[Path]]]] = [_children("", tops)]
     while stack:
         child = next(stack[-1], None)
         if child is None:
             stack.pop()
             continue
-        rel_name, path = child
+        rel_name, paths = child      # the name in each upper that has it, top first
+        path = paths[0]
         st = os.lstat(path)
-        yield rel_name, path, st
-        if stat.S_ISDIR(st.st_mode):
-            stack.append(_sorted_children(path, rel_name))
+        # Only a name several uppers have needs the check: in one upper alone, overlayfs made
+        # the whiteout or opaque directory because the layers below had the name.
+        shared = len(paths) > 1
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            if not shared or _in_base(base, rel_name):
+                yield rel_name, path, st, False
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            yield rel_name, path, st, False
+            continue
+        sources: list[Path] = []
+        opaque = False
+        for source in paths:
+            if source is not path and not stat.S_ISDIR(os.lstat(source).st_mode):
+                break
+            sources.append(source)
+            if is_opaque(source):
+                opaque = True
+                break
+        yield rel_name, path, st, opaque and (not shared or _in_base(base, rel_name))
+        stack.append(_children(rel_name, sources))
 
 
-def _sorted_children(directory: Path, rel: str) -> Iterator[tuple[str, Path]]:
-    for name in sorted(os.listdir(directory)):
-        yield (f"{rel}/{name}" if rel else name), directory / name
+def _children(rel: str, dirs: list[Path]) -> Iterator[tuple[str, list[Path]]]:
+    """The union of the entries of `dirs` (top first), sorted, each with the dirs' paths of it."""
+    if len(dirs) == 1:   # the common case: one upper, or a directory only one step touched
+        for name in sorted(os.listdir(dirs[0])):
+            yield (f"{rel}/{name}" if rel else name), [dirs[0] / name]
+        return
+    found: dict[str, list[Path]] = {}
+    for directory in dirs:
+        for name in os.listdir(directory):
+            found.setdefault(name, []).append(directory / name)
+    for name in sorted(found):
+        yield (f"{rel}/{name}" if rel else name), found[name]
+
+
+def is_opaque(path: Path) -> bool:
+    """Whether overlayfs marked the directory opaque (it hides the lower dirs' one)."""
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _in_base(base: list[Path], rel: str) -> bool:
+    """Whether the merged view of the lower dirs `base` (top first) has `rel`."""
+    parts = rel.split("/")
+    for lower in base:
+        hides_below = False   # an opaque directory of this lower on the way down
+        for depth in range(1, len(parts) + 1):
+            path = lower.joinpath(*parts[:depth])
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if hides_below:
+                    return False
+                break   # nothing of it here: the lowers below decide
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                return False   # a whiteout: deleted here, whatever is below
+            if depth == len(parts):
+                return True
+            if not stat.S_ISDIR(st.st_mode):
+                return False   # a file here hides the lowers' directory
+            hides_below = hides_below or is_opaque(path)
+    return False
 
 
 def _read_xattrs(path: Path) -> dict[str, bytes]:
@@ -225,8 +300,7 @@ def _check_overlay_features(name: str, xattrs: dict[str, bytes]) -> None:
                                 f"stage with redirect_dir=off")
 
 
-def _base_info(name: str, st: os.stat_result, mtime: int | None,
-               exact_mtimes: bool = False) -> tarfile.TarInfo:
+def _base_info(name: str, st: os.stat_result, mtime: int | None) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid = st.st_uid
@@ -235,32 +309,25 @@ def _base_info(name: str, st: os.stat_result, mtime: int | None,
     info.gname = ""
     # Whole seconds: a fractional mtime would make tarfile add a PAX record per entry.
     info.mtime = mtime if mtime is not None else int(st.st_mtime)
-    if exact_mtimes:
-        # The build cache's tars: a PAX mtime to the nanosecond (store/extract.py reads it
-        # exactly), so a restored upper compares with its lowers as the original did.
-        seconds, nanos = divmod(st.st_mtime_ns, 1_000_000_000)
-        info.mtime = seconds
-        info.pax_headers = {"mtime": f"{seconds}.{nanos:09d}"}
     return info
 
 
-def write_layer(upper: Path, out: BinaryIO, *, mtime: int | None = None,
-                exact_mtimes: bool = False) -> LayerStats:
-    """Writes the layer tar of the overlay upper directory `upper` to `out`.
-
-    The bytes are those tarfile writes in PAX format ("w|" mode). `exact_mtimes` (not for
-    image layers) adds nanosecond PAX mtimes.
-    """
-    layer = _write(upper, out, mtime, exact_mtimes)
+def write_layer(upper: Path | list[Path], out: BinaryIO, *, base: list[Path] | None = None,
+                mtime: int | None = None) -> LayerStats:
+    """Writes the layer tar of the overlay upper directory `upper` to `out`; given a list of
+    upper dirs (top first, one a step, over the stage's lower dirs `base`), of their squash
+    (see _walk). The bytes are those tarfile writes in PAX format ("w|" mode)."""
+    layer = _write(_tops(upper), base or [], out, mtime)
     return LayerStats(diff_id="sha256:" + layer.digest.hexdigest(), size=layer.size)
 
 
-def write_layer_file(upper: Path, path: Path, *, mtime: int | None = None) -> LayerStats:
+def write_layer_file(upper: Path | list[Path], path: Path, *, base: list[Path] | None = None,
+                     mtime: int | None = None) -> LayerStats:
     """write_layer into a new file at `path`. When the store's tar checker accepted the layer,
     the stats carry it as a VerifiedLayerFile: the store's writer links that file in
     (put_verified_layer) instead of reading, hashing and checking it a second time."""
     with open(path, "wb") as out:
-        layer = _write(upper, out, mtime)
+        layer = _write(_tops(upper), base or [], out, mtime)
         out.flush()
         diff_id = "sha256:" + layer.digest.hexdigest()
         verified = None
@@ -269,16 +336,19 @@ def write_layer_file(upper: Path, path: Path, *, mtime: int | None = None) -> La
     return LayerStats(diff_id, layer.size, verified)
 
 
-def _write(upper: Path, out: BinaryIO, mtime: int | None,
-           exact_mtimes: bool = False) -> _LayerOutput:
+def _tops(upper: Path | list[Path]) -> list[Path]:
+    return [upper] if isinstance(upper, Path) else upper
+
+
+def _write(tops: list[Path], base: list[Path], out: BinaryIO, mtime: int | None) -> _LayerOutput:
     layer = _LayerOutput(out)
     links: dict[tuple[int, int], str] = {}
-    for name, path, st in _walk(upper):
-        info = _base_info(name, st, mtime, exact_mtimes)
+    for name, path, st, opaque in _walk(tops, base):
+        info = _base_info(name, st, mtime)
         mode = st.st_mode
         if stat.S_ISCHR(mode) and st.st_rdev == 0:
-            head, _, base = name.rpartition("/")
-            info.name = f"{head}/{WHITEOUT_PREFIX}{base}" if head else WHITEOUT_PREFIX + base
+            head, _, leaf = name.rpartition("/")
+            info.name = f"{head}/{WHITEOUT_PREFIX}{leaf}" if head else WHITEOUT_PREFIX + leaf
             info.type = tarfile.REGTYPE
             info.mode = 0o600
             layer.add_entry(info)
@@ -300,8 +370,8 @@ def _write(upper: Path, out: BinaryIO, mtime: int | None,
             info.type = tarfile.DIRTYPE
             info.name = name + "/"
             layer.add_entry(info)
-            if any(xattrs.get(k) == b"y" for k in _OPAQUE_XATTRS):
-                marker = _base_info(f"{name}/{OPAQUE_MARKER}", st, mtime, exact_mtimes)
+            if opaque:
+                marker = _base_info(f"{name}/{OPAQUE_MARKER}", st, mtime)
                 marker.type = tarfile.REGTYPE
                 layer.add_entry(marker)
         elif stat.S_ISREG(mode):

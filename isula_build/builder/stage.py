@@ -1,19 +1,17 @@
-"""One stage from FROM to its layer: mount, ONBUILD triggers, steps, then one layer tar.
+"""One stage from FROM to its layer: ONBUILD triggers, steps, then one layer tar.
 
-The stage's root is an overlay of its base (an image's layer dirs, or an earlier stage's upper
-over that stage's lowers) with a fresh upper dir. After the last step the overlay is unmounted,
-directories overlayfs merely copied up are pruned from the upper, and what is left becomes the
-stage's one new layer — or none when nothing changed (as docker adds no layer for a stage of
-metadata instructions only). The upper stays on disk until the build ends: a later stage built
-FROM this one stacks it as a lower dir, and COPY --from mounts it.
+The stage's steps run on a StepRoot (steproot.py): each step that may change files on a fresh
+upper dir stacked over the earlier steps' (its snapshots) and the stage's base (an image's layer
+dirs, or an earlier stage's snapshots over that stage's lowers). The stage's one new layer is
+the squash of its snapshots — or none when nothing changed (as docker adds no layer for a stage
+of metadata instructions only). The snapshots stay on disk until the build ends (in the build
+cache, or in the work dir without one): a later stage built FROM this one stacks them as lower
+dirs, and COPY --from mounts them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,16 +19,19 @@ from typing import Callable
 from isula_build.builder.layertar import write_layer_file
 from isula_build.builder.config import StageConfig, now_utc
 from isula_build.builder.executor import BuildRun, RootStack, StepExecutor
-from isula_build.builder.mounts import OverlayMount
 from isula_build.builder.stagecache import MISS_PREFIX, USING_CACHE, StageCache
+from isula_build.builder.steproot import StepRoot
 from isula_build.dockerfile import Stage, Step, parse_trigger
+from isula_build.dockerfile.instructions import (
+    AddInstruction,
+    CopyInstruction,
+    RunInstruction,
+    WorkdirInstruction,
+)
 from isula_build.errors import IsulaBuildError
 from isula_build.image.layerfile import VerifiedLayerFile
 
 _log = logging.getLogger(__name__)
-
-_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
 
 @dataclass(frozen=True)
 class LayerFile:
@@ -72,18 +73,19 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
               resolve_from: Callable[[str], RootStack]) -> StageResult:
     """Runs the steps of `stage` (its FROM line was logged by the caller as step first_step-1).
     With a build cache, the steps are looked up first (stagecache.py): the longest prefix of
-    hits is restored, the rest executed."""
+    hits is served, its snapshots the lower dirs the rest of the steps run on."""
     config = base.config
     triggers = [parse_trigger(text, escape=ctx.escape) for text in config.onbuild]
     config.clear_onbuild()
     # One pass: a Step's environment is a view valid while the iteration stands on it.
     steps = enumerate(stage.resolve(config.env, triggers))
     folder = ctx.new_dir(f"stage{stage.index}")
-    upper, work, merged = folder / "upper", folder / "work", folder / "merged"
     key = base.key
     layer_entry: int | None = None  # index in config.new_history of the last file change
-    executor = StepExecutor(ctx, merged, config, resolve_from)
-    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note) if ctx.cache else None
+    root = StepRoot(folder, base.stack.lowers, ctx.mountopt)
+    executor = StepExecutor(ctx, root.merged, config, resolve_from)
+    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.cache_holds) \
+        if ctx.cache else None
     if triggers:
         ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
 
@@ -109,21 +111,28 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
         if i >= len(triggers):
             ctx.log(USING_CACHE)
         key = entry.key
-    restored = cache.restore(upper, config) if cache is not None else None
+    restored = cache.restore(config) if cache is not None else None
     if restored is not None:
-        layer_entry = restored.layer_entry
+        snapshots, hit = restored
+        root.tops = snapshots
+        layer_entry = hit.layer_entry
 
     def execute(i: int, step: Step, text: str) -> None:
         nonlocal key, layer_entry
         ctx.all_cached = False
+        if isinstance(step.instruction, _ON_THE_ROOT):
+            root.mount()
         step_key, changed = executor.execute(step, key)
         if changed:
             layer_entry = len(config.new_history) - 1
+            upper = root.seal()
+            if upper is not None:
+                root.push(cache.adopt(upper) if cache is not None else upper)
         if cache is not None:
-            cache.save(upper, key, step, text, i, step_key, changed, config, layer_entry)
+            cache.save(key, step, text, i, step_key, config, layer_entry)
         key = step_key.key
 
-    with OverlayMount(base.stack.lowers, upper, work, merged, mountopt=ctx.mountopt):
+    try:
         if pending is not None:
             i, step, text, reason = pending
             if reason:
@@ -131,71 +140,43 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
             execute(i, step, text)
             for i, step in steps:
                 execute(i, step, announce(i, step))
-    shutil.rmtree(work, ignore_errors=True)
-    prune_unchanged_dirs(upper, base.stack.lowers)
+    finally:
+        root.close()
     layers = list(base.layers)
-    if any(upper.iterdir()):
-        ctx.check()  # the last step may have left no room for its layer tar
-        path = folder / "layer.tar"
-        epoch = int(ctx.build_time.timestamp()) if ctx.build_time else None
-        stats = write_layer_file(upper, path, mtime=epoch)
-        layers.append(LayerFile(stats.diff_id, stats.size, path, stats.verified))
+    if root.tops:
+        layers.append(_stage_layer(ctx, cache, stage, key, root, folder))
         if layer_entry is None:
             config.add_history("stage changes", ctx.build_time or now_utc(), empty_layer=False)
         else:
             config.mark_layer(layer_entry)
-        _log.debug("stage %d: layer %s (%d bytes)", stage.index, stats.diff_id, stats.size)
-    return StageResult(stage.index, RootStack([upper, *base.stack.lowers], key), layers, config,
-                       key)
+    return StageResult(stage.index, RootStack(root.lowers, key), layers, config, key)
+
+
+# The instructions that read or change the root filesystem (the others only change the config).
+_ON_THE_ROOT = (RunInstruction, CopyInstruction, AddInstruction, WorkdirInstruction)
+
+
+def _stage_layer(ctx: BuildRun, cache: StageCache | None, stage: Stage, key: str,
+                 root: StepRoot, folder: Path) -> LayerFile:
+    """The stage's one layer: the squash of its steps' snapshots. When an earlier build made
+    it from the same snapshots and the store still has it, that one, without reading a file."""
+    known = cache.layer(key) if cache is not None else None
+    if known is not None:
+        path = ctx.find_layer(known[0])
+        if path is not None:
+            _log.debug("stage %d: layer %s from the cache", stage.index, known[0])
+            return LayerFile(known[0], known[1], path)
+    ctx.check()  # the last step may have left no room for its layer tar
+    epoch = int(ctx.build_time.timestamp()) if ctx.build_time else None
+    folder.mkdir(parents=True, exist_ok=True)   # all steps served: nothing was mounted here
+    path = folder / "layer.tar"
+    stats = write_layer_file(root.tops, path, base=root.base, mtime=epoch)
+    if cache is not None:
+        cache.remember_layer(key, stats.diff_id, stats.size)
+    _log.debug("stage %d: layer %s (%d bytes)", stage.index, stats.diff_id, stats.size)
+    return LayerFile(stats.diff_id, stats.size, path, stats.verified)
 
 
 def _one_line(text: str) -> str:
     """The instruction as written, continuation lines joined (the log has one line a step)."""
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-def prune_unchanged_dirs(upper: Path, lowers: list[Path]) -> None:
-    """Removes directories of `upper` that overlayfs only copied up: empty, not opaque, and
-    with the mode, owner and mtime of the directory they cover (docker's RUN layer has no
-    `etc/` when a command changed nothing in /etc)."""
-
-    def covered(rel: str) -> os.stat_result | None:
-        for lower in lowers:
-            try:
-                return os.lstat(lower / rel)
-            except FileNotFoundError:
-                continue
-        return None
-
-    def prune(path: Path, rel: str) -> None:
-        if not rel or any(os.scandir(path)) or _opaque(path):
-            return
-        mine, theirs = os.lstat(path), covered(rel)
-        if theirs is not None and stat.S_ISDIR(theirs.st_mode) and \
-                (mine.st_mode, mine.st_uid, mine.st_gid, mine.st_mtime_ns) == \
-                (theirs.st_mode, theirs.st_uid, theirs.st_gid, theirs.st_mtime_ns):
-            os.rmdir(path)
-
-    # Children before their parent (a parent can only go once it is empty), with a stack of
-    # our own rather than recursion: a RUN can make a tree deeper than Python's recursion limit.
-    stack: list[tuple[Path, str, bool]] = [(upper, "", False)]   # (dir, rel, children done)
-    while stack:
-        path, rel, children_done = stack.pop()
-        if children_done:
-            prune(path, rel)
-            continue
-        stack.append((path, rel, True))
-        stack.extend((Path(entry.path), f"{rel}/{entry.name}" if rel else entry.name, False)
-                     for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False))
-
-
-def _opaque(path: Path) -> bool:
-    for name in _OPAQUE_XATTRS:
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-

@@ -3,8 +3,9 @@
 A stage walks its steps: while each step's key (computed without executing it) has an entry,
 the step is served (` ---> Using cache` under its STEP line, docker's classic wording: our log
 is the classic builder's, one STEP line a step, so the matching phrase reads naturally there).
-The last hit's upper dir and config state are restored before the stage's overlay is mounted,
-and the rest runs as without a cache, each executed step saving an entry. The first step that
+The last hit's snapshots become the lower dirs the rest of the steps run on (steproot.py) and
+its config state is loaded; each executed step that changed files gives the cache its upper dir
+as a new snapshot, and each executed step saves an entry. The first step that
 misses says why in one line, from what the key was made of compared with the most recently used
 entry of the same parent key: the instruction, a build-arg, the files COPY selected, the base
 image, or (after hits) that no earlier build ran the step. A stage's first step that no build
@@ -89,15 +90,18 @@ def miss_reason(old: dict[str, Any], new: dict[str, Any], copy: bool, copy_from:
 
 
 class StageCache:
-    """One stage's use of the build's cache."""
+    """One stage's use of the build's cache. Snapshots it holds (the hits', and those it
+    adopts) are appended to `holds`, which the build releases when it ends: later stages and
+    COPY --from mount them too."""
 
-    def __init__(self, cache: BuildCache, use: bool, base_note: str) -> None:
+    def __init__(self, cache: BuildCache, use: bool, base_note: str, holds: list[str]) -> None:
         self.cache = cache
         self.use = use
         self.base_note = base_note   # why a first step with no sibling entry missed, if known
+        self.holds = holds
         self._save = True
-        self.blob: str | None = None  # the upper's blob after the last step seen
-        self._held: CacheEntry | None = None  # the last hit, its blob held until restored
+        self.chain: list[list[Any]] = []   # the stage's snapshots in the cache: [id, size]
+        self._hit: CacheEntry | None = None  # the last hit
 
     def lookup(self, step: Step, text: str, parent: str, key: StepKey | None,
                position: int) -> tuple[CacheEntry | None, str]:
@@ -108,10 +112,9 @@ class StageCache:
             return None, ""
         entry = self.cache.lookup(key.key, hold=True)
         if entry is not None:
-            if self._held is not None:
-                self.cache.release(self._held)
-            self._held = entry   # only the last hit is restored
-            self.blob = entry.blob
+            self.holds.extend(entry.snapshots)
+            self._hit = entry
+            self.chain = [list(item) for item in entry.chain]
             return entry, ""
         first = position == 0
         new = step_inputs(step, text, key, position)
@@ -125,34 +128,58 @@ class StageCache:
         copy_from = ins.from_ if isinstance(ins, CopyInstruction) and ins.from_ else ""
         return None, miss_reason(old, new, copy, copy_from or "")
 
-    def restore(self, upper: Path, config: StageConfig) -> CacheEntry | None:
-        """Restores the last hit into `upper` (not made yet) and `config`; None without one."""
-        entry, self._held = self._held, None
+    def restore(self, config: StageConfig) -> tuple[list[Path], CacheEntry] | None:
+        """The last hit's snapshots (top first), its config state loaded into `config`."""
+        entry = self._hit
         if entry is None:
             return None
-        try:
-            self.cache.restore_upper(entry, upper)
-        finally:
-            self.cache.release(entry)
         config.load_state(entry.config)
-        return entry
+        return [self.cache.snapshot_path(s) for s in entry.snapshots], entry
 
-    def save(self, upper: Path, parent: str, step: Step, text: str, position: int, key: StepKey,
-             changed: bool, config: StageConfig, layer_entry: int | None) -> None:
+    def adopt(self, upper: Path) -> Path:
+        """Moves a step's upper into the cache as a snapshot; returns where it is now. When the
+        cache cannot take it, it stays where it is and this stage saves no more entries."""
+        if not self._save:
+            return upper
+        try:
+            snapshot, path, size = self.cache.adopt(upper)
+        except OSError as exc:
+            self._stop_saving(exc)
+            return upper
+        self.holds.append(snapshot)
+        self.chain.insert(0, [snapshot, size])
+        return path
+
+    def save(self, parent: str, step: Step, text: str, position: int, key: StepKey,
+             config: StageConfig, layer_entry: int | None) -> None:
         """Saves the state after an executed step; a cache that cannot be written is skipped
         for the rest of the stage (the build itself does not depend on it)."""
         if not self._save:
             return
         try:
-            written = changed
-            if changed:
-                self.blob = self.cache.write_blob(upper)
-            entry = CacheEntry(key.key, parent, self.blob, config.state(), layer_entry,
-                               step_inputs(step, text, key, position))
-            self.cache.put(entry, blob_written=written)
+            self.cache.put(CacheEntry(key.key, parent, [list(c) for c in self.chain],
+                                      config.state(), layer_entry,
+                                      step_inputs(step, text, key, position)))
         except (OSError, IsulaBuildError) as exc:
-            _log.warning("build cache: not saving this stage's steps: %s", exc)
-            self._save = False
+            self._stop_saving(exc)
+
+    def _stop_saving(self, exc: Exception) -> None:
+        _log.warning("build cache: not saving this stage's steps: %s", exc)
+        self._save = False
+
+    def layer(self, key: str) -> tuple[str, int] | None:
+        """(diff ID, size) of the stage layer an earlier build made on the same snapshots."""
+        if not self.use or not self._save:
+            return None
+        return self.cache.stage_layer(key, [str(c[0]) for c in self.chain])
+
+    def remember_layer(self, key: str, diff_id: str, size: int) -> None:
+        if not self._save:
+            return
+        try:
+            self.cache.remember_stage_layer(key, [str(c[0]) for c in self.chain], diff_id, size)
+        except OSError as exc:
+            _log.warning("build cache: %s", exc)
 
 
 __all__ = ["MISS_PREFIX", "StageCache", "USING_CACHE", "miss_reason", "step_inputs"]

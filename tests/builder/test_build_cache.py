@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
-from isula_build.builder.cache import BuildCache, CacheEntry, open_cache
+from isula_build.builder.cache import BOOT_ID, BuildCache, CacheEntry, open_cache
 from isula_build.builder.stagecache import miss_reason
-from isula_build.errors import InternalError
 from isula_build.store import Store
 from isula_build.transports.copy import copy_image
 from isula_build.transports.rootfs_tarball import ImportSource
@@ -155,66 +154,86 @@ def test_a_rebuild_without_build_static_keeps_the_image_id(cengine: CachedEngine
     assert cengine.build("FROM busybox\nRUN echo 1 > /one\nCOPY f /f\n", ctx) == first
 
 
+def _snapshot(cache: BuildCache, tmp_path: Path, name: str, size: int = 100) -> list[object]:
+    """A step's upper dir adopted by the cache (held, as a build holds what it adopts)."""
+    upper = tmp_path / name
+    upper.mkdir()
+    (upper / "f").write_text("x" * size)
+    snapshot, path, on_disk = cache.adopt(upper)
+    assert path == cache.snapshot_path(snapshot) and (path / "f").is_file()
+    assert not upper.exists() and on_disk >= size
+    return [snapshot, on_disk]
+
+
 def test_entries_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
     cache = BuildCache(tmp_path / "cache")
-    entry = CacheEntry("sha256:k", "sha256:p", None, {}, None, {})
+    entry = CacheEntry("sha256:k", "sha256:p", [], {}, None, {})
 
     def killed(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # the daemon dies between writing the tmp file and renaming
 
-    monkeypatch.setattr(os, "replace", killed)
+    for thread in threading.enumerate():   # earlier builds' seal() writes with os.rename too
+        if thread.name == "cache-seal":
+            thread.join()
+    monkeypatch.setattr(os, "rename", killed)
     with pytest.raises(KeyboardInterrupt):
         cache.put(entry)
     monkeypatch.undo()
     assert cache.lookup("sha256:k") is None
-    # A half-written file left in tmp/ by a killed daemon is removed when the cache opens.
+    # Left by a killed daemon: a half-written file in tmp/, a snapshot no entry names.
     (tmp_path / "cache" / "tmp" / "half").write_bytes(b"{")
+    orphan = _snapshot(cache, tmp_path, "orphan")
     reopened = BuildCache(tmp_path / "cache")
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+    assert not reopened.snapshot_path(str(orphan[0])).exists()
     reopened.put(entry)
     assert reopened.lookup("sha256:k") == entry
-    # An entry whose blob is gone is a miss, never served.
-    (tmp_path / "cache" / "entries").joinpath(
-        next(p.name for p in (tmp_path / "cache" / "entries").iterdir())).write_text(
-        json.dumps({**entry.__dict__, "blob": "ab" * 32}))
+    # An entry whose snapshot is gone is a miss, never served.
+    reopened.put(CacheEntry("sha256:k", "sha256:p", [["ab" * 16, 1]], {}, None, {}))
     assert reopened.lookup("sha256:k") is None
 
 
-def test_collect_evicts_least_recently_used_and_spares_blobs_in_use(tmp_path: Path) -> None:
+def test_entries_a_power_loss_may_have_lost_are_dropped(tmp_path: Path) -> None:
+    """Nothing is fsynced on a build's path: an entry written in an earlier boot after that
+    boot's last seal (syncfs) may name a torn snapshot, so the next daemon drops it."""
+    cache = BuildCache(tmp_path / "cache")
+    kept = CacheEntry("sha256:old", "sha256:p", [_snapshot(cache, tmp_path, "a")], {}, None, {},
+                      boot="earlier-boot", created=100.0)
+    lost = CacheEntry("sha256:new", "sha256:p", [_snapshot(cache, tmp_path, "b")], {}, None, {},
+                      boot="earlier-boot", created=300.0)
+    same_boot = CacheEntry("sha256:now", "sha256:p", [_snapshot(cache, tmp_path, "c")], {},
+                           None, {})
+    for entry in (kept, lost, same_boot):
+        cache.put(entry)
+    (tmp_path / "cache" / "sealed.json").write_text(json.dumps({"earlier-boot": 200.0}))
+    reopened = BuildCache(tmp_path / "cache")
+    assert reopened.lookup("sha256:old") == kept
+    assert reopened.lookup("sha256:now") == same_boot   # a killed daemon: the page cache holds it
+    assert reopened.lookup("sha256:new") is None
+    assert not reopened.snapshot_path(lost.snapshots[0]).exists()
+    reopened.seal()
+    assert json.loads((tmp_path / "cache" / "sealed.json").read_text())[BOOT_ID] > 0
+
+
+def test_collect_evicts_least_recently_used_and_spares_snapshots_in_use(tmp_path: Path) -> None:
     cache = BuildCache(tmp_path / "cache", max_size=10)
-    upper = tmp_path / "u"
-    upper.mkdir()
-    (upper / "f").write_text("x" * 100)
-    blob = cache.write_blob(upper)
-    entry = CacheEntry("sha256:k", "sha256:p", blob, {}, None, {})
-    cache.put(entry, blob_written=True)
+    chain = [_snapshot(cache, tmp_path, "u")]
+    entry = CacheEntry("sha256:k", "sha256:p", chain, {}, None, {})
+    cache.put(entry)
+    below = CacheEntry("sha256:child", "sha256:k", chain, {}, None, {})
+    cache.put(below)
+    cache.collect()
+    assert cache.lookup("sha256:k") == entry   # the build that adopted it still holds it
+    cache.release([str(chain[0][0])])
     held = cache.lookup("sha256:k", hold=True)
     assert held == entry
     cache.collect()
-    assert cache.blob_path(blob).exists()   # a build is about to read it
-    cache.release(held)
-    cache.collect()
-    assert cache.lookup("sha256:k") is None and not cache.blob_path(blob).exists()
-
-
-def test_a_damaged_blob_is_never_restored(tmp_path: Path) -> None:
-    """Blobs are not fsynced: one a power loss left short fails its digest, is removed, and the
-    build stops with a clear error instead of building on a torn tree."""
-    cache = BuildCache(tmp_path / "cache")
-    upper = tmp_path / "u"
-    upper.mkdir()
-    (upper / "f").write_text("x" * 4096)
-    blob = cache.write_blob(upper)
-    entry = CacheEntry("sha256:k", "sha256:p", blob, {}, None, {})
-    cache.put(entry, blob_written=True)
-    cache.restore_upper(entry, tmp_path / "whole")
-    assert (tmp_path / "whole" / "f").read_text() == "x" * 4096
-    with open(cache.blob_path(blob), "r+b") as f:
-        f.truncate(1024)
-    with pytest.raises(InternalError, match="damaged"):
-        cache.restore_upper(entry, tmp_path / "torn")
-    assert not cache.blob_path(blob).exists()
-    assert not (tmp_path / "torn" / "f").exists()
+    assert cache.snapshot_path(entry.snapshots[0]).exists()   # a build is about to mount it
+    cache.release(held.snapshots)
+    assert cache.collect() == chain[0][1]
+    assert cache.lookup("sha256:k") is None and not cache.snapshot_path(entry.snapshots[0]).exists()
+    # The entry below goes with it: no lookup could reach it without its parent.
+    assert cache.lookup("sha256:child") is None and cache.usage() == []
 
 
 def test_miss_reasons_name_what_differs() -> None:
@@ -246,23 +265,24 @@ def test_client_and_daemon_use_the_cache_and_no_cache_skips_it(client, busybox_i
     assert ids[2] != ids[1]
 
 
-def test_prune_all_spares_held_blobs_and_drops_dangling_and_empty_entries(tmp_path: Path) -> None:
+def test_prune_all_spares_held_snapshots_and_drops_dangling_and_empty_entries(
+        tmp_path: Path) -> None:
     cache = BuildCache(tmp_path / "cache", max_size=10**9, max_age=10**10)
-    upper = tmp_path / "u"
-    upper.mkdir()
-    (upper / "f").write_text("x" * 100)
-    blob = cache.write_blob(upper)
-    held_entry = CacheEntry("sha256:held", "sha256:p", blob, {}, None, {"text": "RUN a"})
-    cache.put(held_entry, blob_written=True)
-    cache.put(CacheEntry("sha256:meta", "sha256:held", None, {}, None, {"text": "ENV A=1"}))
-    cache.put(CacheEntry("sha256:gone", "sha256:p", "ab" * 32, {}, None, {}))
+    chain = [_snapshot(cache, tmp_path, "u")]
+    cache.release([str(chain[0][0])])
+    held_entry = CacheEntry("sha256:held", "sha256:p", chain, {}, None, {"text": "RUN a"})
+    cache.put(held_entry)
+    cache.put(CacheEntry("sha256:meta", "sha256:p", [], {}, None, {"text": "ENV A=1"}))
+    cache.put(CacheEntry("sha256:gone", "sha256:p", [["ab" * 16, 5]], {}, None, {}))
     for age, key in enumerate(("sha256:gone", "sha256:meta", "sha256:held")):
-        os.utime(cache._entry_path(key), (1e9 - age, 1e9 - age))
+        cache._index[key].last_used = 1e9 - age
     assert [u.step for u in cache.usage()] == ["", "ENV A=1", "RUN a"]   # latest first
     assert cache.prune() == (1, 0)          # plain: only the dangling entry
     held = cache.lookup("sha256:held", hold=True)
+    assert held is not None
     assert cache.prune(everything=True) == (1, 0)   # the metadata step; the held one stays
     assert [u.in_use for u in cache.usage()] == [True]
-    cache.release(held)
+    cache.release(held.snapshots)
     size = cache.size()
     assert size > 100 and cache.prune(everything=True) == (1, size) and cache.size() == 0
+    assert os.listdir(tmp_path / "cache" / "snapshots") == []

@@ -15,7 +15,7 @@ import pytest
 from isula_build.builder import workdir
 from isula_build.builder.copier import copy_into_root
 from isula_build.builder.layertar import write_layer
-from isula_build.builder.stage import prune_unchanged_dirs
+from isula_build.builder.steproot import prune_unchanged_dirs
 from isula_build.store.fsutil import delete_tree
 
 DEPTH = 1500

@@ -204,8 +204,8 @@ def test_unsafe_layer_is_written_but_refused_by_the_store(tmp_path: Path, store:
     (upper / "escape").write_text("x")
     # A tree on disk cannot hold a name that climbs out: the walk is made to report one.
     real_walk = layertar._walk
-    monkeypatch.setattr(layertar, "_walk", lambda top: (
-        ("../escape", path, st) for _, path, st in real_walk(top)))
+    monkeypatch.setattr(layertar, "_walk", lambda tops, base: (
+        ("../escape", path, st, opaque) for _, path, st, opaque in real_walk(tops, base)))
     # An earlier stage's layer may hold it: no error here, but it is not verified.
     stats = write_layer_file(upper, tmp_path / "layer.tar")
     assert stats.verified is None
