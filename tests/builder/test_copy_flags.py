@@ -341,3 +341,51 @@ def test_a_git_source_that_does_not_resolve(engine: Engine, git_repo: tuple[Path
     assert err.value.line == 3 and str(err.value).startswith("Dockerfile line 3: ADD ")
     assert reason in str(err.value)
     assert engine.leftovers() == []
+
+
+def test_a_changed_base_reruns_what_follows_a_linked_copy(cengine: CachedEngine) -> None:
+    ctx = write(cengine.root / "ctx", {"a.txt": "A\n"})
+    dockerfile = "FROM busybox\nCOPY --link a.txt /app/\nRUN cat /app/a.txt /base\n"
+    cengine.build("FROM busybox\nRUN echo one > /base\n", ctx, tag="busybox:latest",
+                  build_time=STATIC)
+    cengine.build(dockerfile, ctx, build_time=STATIC)
+    cengine.build(dockerfile, ctx, build_time=STATIC)
+    assert cengine.lines.count(USING) == 2
+    # Another base: the linked step's own key is unchanged (StepKey.link), but the stage's
+    # chain is not: this cache keeps one state per chain, so the step runs again, and the RUN
+    # after it sees the new base, never the old one's files.
+    cengine.build("FROM busybox\nRUN echo two > /base\n", ctx, tag="busybox:latest",
+                  build_time=STATIC)
+    cengine.build(dockerfile, ctx, build_time=STATIC)
+    assert cengine.misses() == ["cache miss: the base image busybox is now a different image"]
+    assert USING not in cengine.lines and "two" in cengine.lines and "A" in cengine.lines
+
+
+# --- through the daemon and the client ------------------------------------------------------
+
+
+def test_copy_flags_end_to_end(client, busybox_image: str, tmp_path: Path,  # type: ignore[no-untyped-def]
+                               git_repo: tuple[Path, Path, str]) -> None:
+    repo = git_repo[2]
+    ctx = write(tmp_path / "e2e", {"pkgs/a/package.json": "a", "pkgs/b/package.json": "b",
+                                   "pkgs/a/index.js": "x", "notes.md": "n", "app.c": "c"})
+    payload = (git_repo[1].parent / "blob.txt")
+    payload.write_text("blob\n")
+    good = "sha256:" + hashlib.sha256(b"blob\n").hexdigest()
+    base = repo.rsplit("/", 1)[0]
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "COPY --parents pkgs/*/package.json /w/\n"
+        "COPY --exclude=*.md --exclude=Dockerfile --link . /x/\n"
+        f"ADD --checksum={good} {base}/blob.txt /blob.txt\n"
+        f"ADD {repo}#v1:src /g/\n"
+        "RUN find /w /x /g -type f | sort && cat /blob.txt /g/main.c\n")
+    out = client("ctr-img", "build", "-t", "isb-test-copyflags:1", str(ctx)).stdout.splitlines()
+    assert [line for line in out if line.startswith("/")] == [
+        "/g/main.c", "/w/pkgs/a/package.json", "/w/pkgs/b/package.json", "/x/app.c",
+        "/x/pkgs/a/index.js", "/x/pkgs/a/package.json", "/x/pkgs/b/package.json"]
+    assert "blob" in out and "v1" in out
+    (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN true\nADD --keep-git-dir {base}/blob.txt /b\n")
+    failed = client("ctr-img", "build", str(ctx), check=False)
+    assert failed.returncode == 1
+    assert "Dockerfile line 3: ADD --keep-git-dir is for a git repository" in failed.stderr
