@@ -16,10 +16,13 @@ BuildKit's sources where they differ; docs/architecture.md lists which):
   and existing directories inside it take the source directory's mode, owner and times;
 - ADD extracts local tar archives (plain, gzip, bzip2, xz: detected by content) into the
   destination, confining every entry to it and keeping the archive's owners and modes
-  (archive.py), and downloads http(s) URLs (fetch.py).
+  (archive.py), unless --unpack=false, and downloads http(s) URLs (fetch.py), extracting them
+  only with --unpack=true;
+- --exclude and --parents choose entries below a source as copyselect.py says.
 
 This module walks sources and destinations; copyflags.py parses --chown and --chmod,
-wildcards.py matches source patterns, filecopy.py copies one file's bytes and metadata.
+wildcards.py matches source patterns, copyselect.py filters entries, filecopy.py copies one
+file's bytes and metadata.
 
 The return value is a digest of what was copied (destination paths, types, modes, owners and
 content hashes, not mtimes, as BuildKit's content checksums), for the executor's cache key.
@@ -40,7 +43,8 @@ from pathlib import Path
 from isula_build.builder import fetch
 from isula_build.builder.archive import archive_compression, extract_archive
 from isula_build.builder.copyflags import Chmod, resolve_chown
-from isula_build.builder.copyselect import EntryFilter, Ignored, Selection, child_path, split_pivot
+from isula_build.builder.copyselect import (EntryFilter, Ignored, Selection, admit_child,
+                                            child_path, split_pivot)
 from isula_build.builder.filecopy import copy_regular, copy_xattrs, lstat_or_none, remove_entry
 from isula_build.builder.rootpath import make_dirs_in_root, resolve_in_root
 from isula_build.builder.wildcards import glob_in_root, has_wildcard, unescape
@@ -194,13 +198,9 @@ class _Copier:
                   whole: bool) -> Iterator[_Entry]:
         for name in sorted(os.listdir(src)):
             child_rel, child_xrel = child_path(rel, name), child_path(xrel, name)
-            child_whole = whole
-            if not whole:
-                assert self.selection is not None
-                admitted = self.selection.admit(child_xrel)
-                if admitted is None:
-                    continue
-                child_whole = admitted
+            child_whole = admit_child(self.selection, whole, child_xrel)
+            if child_whole is None:
+                continue
             child = src / name
             child_st = os.lstat(child)
             walked, keep = self.filter.check(child_rel, child_xrel, stat.S_ISDIR(child_st.st_mode))

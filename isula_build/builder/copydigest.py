@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isula_build.builder.copier import select_context_sources
-from isula_build.builder.copyselect import EntryFilter, Selection, child_path
+from isula_build.builder.copyselect import EntryFilter, Selection, admit_child, child_path
 from isula_build.dockerfile import DockerignoreMatcher
 from isula_build.dockerfile.sources import is_remote
 
@@ -133,13 +133,9 @@ class _Walker:
         # The copier's choices (copier._Copier._children), through the same EntryFilter.
         for name in sorted(os.listdir(parent.path)):
             xrel = child_path(parent.xrel, name)
-            whole = parent.whole
-            if not whole:
-                assert self.selection is not None
-                admitted = self.selection.admit(xrel)
-                if admitted is None:
-                    continue
-                whole = admitted
+            whole = admit_child(self.selection, parent.whole, xrel)
+            if whole is None:
+                continue
             child = parent.path / name
             st = os.lstat(child)
             rel = child_path(parent.rel, name)

@@ -68,6 +68,15 @@ class Selection:
         return False if xrel in self.ancestors else None
 
 
+def admit_child(selection: Selection | None, whole: bool, xrel: str) -> bool | None:
+    """An entry below a directory that is copied `whole` (or, with --parents, only on the way
+    to the chosen paths): True whole, False on the way, None left out."""
+    if whole:
+        return True
+    assert selection is not None
+    return selection.admit(xrel)
+
+
 @dataclass(frozen=True)
 class EntryFilter:
     ignored: Ignored | None                 # .dockerignore, context-relative paths
@@ -92,4 +101,4 @@ class EntryFilter:
         return True, not (ignored or excluded)
 
 
-__all__ = ["EntryFilter", "Ignored", "Selection", "child_path", "split_pivot"]
+__all__ = ["EntryFilter", "Ignored", "Selection", "admit_child", "child_path", "split_pivot"]

@@ -5,9 +5,11 @@ COPY/ADD through the copier, WORKDIR's directory, and the metadata instructions 
 config (config.py). Each step's effect gets a key — sha256 of the parent key, the expanded
 instruction, the ARG values the step put in scope and, for COPY/ADD, the digest of the sources
 (copydigest.py: computed from the context without copying, so the build cache can look a step
-up before running it; COPY --from stands for its source by that stage's key or image ID) — the
-chain of keys covers every ARG value in scope. `StepExecutor.key(step)` gives it without
-executing; None for ADD of a URL, whose key needs the fetched content.
+up before running it; COPY --from stands for its source by that stage's key or image ID; ADD's URLs and git refs by
+the download's digest or the commit, fetched first: remotes.py) — the chain of keys covers every
+ARG value in scope. `StepExecutor.key(step)` gives it without executing. A COPY/ADD --link step
+also gets `StepKey.link`, a key made without the parent's: its files are copied into an empty
+root and then laid over the stage's, so they cannot depend on the layers below.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-_SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)")
+# user@host:path; a host never starts with "-" (it would reach ssh as an option).
+_SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:(?!//)")
 
 
 def is_url(source: str) -> bool:

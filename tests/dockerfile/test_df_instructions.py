@@ -13,6 +13,7 @@ from isula_build.dockerfile.instructions import (
     parse_instruction,
 )
 from isula_build.dockerfile.parser import parse
+from isula_build.dockerfile.sources import GitSource, git_source
 
 
 def one(line: str) -> Instruction:
@@ -193,3 +194,17 @@ def test_expose_specs(ports: tuple[str, ...], specs: list[str]) -> None:
 def test_expose_invalid(port: str) -> None:
     with pytest.raises(DockerfileError):
         ExposeInstruction(1, "", (port,)).port_specs()
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("https://h/r.git#v1:docs/", GitSource("https://h/r.git", "v1", "docs")),
+    ("http://h/r.git", GitSource("http://h/r.git", "", "")),
+    ("git@github.com:o/r.git#main", GitSource("git@github.com:o/r.git", "main", "")),
+    ("git://h/r#:sub", GitSource("git://h/r", "", "sub")),
+    ("ssh://git@h/r.git", GitSource("ssh://git@h/r.git", "", "")),
+    ("https://h/file.tar.gz", None),     # an http(s) URL is git only with a .git path
+    ("git@-oProxyCommand=x:r", None),     # a "host" that ssh would take as an option
+    ("local/dir", None),
+])
+def test_git_sources(source: str, expected: GitSource | None) -> None:
+    assert git_source(source) == expected
