@@ -3,7 +3,7 @@
 # Python package itself (editable, with the test extras). Safe to run again: it skips what is there.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-packages="runc busybox-static skopeo umoci docker.io docker-registry iproute2 xz-utils file"
+packages="runc busybox-static skopeo umoci docker.io docker-registry iproute2 xz-utils file git"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -166,13 +166,6 @@ def _cache_after_build(cache: BuildCache, final_key: str, created: datetime) -> 
         _log.warning("build cache: %s", exc)
 
 
-def _cache_settings(ctx: BuildRun) -> str:
-    """Build settings that change what steps make without appearing in the Dockerfile: they
-    start every stage's chain of keys from an image or scratch."""
-    return repr((sorted(ctx.proxy_env.items()), sorted(ctx.cap_add),
-                 ctx.build_time.isoformat() if ctx.build_time else None))
-
-
 def _check_context(path: Path) -> Path:
     if not path.is_absolute():
         raise InvalidArgument(f'context directory "{path}" must be an absolute path')
@@ -230,7 +223,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
     results: dict[int, StageResult] = {}
     numbers = _step_numbers(plan)
     store = env.store
-    settings = _cache_settings(ctx)
+    settings = ctx.cache_settings()
 
     def root_key(base: str) -> str:
         return "sha256:" + hashlib.sha256(repr((base, settings)).encode()).hexdigest()

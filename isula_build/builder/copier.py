@@ -16,10 +16,13 @@ BuildKit's sources where they differ; docs/architecture.md lists which):
   and existing directories inside it take the source directory's mode, owner and times;
 - ADD extracts local tar archives (plain, gzip, bzip2, xz: detected by content) into the
   destination, confining every entry to it and keeping the archive's owners and modes
-  (archive.py), and downloads http(s) URLs (fetch.py).
+  (archive.py), unless --unpack=false, and downloads http(s) URLs (fetch.py), extracting them
+  only with --unpack=true;
+- --exclude and --parents choose entries below a source as copyselect.py says.
 
 This module walks sources and destinations; copyflags.py parses --chown and --chmod,
-wildcards.py matches source patterns, filecopy.py copies one file's bytes and metadata.
+wildcards.py matches source patterns, copyselect.py filters entries, filecopy.py copies one
+file's bytes and metadata.
 
 The return value is a digest of what was copied (destination paths, types, modes, owners and
 content hashes, not mtimes, as BuildKit's content checksums), for the executor's cache key.
@@ -33,19 +36,21 @@ import os
 import posixpath
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from isula_build.builder import fetch
 from isula_build.builder.archive import archive_compression, extract_archive
 from isula_build.builder.copyflags import Chmod, resolve_chown
+from isula_build.builder.copyselect import (EntryFilter, Ignored, Selection, admit_child,
+                                            child_path, split_pivot)
 from isula_build.builder.filecopy import copy_regular, copy_xattrs, lstat_or_none, remove_entry
 from isula_build.builder.rootpath import make_dirs_in_root, resolve_in_root
 from isula_build.builder.wildcards import glob_in_root, has_wildcard, unescape
+from isula_build.dockerfile import DockerignoreMatcher
+from isula_build.dockerfile.sources import is_url
 from isula_build.errors import InvalidArgument, NotFound
-
-Ignored = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class _Entry:
     dest: str
     rel: str
     keep_if_empty: bool     # False: an ignored directory, kept only if something comes back
+    xrel: str = ""          # the path relative to the source (what --exclude matches)
+    whole: bool = True      # False: a --parents directory only on the way to chosen paths
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,10 @@ class _Copier:
     from_context: bool
     owner: tuple[int, int] | None        # None: keep the source's owners (COPY --from)
     chmod: Chmod | None
-    ignored: Ignored | None
-    reinclude: bool                      # .dockerignore has "!" patterns
+    filter: EntryFilter
     digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
     links: dict[tuple[int, int], Path] = field(default_factory=dict)
+    selection: Selection | None = None   # COPY --parents: what the source being copied chose
 
     # -- recording what was copied --
 
@@ -96,9 +103,6 @@ class _Copier:
         self.digest.update(line.encode() + b"\n")
 
     # -- sources --
-
-    def is_ignored(self, rel: str) -> bool:
-        return bool(self.ignored and rel not in ("", ".") and self.ignored(rel))
 
     def sources(self, src: str) -> list[_Source]:
         if self.from_context:
@@ -109,17 +113,30 @@ class _Copier:
             rel = posixpath.normpath("/" + src).lstrip("/") or "."
         if has_wildcard(rel):
             found = [_Source(resolve_in_root(self.source_root, m), posixpath.basename(m), m)
-                     for m in glob_in_root(self.source_root, rel) if not self.is_ignored(m)]
+                     for m in glob_in_root(self.source_root, rel)
+                     if not self.filter.is_ignored(m)
+                     and not self.filter.excludes_name(posixpath.basename(m))]
             if not found:
                 raise NotFound(f"no source files were specified: no file matches {src}")
             return found
         rel = unescape(rel)
         host = resolve_in_root(self.source_root, rel)
-        if self.is_ignored(rel) or not os.path.lexists(host):
+        if self.filter.is_ignored(rel) or not os.path.lexists(host):
             where = "build context or excluded by .dockerignore" if self.from_context else "source image"
             raise NotFound(f"file not found in {where}: stat {src}: file does not exist")
         name = posixpath.basename(rel) if rel != "." else ""
         return [_Source(host, name, rel)]
+
+    def with_parents(self, src: str) -> tuple[_Source, Selection | None]:
+        """COPY --parents: the pivot directory of `src` and what below it the source chose."""
+        pivot, pattern = split_pivot(src)
+        root = self.sources(pivot)[0]
+        if not os.path.isdir(root.host):
+            raise InvalidArgument(f"COPY --parents: {pivot} (before /./ in {src}) is not a "
+                                  "directory")
+        chosen = self.sources(posixpath.join(pivot, pattern))
+        base = root.rel if root.rel not in ("", ".") else ""
+        return root, Selection.of(posixpath.relpath(m.rel, base or ".") for m in chosen)
 
     # -- destinations --
 
@@ -144,9 +161,16 @@ class _Copier:
         uid, gid = self.owner if self.owner is not None else (st.st_uid, st.st_gid)
         return mode, uid, gid
 
-    def copy_children(self, src: Path, target: Path, dest: str, rel: str) -> None:
-        """Copies the entries of the directory `src` into the existing directory `target`."""
-        self._copy_dirs([_OpenDir(self._children(src, target, dest, rel))])
+    def copy_children(self, src: Path, target: Path, dest: str, rel: str,
+                      selection: Selection | None = None) -> None:
+        """Copies the entries of the directory `src` into the existing directory `target`
+        (with a --parents `selection`, only those it chose and their parents)."""
+        self.selection = selection
+        try:
+            self._copy_dirs([_OpenDir(self._children(src, target, dest, rel, "",
+                                                     selection is None))])
+        finally:
+            self.selection = None
 
     def copy_tree(self, src: Path, st: os.stat_result, target: Path, dest: str, rel: str,
                   keep_if_empty: bool = True) -> None:
@@ -170,18 +194,19 @@ class _Copier:
             else:
                 self._copy_entry(entry)
 
-    def _children(self, src: Path, target: Path, dest: str, rel: str) -> Iterator[_Entry]:
+    def _children(self, src: Path, target: Path, dest: str, rel: str, xrel: str,
+                  whole: bool) -> Iterator[_Entry]:
         for name in sorted(os.listdir(src)):
-            child_rel = posixpath.join(rel, name) if rel not in ("", ".") else name
+            child_rel, child_xrel = child_path(rel, name), child_path(xrel, name)
+            child_whole = admit_child(self.selection, whole, child_xrel)
+            if child_whole is None:
+                continue
             child = src / name
             child_st = os.lstat(child)
-            ignored = self.is_ignored(child_rel)
-            # An ignored directory is still searched when a "!" pattern may bring back
-            # something inside it, as BuildKit does; otherwise it is skipped whole.
-            if ignored and not (self.reinclude and stat.S_ISDIR(child_st.st_mode)):
-                continue
-            yield _Entry(child, child_st, target / name, posixpath.join(dest, name), child_rel,
-                         keep_if_empty=not ignored)
+            walked, keep = self.filter.check(child_rel, child_xrel, stat.S_ISDIR(child_st.st_mode))
+            if walked:
+                yield _Entry(child, child_st, target / name, posixpath.join(dest, name),
+                             child_rel, keep and child_whole, child_xrel, child_whole)
 
     def _enter_dir(self, entry: _Entry) -> _OpenDir:
         """Makes (or takes over) the directory `entry.target`; its entries come next."""
@@ -198,8 +223,8 @@ class _Copier:
         # destination directory itself keeps its own (copy_into_root never passes it here).
         os.chown(target, uid, gid)
         os.chmod(target, mode)
-        return _OpenDir(self._children(entry.src, target, entry.dest, entry.rel), entry,
-                        existing is None, mode, uid, gid)
+        return _OpenDir(self._children(entry.src, target, entry.dest, entry.rel, entry.xrel,
+                                       entry.whole), entry, existing is None, mode, uid, gid)
 
     def _leave_dir(self, done: _OpenDir) -> None:
         """Records a directory whose entries are all copied and sets its times."""
@@ -249,13 +274,26 @@ class _Copier:
             self.links[key] = target
 
 
-def select_context_sources(sources: Sequence[str], context_dir: Path, ignored: Ignored | None,
-                           ignore_has_exceptions: bool) -> list[tuple[str, Path, str, str]]:
-    """(pattern, host path, entry name, context-relative path) of each source COPY selects
-    from the context, as copy_into_root selects them (for the cache key, copydigest.py)."""
+@dataclass(frozen=True)
+class Selected:
+    """A source COPY takes from the context, as copy_into_root selects it (for the cache
+    key, copydigest.py): with --parents, the pivot and what below it was chosen."""
+    pattern: str
+    host: Path
+    name: str
+    rel: str                       # context-relative
+    selection: Selection | None    # --parents only; None: everything below
+
+
+def select_context_sources(sources: Sequence[str], context_dir: Path, filter: EntryFilter,
+                           parents: bool = False) -> list[Selected]:
     copier = _Copier(root=context_dir, source_root=context_dir, from_context=True, owner=(0, 0),
-                     chmod=None, ignored=ignored, reinclude=ignore_has_exceptions)
-    return [(src, s.host, s.name, s.rel) for src in sources for s in copier.sources(src)]
+                     chmod=None, filter=filter)
+    if parents:
+        return [Selected(src, root.host, root.name, root.rel, selection)
+                for src in sources for root, selection in [copier.with_parents(src)]]
+    return [Selected(src, s.host, s.name, s.rel, None) for src in sources
+            for s in copier.sources(src)]
 
 
 def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
@@ -281,6 +319,10 @@ def copy_into_root(
     tmp_dir: Path | None = None,
     fetch_limit: int = fetch.DEFAULT_LIMIT,
     fetch_timeout: float = fetch.DEFAULT_TIMEOUT,
+    parents: bool = False,
+    excludes: DockerignoreMatcher | None = None,
+    unpack: bool | None = None,
+    fetched: Mapping[str, fetch.Fetched] | None = None,
 ) -> str:
     """Runs one COPY (or ADD with `add=True`) into the root filesystem directory `root`.
 
@@ -289,6 +331,9 @@ def copy_into_root(
     path is absolute in that root). `ignored(relpath)` answers the context's .dockerignore for a
     context-relative path; with `ignore_has_exceptions` (DockerignoreMatcher.has_exceptions)
     ignored directories are searched for entries a `!` pattern brings back.
+    `parents` and `excludes` are COPY --parents and --exclude (copyselect.py); `unpack` is
+    ADD --unpack (None: local archives are extracted, downloads are not); `fetched` holds
+    downloads made already (the executor fetches a URL first, for its cache key).
     Returns "sha256:<hex>" of what was copied, for the build cache key.
     """
     instruction = "ADD" if add else "COPY"
@@ -302,16 +347,21 @@ def copy_into_root(
         root=root, source_root=source_root, from_context=from_context,
         owner=resolve_chown(root, chown) if chown else (0, 0) if from_context else None,
         chmod=Chmod.parse(chmod) if chmod else None,
-        ignored=ignored if from_context else None,
-        reinclude=ignore_has_exceptions,
+        filter=EntryFilter(ignored if from_context else None, ignore_has_exceptions, excludes),
     )
     copier.record("dest", dest_path, 0, 0, 0, f"{dest_is_dir} {chown or ''} {chmod or ''}")
 
     local: list[_Source] = []
     urls: list[str] = []
     for src in sources:
-        if add and fetch.is_url(src):
+        if add and is_url(src):
             urls.append(src)
+        elif parents:
+            # The destination is a directory: the chosen paths go below it.
+            pivot, selection = copier.with_parents(src)
+            copier.record("parents", dest_path, 0, 0, 0, src)
+            copier.copy_children(pivot.host, copier.make_dir(dest_path), dest_path, pivot.rel,
+                                 selection)
         else:
             local.extend(copier.sources(src))
     if len(local) + len(urls) > 1 and not dest_is_dir:
@@ -332,15 +382,23 @@ def copy_into_root(
 
     for url in urls:
         work = tmp_dir or Path(tempfile.gettempdir())
-        got = fetch.fetch_url(url, work, limit=fetch_limit, timeout=fetch_timeout)
+        known = (fetched or {}).get(url)
+        got = known or fetch.fetch_url(url, work, limit=fetch_limit, timeout=fetch_timeout)
         try:
+            compression = archive_compression(got.path) if unpack else None
+            if compression is not None:
+                copier.record("archive", dest_path, 0, 0, 0, got.sha256)
+                extract_archive(got.path, compression, copier.make_dir(dest_path),
+                                *copier.parent_owner())
+                continue
             target, path = file_target(got.filename)
             mode = copier.chmod.apply(fetch.MODE, False) if copier.chmod else fetch.MODE
             uid, gid = copier.parent_owner()
             fetch.place(got, target, mode, uid, gid)
             copier.record("url", path, mode, uid, gid, f"{url} {got.sha256}")
         finally:
-            got.path.unlink(missing_ok=True)
+            if known is None:
+                got.path.unlink(missing_ok=True)
 
     for source in local:
         st = os.lstat(source.host)
@@ -349,7 +407,7 @@ def copy_into_root(
             # existing one is left as it is.  Only the source directory's contents are copied.
             copier.copy_children(source.host, copier.make_dir(dest_path), dest_path, source.rel)
             continue
-        if add and stat.S_ISREG(st.st_mode):
+        if add and unpack is not False and stat.S_ISREG(st.st_mode):
             compression = archive_compression(source.host)
             if compression is not None:
                 with open(source.host, "rb") as fin:

@@ -23,12 +23,24 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from isula_build.builder import fetch
 from isula_build.builder.copier import select_context_sources
+from isula_build.builder.copyselect import EntryFilter, Selection, admit_child, child_path
+from isula_build.dockerfile import DockerignoreMatcher
+from isula_build.dockerfile.sources import is_remote
 
 _MEMO_LIMIT = 500_000          # remembered file digests (about 150 bytes each)
 _memo: dict[tuple[str, int, int, int, int, int], str] = {}
 _memo_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Found:
+    """An entry met while walking a source."""
+    path: Path
+    st: os.stat_result
+    rel: str            # context-relative
+    xrel: str           # source-relative (--exclude)
+    whole: bool         # False: a --parents directory only on the way to chosen paths
 
 
 @dataclass(frozen=True)
@@ -69,9 +81,9 @@ def _xattrs(path: Path) -> list[tuple[str, str]]:
 
 
 class _Walker:
-    def __init__(self, is_ignored: Callable[[str], bool], reinclude: bool) -> None:
-        self.is_ignored = is_ignored
-        self.reinclude = reinclude
+    def __init__(self, filter: EntryFilter) -> None:
+        self.filter = filter
+        self.selection: Selection | None = None
         self.hasher = hashlib.sha256()
         self.files: dict[str, str] = {}
         self.links: dict[tuple[int, int], str] = {}
@@ -82,16 +94,19 @@ class _Walker:
         if rel is not None:
             self.files[rel] = hashlib.sha256(line).hexdigest()
 
-    def entry(self, path: Path, st: os.stat_result, rel: str) -> None:
-        """Records the entry and, for a directory, everything below it, in name order, parents
-        first. Iterative: a context's tree may be deeper than Python's recursion limit."""
-        below: list[Iterator[tuple[Path, os.stat_result, str]]] = []
-        current: tuple[Path, os.stat_result, str] | None = (path, st, rel)
+    def entry(self, path: Path, st: os.stat_result, rel: str,
+              selection: Selection | None = None) -> None:
+        """Records the entry and, for a directory, everything below it (with a --parents
+        `selection`, what it chose), in name order, parents first. Iterative: a context's
+        tree may be deeper than Python's recursion limit."""
+        self.selection = selection
+        below: list[Iterator[_Found]] = []
+        current: _Found | None = _Found(path, st, rel, "", selection is None)
         while True:
             if current is not None:
-                self._record(*current)
-                if stat.S_ISDIR(current[1].st_mode):
-                    below.append(self._children(current[0], current[2]))
+                self._record(current.path, current.st, current.rel)
+                if stat.S_ISDIR(current.st.st_mode):
+                    below.append(self._children(current))
             if not below:
                 return
             current = next(below[-1], None)
@@ -114,31 +129,34 @@ class _Walker:
         self.add([rel, f"{mode:o}", st.st_uid, st.st_gid,
                   st.st_size if stat.S_ISREG(mode) else 0, extra, link, _xattrs(path)], rel)
 
-    def _children(self, path: Path, rel: str) -> Iterator[tuple[Path, os.stat_result, str]]:
-        for name in sorted(os.listdir(path)):
-            child_rel = f"{rel}/{name}" if rel not in ("", ".") else name
-            child = path / name
+    def _children(self, parent: _Found) -> Iterator[_Found]:
+        # The copier's choices (copier._Copier._children), through the same EntryFilter.
+        for name in sorted(os.listdir(parent.path)):
+            xrel = child_path(parent.xrel, name)
+            whole = admit_child(self.selection, parent.whole, xrel)
+            if whole is None:
+                continue
+            child = parent.path / name
             st = os.lstat(child)
-            if self.is_ignored(child_rel):
-                if not (self.reinclude and stat.S_ISDIR(st.st_mode)):
-                    continue
-                # Searched for what a "!" pattern brings back; its metadata counts when kept.
-            yield child, st, child_rel
+            rel = child_path(parent.rel, name)
+            if self.filter.check(rel, xrel, stat.S_ISDIR(st.st_mode))[0]:
+                yield _Found(child, st, rel, xrel, whole)
 
 
 def source_digest(sources: Sequence[str], *, context_dir: Path, add: bool,
                   ignored: Callable[[str], bool] | None,
-                  ignore_has_exceptions: bool) -> SourceDigest | None:
-    """The digest of what COPY/ADD `sources` select from the context; None when a source is
-    a URL (its content is only known by fetching it)."""
-    if add and any(fetch.is_url(s) for s in sources):
+                  ignore_has_exceptions: bool, excludes: DockerignoreMatcher | None = None,
+                  parents: bool = False) -> SourceDigest | None:
+    """The digest of what COPY/ADD `sources` select from the context (after .dockerignore,
+    --exclude and --parents); None when a source is remote (a URL or a git repository: its
+    content is only known by fetching it)."""
+    if add and any(is_remote(s) for s in sources):
         return None
-    selected = select_context_sources(sources, context_dir, ignored, ignore_has_exceptions)
-    walker = _Walker(lambda rel: bool(ignored and rel not in ("", ".") and ignored(rel)),
-                     ignore_has_exceptions)
-    for pattern, host, name, rel in selected:
-        walker.add(["source", pattern, name], None)
-        walker.entry(host, os.lstat(host), rel)
+    filter = EntryFilter(ignored, ignore_has_exceptions, excludes)
+    walker = _Walker(filter)
+    for found in select_context_sources(sources, context_dir, filter, parents):
+        walker.add(["source", found.pattern, found.name], None)
+        walker.entry(found.host, os.lstat(found.host), found.rel, found.selection)
     return SourceDigest("sha256:" + walker.hasher.hexdigest(), walker.files)
 
 

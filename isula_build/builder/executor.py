@@ -5,9 +5,11 @@ COPY/ADD through the copier, WORKDIR's directory, and the metadata instructions 
 config (config.py). Each step's effect gets a key — sha256 of the parent key, the expanded
 instruction, the ARG values the step put in scope and, for COPY/ADD, the digest of the sources
 (copydigest.py: computed from the context without copying, so the build cache can look a step
-up before running it; COPY --from stands for its source by that stage's key or image ID) — the
-chain of keys covers every ARG value in scope. `StepExecutor.key(step)` gives it without
-executing; None for ADD of a URL, whose key needs the fetched content.
+up before running it; COPY --from stands for its source by that stage's key or image ID; ADD's URLs and git refs by
+the download's digest or the commit, fetched first: remotes.py) — the chain of keys covers every
+ARG value in scope. `StepExecutor.key(step)` gives it without executing. A COPY/ADD --link step
+also gets `StepKey.link`, a key made without the parent's: its files are copied into an empty
+root and then laid over the stage's, so they cannot depend on the layers below.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -30,7 +33,9 @@ from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig, history_text, now_utc
 from isula_build.builder.copier import copy_into_root
 from isula_build.builder.copydigest import source_digest
+from isula_build.builder.copyflags import resolve_chown
 from isula_build.builder.mounts import OverlayMount
+from isula_build.builder.remotes import RemoteSources
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runtime import RunSpec, run_container
 from isula_build.builder.users import resolve_user
@@ -41,9 +46,12 @@ from isula_build.dockerfile.instructions import (
     Instruction,
     RunInstruction,
     WorkdirInstruction,
+    check_copy_flags,
+    exclude_matcher,
 )
 from isula_build.dockerfile.lex import expand_heredoc
 from isula_build.dockerfile.parser import Heredoc
+from isula_build.dockerfile.sources import git_source, is_remote
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, RunError, at_line
 
 _log = logging.getLogger(__name__)
@@ -85,6 +93,17 @@ class BuildRun:
     # has no such layer: a stage served from the cache reuses the layer an earlier build made.
     find_layer: Callable[[str], Path | None] = lambda diff_id: None
     _serial: int = field(default=0, repr=False)
+    # ADD's URLs and git repositories, fetched once per build (for the key, then the copy).
+    remotes: RemoteSources = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.remotes = RemoteSources(self.work_dir)
+
+    def cache_settings(self) -> str:
+        """Build settings that change what steps make without appearing in the Dockerfile:
+        they start every stage's chain of keys, and are part of a --link step's own key."""
+        return repr((sorted(self.proxy_env.items()), sorted(self.cap_add),
+                     self.build_time.isoformat() if self.build_time else None))
 
     def new_dir(self, prefix: str) -> Path:
         """A fresh, unique directory name under the work dir (not created)."""
@@ -110,7 +129,9 @@ class RootStack:
 class StepKey:
     key: str
     files: dict[str, str] | None = None   # COPY/ADD from the context: per-file digests
-
+    # COPY/ADD --link: the key of the files the step adds, made without the parent key (the
+    # layers below cannot change them); None when they depend on the state before the step.
+    link: str | None = None
 
 
 def step_key(parent: str, ins: Instruction, new_args: Iterable[tuple[str, str]],
@@ -137,6 +158,41 @@ def mounted_root(ctx: BuildRun, stack: RootStack) -> Iterator[Path]:
 
 def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """A COPY/ADD's sources by kind."""
+    documents: list[Heredoc]
+    remote: list[str]        # ADD's URLs and git repositories
+    local: list[str]         # paths in the context (or the --from root)
+
+    @classmethod
+    def of(cls, ins: CopyInstruction | AddInstruction) -> _Sources:
+        documents, remote, local = [], [], []
+        add = isinstance(ins, AddInstruction)
+        for source in ins.sources:
+            doc = _heredoc_of(source, ins.heredocs)
+            if doc is not None:
+                documents.append(doc)
+            elif add and is_remote(source):
+                remote.append(source)
+            else:
+                local.append(source)
+        return cls(documents, remote, local)
+
+
+def _link_independent(ins: CopyInstruction | AddInstruction) -> bool:
+    """Whether a --link step's files are the same whatever the state before it: not when a
+    relative destination depends on WORKDIR, --chown names a user (looked up in the stage's
+    /etc/passwd) or a heredoc is expanded with the stage's environment."""
+    chown_numeric = ins.chown is None or all(part.isdigit() for part in ins.chown.split(":"))
+    return (ins.dest.startswith("/") and chown_numeric
+            and not any(doc.expand for doc in ins.heredocs))
+
+
+def _names_directory(dest: str) -> bool:
+    return dest.endswith("/") or posixpath.basename(dest) in (".", "..")
 
 
 def _heredoc_of(word: str, heredocs: tuple[Heredoc, ...]) -> Heredoc | None:
@@ -171,29 +227,45 @@ class StepExecutor:
             raise at_line(exc, ins.line) from None
 
     def key(self, step: Step, parent_key: str) -> StepKey | None:
-        """The step's key, without executing it (the root is not read); None when only
-        executing can tell (ADD of a URL)."""
+        """The step's key, without executing it (the root is not read; ADD's remote sources
+        are fetched, once per build, since the key is made of what they hold); None when only
+        executing can tell."""
         ins = step.instruction
         if not isinstance(ins, (CopyInstruction, AddInstruction)):
             return StepKey(step_key(parent_key, ins, step.new_args))
-        plain = [s for s in ins.sources if _heredoc_of(s, ins.heredocs) is None]
+        content, files = self._content_key(ins)
+        if content is None:
+            return None
+        link = None
+        if ins.link and _link_independent(ins):
+            link = step_key("link", ins, step.new_args, content + self.ctx.cache_settings())
+        return StepKey(step_key(parent_key, ins, step.new_args, content), files, link)
+
+    def _content_key(self, ins: CopyInstruction | AddInstruction
+                     ) -> tuple[str | None, dict[str, str] | None]:
+        """What the sources stand for in the key, and the per-file digests of local ones."""
+        check_copy_flags(ins)
+        sources = _Sources.of(ins)
+        parts = [self.ctx.remotes.content(s, ins.checksum, ins.keep_git_dir)
+                 for s in sources.remote if isinstance(ins, AddInstruction)]
+        if not sources.local:
+            return "+".join(parts), None  # heredocs: in `ins`
         from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
-        if not plain:
-            return StepKey(step_key(parent_key, ins, step.new_args))  # heredocs: in `ins`
         if from_:
-            return StepKey(step_key(parent_key, ins, step.new_args,
-                                    "from " + self._resolve_from(from_).key))
+            return "from " + self._resolve_from(from_).key, None
         ignore = self.ctx.ignore
         try:
-            found = source_digest(plain, context_dir=self.ctx.context_dir,
+            found = source_digest(sources.local, context_dir=self.ctx.context_dir,
                                   add=isinstance(ins, AddInstruction),
                                   ignored=ignore.ignored if ignore else None,
-                                  ignore_has_exceptions=ignore.has_exceptions if ignore else False)
+                                  ignore_has_exceptions=ignore.has_exceptions if ignore else False,
+                                  excludes=exclude_matcher(ins.excludes, ins.line),
+                                  parents=isinstance(ins, CopyInstruction) and ins.parents)
         except OSError:
-            return None  # the copy itself reports it
+            return None, None  # the copy itself reports it
         if found is None:
-            return None
-        return StepKey(step_key(parent_key, ins, step.new_args, found.digest), found.files)
+            return None, None
+        return "+".join([*parts, found.digest]), found.files
 
     def _execute(self, step: Step, parent_key: str) -> tuple[StepKey, bool]:
         ins, args = step.instruction, step.args
@@ -283,40 +355,77 @@ class StepExecutor:
     # --- COPY / ADD ------------------------------------------------------------------------
 
     def _copy(self, ins: CopyInstruction | AddInstruction, env: Mapping[str, str]) -> str:
-        add = isinstance(ins, AddInstruction)
-        if isinstance(ins, AddInstruction) and ins.checksum:
-            raise InvalidArgument.on_line(ins.line, "ADD --checksum is not supported")
-        documents = [doc for doc in (_heredoc_of(s, ins.heredocs) for s in ins.sources) if doc]
-        plain = [s for s in ins.sources if _heredoc_of(s, ins.heredocs) is None]
-        common = dict(workdir=self.config.workdir, chown=ins.chown, chmod=ins.chmod, add=add,
-                      tmp_dir=self.ctx.work_dir)
-        digests = []
+        """COPY/ADD into the stage's root; with --link into an empty directory first, whose
+        entries then go over the root (BuildKit's --link: the copy cannot see, nor follow
+        symlinks of, the layers below)."""
+        check_copy_flags(ins)
+        sources = _Sources.of(ins)
+        if len(ins.sources) > 1 and not _names_directory(ins.dest):
+            what = "ADD" if isinstance(ins, AddInstruction) else "COPY"
+            raise InvalidArgument(f"When using {what} with more than one source file, "
+                                  f"the destination must be a directory and end with a /")
         try:
-            if documents:
-                digests.append(self._copy_heredocs(ins, documents, env, common))
-            if plain:
-                from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
-                if from_:
-                    with mounted_root(self.ctx, self._resolve_from(from_)) as source:
-                        digests.append(copy_into_root(self.rootfs, plain, ins.dest,
-                                                      source_root=source, from_context=False,
-                                                      **common))  # type: ignore[arg-type]  # common holds each keyword's right type
-                else:
-                    ignore = self.ctx.ignore
-                    digests.append(copy_into_root(
-                        self.rootfs, plain, ins.dest, source_root=self.ctx.context_dir,
-                        ignored=ignore.ignored if ignore else None,
-                        ignore_has_exceptions=ignore.has_exceptions if ignore else False,
-                        **common))  # type: ignore[arg-type]  # common holds each keyword's right type
+            if not ins.link:
+                return self._copy_sources(ins, sources, env, self.rootfs, ins.chown)
+            scratch = self.ctx.new_dir("link")
+            scratch.mkdir()
+            try:
+                # Names are looked up in the stage's root, as BuildKit reads the user database
+                # from the state before the step even with --link.
+                owner = resolve_chown(self.rootfs, ins.chown) if ins.chown else None
+                digest = self._copy_sources(ins, sources, env, scratch,
+                                            f"{owner[0]}:{owner[1]}" if owner else None)
+                copy_into_root(self.rootfs, ["/"], "/", source_root=scratch, from_context=False)
+                return digest
+            finally:
+                _remove_tree(scratch)
         except PermissionError as exc:
             raise InvalidArgument(f"cannot read {exc.filename or 'a source'}: "
                                   "permission denied") from None
         except OSError as exc:
             raise InvalidArgument(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+
+    def _copy_sources(self, ins: CopyInstruction | AddInstruction, sources: _Sources,
+                      env: Mapping[str, str], root: Path, chown: str | None) -> str:
+        add = isinstance(ins, AddInstruction)
+        unpack = ins.unpack if isinstance(ins, AddInstruction) else None
+        common = dict(workdir=self.config.workdir, chown=chown, chmod=ins.chmod, add=add,
+                      tmp_dir=self.ctx.work_dir,
+                      excludes=exclude_matcher(ins.excludes, ins.line), unpack=unpack)
+        digests = []
+        if sources.documents:
+            digests.append(self._copy_heredocs(ins, root, sources.documents, env, common))
+        for source in sources.remote:
+            if git_source(source) is not None:
+                assert isinstance(ins, AddInstruction)
+                done = self.ctx.remotes.git(source, ins.keep_git_dir)
+                digests.append(copy_into_root(root, [done.subdir], ins.dest,
+                                              source_root=done.root, **common))  # type: ignore[arg-type]  # common holds each keyword's right type
+            else:
+                got = self.ctx.remotes.url(source, ins.checksum if add else None)  # type: ignore[union-attr]  # add: an AddInstruction
+                digests.append(copy_into_root(root, [source], ins.dest, source_root=root,
+                                              fetched={source: got}, **common))  # type: ignore[arg-type]  # common holds each keyword's right type
+        if not sources.local:
+            return "+".join(digests)
+        parents = isinstance(ins, CopyInstruction) and ins.parents
+        from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
+        if from_:
+            with mounted_root(self.ctx, self._resolve_from(from_)) as source_root:
+                digests.append(copy_into_root(root, sources.local, ins.dest,
+                                              source_root=source_root, from_context=False,
+                                              parents=parents, **common))  # type: ignore[arg-type]  # common holds each keyword's right type
+        else:
+            ignore = self.ctx.ignore
+            digests.append(copy_into_root(
+                root, sources.local, ins.dest, source_root=self.ctx.context_dir,
+                ignored=ignore.ignored if ignore else None,
+                ignore_has_exceptions=ignore.has_exceptions if ignore else False,
+                parents=parents, **common))  # type: ignore[arg-type]  # common holds each keyword's right type
         return "+".join(digests)
 
-    def _copy_heredocs(self, ins: CopyInstruction | AddInstruction, documents: list[Heredoc],
-                       env: Mapping[str, str], common: dict[str, Any]) -> str:
+    def _copy_heredocs(self, ins: CopyInstruction | AddInstruction, root: Path,
+                       documents: list[Heredoc], env: Mapping[str, str],
+                       common: dict[str, Any]) -> str:
         """The heredoc sources, expanded (unless quoted) with the step's build environment."""
         folder = Path(tempfile.mkdtemp(prefix="heredoc-", dir=self.ctx.work_dir))
         try:
@@ -325,7 +434,7 @@ class StepExecutor:
                 path = folder / doc.name
                 path.write_text(text)
                 os.chmod(path, 0o644)
-            return copy_into_root(self.rootfs, [d.name for d in documents], ins.dest,
+            return copy_into_root(root, [d.name for d in documents], ins.dest,
                                   source_root=folder, **common)
         finally:
             _remove_tree(folder)

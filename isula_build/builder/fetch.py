@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isula_build.builder.filecopy import lstat_or_none, remove_entry, write_new_file
+from isula_build.dockerfile.sources import is_url
 from isula_build.errors import InvalidArgument, ResourceExhausted
 
 MODE = 0o600                     # what docker gives a downloaded file (before --chmod)
@@ -38,10 +39,6 @@ class Fetched:
     mtime: float | None          # from Last-Modified, None when the server sent none
     sha256: str                  # hex digest of the body
     size: int
-
-
-def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
 
 
 def _filename(url: str, disposition: str | None) -> str:
@@ -105,6 +102,20 @@ def fetch_url(url: str, into_dir: Path, *, limit: int = DEFAULT_LIMIT,
         tmp.unlink(missing_ok=True)
         raise
     return Fetched(path=tmp, filename=name, mtime=mtime, sha256=digest.hexdigest(), size=size)
+
+
+def verify_checksum(got: Fetched, expected: str, url: str) -> None:
+    """ADD --checksum: the download must have the digest `expected` ("sha256:<hex>", or
+    sha384/sha512); the error names both digests."""
+    algorithm, _, want = expected.partition(":")
+    if algorithm == "sha256":
+        actual = got.sha256
+    else:
+        with open(got.path, "rb") as f:
+            actual = hashlib.file_digest(f, algorithm).hexdigest()
+    if actual != want:
+        raise InvalidArgument(f"ADD {url}: checksum mismatch: expected {expected}, "
+                              f"got {algorithm}:{actual}")
 
 
 def place(got: Fetched, target: Path, mode: int, uid: int, gid: int) -> None:

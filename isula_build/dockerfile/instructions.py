@@ -16,8 +16,10 @@ from typing import Union
 
 from isula_build.units import parse_go_duration
 
+from .dockerignore import DockerignoreMatcher
 from .errors import DockerfileError
 from .parser import Heredoc, Node, extract_flags, split_raw_words
+from .sources import git_source, is_url
 
 Expander = Callable[[str], str]
 
@@ -126,12 +128,15 @@ class CopyInstruction(Base):
     chown: str | None = None
     chmod: str | None = None
     link: bool = False
+    parents: bool = False
+    excludes: tuple[str, ...] = ()
 
     def expand(self, ex: Expander) -> CopyInstruction:
         # --from is never expanded (BuildKit refuses variables there: they would hide which
         # stage depends on which); plan.py says so when one is used.
         return replace(self, sources=tuple(ex(s) for s in self.sources), dest=ex(self.dest),
-                       chown=_opt(ex, self.chown), chmod=_opt(ex, self.chmod))
+                       chown=_opt(ex, self.chown), chmod=_opt(ex, self.chmod),
+                       excludes=tuple(ex(e) for e in self.excludes))
 
 
 @dataclass(frozen=True)
@@ -145,10 +150,14 @@ class AddInstruction(Base):
     link: bool = False
     checksum: str | None = None
     keep_git_dir: bool = False
+    excludes: tuple[str, ...] = ()
+    unpack: bool | None = None   # None: local archives are unpacked, URLs are not
 
     def expand(self, ex: Expander) -> AddInstruction:
         return replace(self, sources=tuple(ex(s) for s in self.sources), dest=ex(self.dest),
-                       chown=_opt(ex, self.chown), chmod=_opt(ex, self.chmod), checksum=_opt(ex, self.checksum))
+                       chown=_opt(ex, self.chown), chmod=_opt(ex, self.chmod),
+                       checksum=_opt(ex, self.checksum),
+                       excludes=tuple(ex(e) for e in self.excludes))
 
 
 @dataclass(frozen=True)
@@ -219,8 +228,10 @@ _BOOL, _STRING, _STRINGS = "bool", "string", "strings"
 _FLAGS: dict[str, dict[str, str]] = {
     "from": {"platform": _STRING},
     "run": {"mount": _STRINGS, "network": _STRING, "security": _STRING},
-    "copy": {"from": _STRING, "chown": _STRING, "chmod": _STRING, "link": _BOOL},
-    "add": {"chown": _STRING, "chmod": _STRING, "link": _BOOL, "checksum": _STRING, "keep-git-dir": _BOOL},
+    "copy": {"from": _STRING, "chown": _STRING, "chmod": _STRING, "link": _BOOL,
+             "parents": _BOOL, "exclude": _STRINGS},
+    "add": {"chown": _STRING, "chmod": _STRING, "link": _BOOL, "checksum": _STRING,
+            "keep-git-dir": _BOOL, "exclude": _STRINGS, "unpack": _BOOL},
     "healthcheck": {"interval": _STRING, "timeout": _STRING, "start-period": _STRING,
                     "start-interval": _STRING, "retries": _STRING},
 }
@@ -463,14 +474,21 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
         return ExposeInstruction(line, orig, ports)
     if keyword == "copy":
         sources, dest, is_json = _copy_args(node, "COPY")
-        return CopyInstruction(line, orig, sources, dest, is_json, node.heredocs,
+        copy = CopyInstruction(line, orig, sources, dest, is_json, node.heredocs,
                                _str(flags, "from"), _str(flags, "chown"), _str(flags, "chmod"),
-                               bool(flags.get("link", False)))
+                               bool(flags.get("link", False)), bool(flags.get("parents", False)),
+                               _excludes(flags, line))
+        check_copy_flags(copy, literal=True)
+        return copy
     if keyword == "add":
         sources, dest, is_json = _copy_args(node, "ADD")
-        return AddInstruction(line, orig, sources, dest, is_json, node.heredocs,
-                              _str(flags, "chown"), _str(flags, "chmod"), bool(flags.get("link", False)),
-                              _str(flags, "checksum"), bool(flags.get("keep-git-dir", False)))
+        unpack = flags.get("unpack")
+        add = AddInstruction(line, orig, sources, dest, is_json, node.heredocs,
+                             _str(flags, "chown"), _str(flags, "chmod"), bool(flags.get("link", False)),
+                             _str(flags, "checksum"), bool(flags.get("keep-git-dir", False)),
+                             _excludes(flags, line), unpack if isinstance(unpack, bool) else None)
+        check_copy_flags(add, literal=True)
+        return add
     if keyword == "volume":
         volumes, _ = _list(node)
         if not volumes:
@@ -498,6 +516,58 @@ def _strings(flags: dict[str, str | bool | list[str]], name: str) -> tuple[str, 
     """The values of a repeatable flag (--mount), in the order written."""
     value = flags.get(name, [])
     return tuple(value) if isinstance(value, list) else (str(value),)
+
+
+def _excludes(flags: dict[str, str | bool | list[str]], line: int) -> tuple[str, ...]:
+    excludes = _strings(flags, "exclude")
+    if any(not e.strip() for e in excludes):
+        raise DockerfileError("--exclude needs a pattern", line)
+    exclude_matcher(excludes, line)  # refuses a bad pattern here, before any step runs
+    return excludes
+
+
+def exclude_matcher(excludes: tuple[str, ...], line: int) -> DockerignoreMatcher | None:
+    """COPY/ADD --exclude patterns as one matcher (.dockerignore's syntax and rules, applied to
+    paths relative to the source); None without patterns."""
+    if not excludes:
+        return None
+    try:
+        return DockerignoreMatcher.from_text("\n".join(excludes))
+    except DockerfileError as exc:
+        raise DockerfileError(f"invalid --exclude pattern: {exc.reason}", line) from None
+
+
+_CHECKSUM = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
+
+
+def check_copy_flags(ins: CopyInstruction | AddInstruction, literal: bool = False) -> None:
+    """The flags that depend on what the sources are (BuildKit's rules): ADD --checksum wants
+    one http(s) source, --keep-git-dir git sources only, COPY --parents no heredocs. Run on
+    the instruction as written (`literal`: sources holding a variable are judged once
+    expanded) and again by the engine on the expanded one."""
+    def known(source: str) -> bool:
+        return not literal or "$" not in source
+
+    if isinstance(ins, CopyInstruction):
+        if ins.parents and ins.heredocs:
+            raise DockerfileError("COPY --parents cannot copy a heredoc", ins.line)
+        return
+    checksum = ins.checksum
+    if checksum is not None and known(checksum) and not _CHECKSUM.fullmatch(checksum):
+        raise DockerfileError(f"invalid --checksum {checksum!r}: use sha256:<64 hex digits> "
+                              "(or sha384:, sha512:)", ins.line)
+    if checksum is not None and len(ins.sources) > 1:
+        raise DockerfileError("ADD --checksum needs a single source", ins.line)
+    for source in ins.sources:
+        if not known(source):
+            continue
+        git = git_source(source) is not None
+        if checksum is not None and (git or not is_url(source)):
+            raise DockerfileError(f"ADD --checksum is for an http(s) source, not {source}",
+                                  ins.line)
+        if ins.keep_git_dir and not git:
+            raise DockerfileError(f"ADD --keep-git-dir is for a git repository, not {source}",
+                                  ins.line)
 
 
 def _onbuild(node: Node, escape: str) -> OnbuildInstruction:

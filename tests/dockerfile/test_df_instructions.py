@@ -13,6 +13,7 @@ from isula_build.dockerfile.instructions import (
     parse_instruction,
 )
 from isula_build.dockerfile.parser import parse
+from isula_build.dockerfile.sources import GitSource, git_source
 
 
 def one(line: str) -> Instruction:
@@ -43,8 +44,21 @@ def one(line: str) -> Instruction:
     ("COPY --from=build --chown=app:app --chmod=0644 --link a b /dst/",
      CopyInstruction(2, "", ("a", "b"), "/dst/", False, (), "build", "app:app", "0644", True)),
     ('COPY ["a b", "/c d/"]', CopyInstruction(2, "", ("a b",), "/c d/", True)),
-    ("ADD --checksum=sha256:abc --keep-git-dir=true http://x/y /y",
-     AddInstruction(2, "", ("http://x/y",), "/y", False, (), None, None, False, "sha256:abc", True)),
+    ("ADD --checksum=sha256:" + "ab" * 32 + " http://x/y /y",
+     AddInstruction(2, "", ("http://x/y",), "/y", False, (), None, None, False,
+                    "sha256:" + "ab" * 32)),
+    ("ADD --keep-git-dir=true --unpack=false --exclude=*.md --exclude=!a.md "
+     "https://h/r.git#v1:docs /y",
+     AddInstruction(2, "", ("https://h/r.git#v1:docs",), "/y", False, (), None, None, False,
+                    None, True, ("*.md", "!a.md"), False)),
+    ("ADD --unpack http://x/y.tgz /y",
+     AddInstruction(2, "", ("http://x/y.tgz",), "/y", False, unpack=True)),
+    ("COPY --parents --exclude=**/*.tmp --link ./x/./y/*.txt /p/",
+     CopyInstruction(2, "", ("./x/./y/*.txt",), "/p/", False, link=True, parents=True,
+                     excludes=("**/*.tmp",))),
+    # A variable in a source: judged once expanded, by the engine.
+    ("ADD --checksum=sha256:" + "ab" * 32 + " $URL /y",
+     AddInstruction(2, "", ("$URL",), "/y", False, checksum="sha256:" + "ab" * 32)),
     ('VOLUME ["/a", "/b"]', VolumeInstruction(2, "", ("/a", "/b"))),
     ("VOLUME /a /b", VolumeInstruction(2, "", ("/a", "/b"))),
     ("USER app:grp", UserInstruction(2, "", "app:grp")),
@@ -91,6 +105,23 @@ def test_parse_trigger_from_base_image() -> None:
     ("COPY --from=a --from=b x y", "duplicate flag specified: --from"),
     ("COPY --link=maybe a b", "expecting boolean value for flag --link"),
     ("COPY --interval=1s a b", "unknown flag: --interval for COPY"),
+    ("COPY --parent a b", "unknown flag: --parent for COPY (did you mean --parents?)"),
+    ("ADD --parents a b", "unknown flag: --parents for ADD"),
+    ("COPY --checksum=sha256:00 a b", "unknown flag: --checksum for COPY"),
+    ("COPY --unpack a b", "unknown flag: --unpack for COPY"),
+    ("COPY --exclude a b", "missing a value on flag: --exclude"),
+    ("COPY --exclude= a b", "--exclude needs a pattern"),
+    ("COPY --exclude=[z-a] a b", "invalid --exclude pattern"),
+    ("ADD --unpack=sometimes a b", "expecting boolean value for flag --unpack"),
+    ("ADD --checksum=md5:00 http://x/y /y", "invalid --checksum 'md5:00'"),
+    ("ADD --checksum=sha256:" + "0" * 64 + " a.txt /y",
+     "ADD --checksum is for an http(s) source, not a.txt"),
+    ("ADD --checksum=sha256:" + "0" * 64 + " https://h/r.git /y",
+     "ADD --checksum is for an http(s) source, not https://h/r.git"),
+    ("ADD --checksum=sha256:" + "0" * 64 + " http://x/a http://x/b /y/",
+     "ADD --checksum needs a single source"),
+    ("ADD --keep-git-dir a.txt /y", "ADD --keep-git-dir is for a git repository, not a.txt"),
+    ("ADD --keep-git-dir http://x/y.tar /y", "ADD --keep-git-dir is for a git repository"),
     ("COPY a", "COPY requires at least two arguments"),
     ("ADD", "ADD requires at least two arguments"),
     ("CMD --version", "unknown flag: --version for CMD"),
@@ -163,3 +194,17 @@ def test_expose_specs(ports: tuple[str, ...], specs: list[str]) -> None:
 def test_expose_invalid(port: str) -> None:
     with pytest.raises(DockerfileError):
         ExposeInstruction(1, "", (port,)).port_specs()
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("https://h/r.git#v1:docs/", GitSource("https://h/r.git", "v1", "docs")),
+    ("http://h/r.git", GitSource("http://h/r.git", "", "")),
+    ("git@github.com:o/r.git#main", GitSource("git@github.com:o/r.git", "main", "")),
+    ("git://h/r#:sub", GitSource("git://h/r", "", "sub")),
+    ("ssh://git@h/r.git", GitSource("ssh://git@h/r.git", "", "")),
+    ("https://h/file.tar.gz", None),     # an http(s) URL is git only with a .git path
+    ("git@-oProxyCommand=x:r", None),     # a "host" that ssh would take as an option
+    ("local/dir", None),
+])
+def test_git_sources(source: str, expected: GitSource | None) -> None:
+    assert git_source(source) == expected
