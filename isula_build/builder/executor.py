@@ -33,6 +33,7 @@ from isula_build.builder.copydigest import source_digest
 from isula_build.builder.mounts import OverlayMount
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runtime import RunSpec, run_container
+from isula_build.builder.steptimes import StepClock
 from isula_build.builder.users import resolve_user
 from isula_build.dockerfile import DockerignoreMatcher, Step
 from isula_build.dockerfile.instructions import (
@@ -45,6 +46,7 @@ from isula_build.dockerfile.instructions import (
 from isula_build.dockerfile.lex import expand_heredoc
 from isula_build.dockerfile.parser import Heredoc
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, RunError, at_line
+from isula_build.progress import Report
 
 _log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ class BuildRun:
     cache: BuildCache | None = None
     use_cache: bool = True
     all_cached: bool = True
+    # A client watching the build (issue 15): told the bytes of blobs pulled and pushed, and
+    # how long each step took (`steps`, begun at each STEP line). None: nothing is reported.
+    progress: Report | None = None
+    steps: StepClock = field(default_factory=lambda: StepClock(None))
     _serial: int = field(default=0, repr=False)
 
     def new_dir(self, prefix: str) -> Path:

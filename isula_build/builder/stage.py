@@ -90,6 +90,8 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     def announce(i: int, step: Step) -> str:
         text = _one_line(step.instruction.original)
         if i >= len(triggers):  # the base image's triggers come first, without STEP lines
+            # Begun first: the time of the step before goes out ahead of this STEP line.
+            ctx.steps.begin(first_step + i - len(triggers))
             ctx.log(format_step(first_step + i - len(triggers), text))
         return text
 
@@ -131,6 +133,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
             execute(i, step, text)
             for i, step in steps:
                 execute(i, step, announce(i, step))
+    ctx.steps.end()  # writing the stage's layer below is no step's time
     shutil.rmtree(work, ignore_errors=True)
     prune_unchanged_dirs(upper, base.stack.lowers)
     layers = list(base.layers)
