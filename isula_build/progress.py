@@ -118,7 +118,8 @@ class MeteredStream(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         # The stream's own read (an HTTP response's) saves the copy RawIOBase.read would make.
         data = self._stream.read(size)
-        self._meter.add(len(data))
+        if data:
+            self._meter.add(len(data))
         return data
 
     def close(self) -> None:
