@@ -18,7 +18,8 @@ ROOT = "isula_build"
 
 # Lowest first. A package (or top-level module) may import its own layer and the layers below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("isula_build", "errors", "units", "api", "buildinfo"),  # leaves: errors, the wire, facts
+    ("isula_build", "errors", "units", "api", "buildinfo", "progress"),  # leaves: errors, the
+    # wire, facts, progress events
     ("image",),          # pure data and helpers: digests, configs, manifests, references
     ("dockerfile",),
     ("store",),

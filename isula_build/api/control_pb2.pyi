@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache")
+    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "progress")
     BUILDID_FIELD_NUMBER: _ClassVar[int]
     BUILDTYPE_FIELD_NUMBER: _ClassVar[int]
     CONTEXTDIR_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class BuildRequest(_message.Message):
     ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     NOCACHE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     buildID: str
     buildType: str
     contextDir: str
@@ -43,7 +44,36 @@ class BuildRequest(_message.Message):
     encrypted: bool
     format: str
     noCache: bool
-    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ...) -> None: ...
+    progress: bool
+    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., progress: _Optional[bool] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("blob", "step")
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    blob: BlobProgress
+    step: StepTime
+    def __init__(self, blob: _Optional[_Union[BlobProgress, _Mapping]] = ..., step: _Optional[_Union[StepTime, _Mapping]] = ...) -> None: ...
+
+class BlobProgress(_message.Message):
+    __slots__ = ("id", "done", "total", "seconds")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    done: int
+    total: int
+    seconds: float
+    def __init__(self, id: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class StepTime(_message.Message):
+    __slots__ = ("step", "seconds")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    seconds: float
+    def __init__(self, step: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class BuildStatic(_message.Message):
     __slots__ = ("buildTime",)
@@ -64,26 +94,32 @@ class StatusRequest(_message.Message):
     def __init__(self, buildID: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("content",)
+    __slots__ = ("content", "progress")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     content: str
-    def __init__(self, content: _Optional[str] = ...) -> None: ...
+    progress: Progress
+    def __init__(self, content: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class ImportRequest(_message.Message):
-    __slots__ = ("importID", "source", "reference")
+    __slots__ = ("importID", "source", "reference", "progress")
     IMPORTID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     importID: str
     source: str
     reference: str
-    def __init__(self, importID: _Optional[str] = ..., source: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
+    progress: bool
+    def __init__(self, importID: _Optional[str] = ..., source: _Optional[str] = ..., reference: _Optional[str] = ..., progress: _Optional[bool] = ...) -> None: ...
 
 class ImportResponse(_message.Message):
-    __slots__ = ("log",)
+    __slots__ = ("log", "progress")
     LOG_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     log: str
-    def __init__(self, log: _Optional[str] = ...) -> None: ...
+    progress: Progress
+    def __init__(self, log: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class ListRequest(_message.Message):
     __slots__ = ("imageName",)
@@ -209,50 +245,62 @@ class SeparatorLoad(_message.Message):
     def __init__(self, app: _Optional[str] = ..., dir: _Optional[str] = ..., base: _Optional[str] = ..., lib: _Optional[str] = ..., skipCheck: _Optional[bool] = ..., enabled: _Optional[bool] = ...) -> None: ...
 
 class LoadRequest(_message.Message):
-    __slots__ = ("path", "loadID", "sep")
+    __slots__ = ("path", "loadID", "sep", "progress")
     PATH_FIELD_NUMBER: _ClassVar[int]
     LOADID_FIELD_NUMBER: _ClassVar[int]
     SEP_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     path: str
     loadID: str
     sep: SeparatorLoad
-    def __init__(self, path: _Optional[str] = ..., loadID: _Optional[str] = ..., sep: _Optional[_Union[SeparatorLoad, _Mapping]] = ...) -> None: ...
+    progress: bool
+    def __init__(self, path: _Optional[str] = ..., loadID: _Optional[str] = ..., sep: _Optional[_Union[SeparatorLoad, _Mapping]] = ..., progress: _Optional[bool] = ...) -> None: ...
 
 class LoadResponse(_message.Message):
-    __slots__ = ("log",)
+    __slots__ = ("log", "progress")
     LOG_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     log: str
-    def __init__(self, log: _Optional[str] = ...) -> None: ...
+    progress: Progress
+    def __init__(self, log: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("pushID", "imageName", "format")
+    __slots__ = ("pushID", "imageName", "format", "progress")
     PUSHID_FIELD_NUMBER: _ClassVar[int]
     IMAGENAME_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     pushID: str
     imageName: str
     format: str
-    def __init__(self, pushID: _Optional[str] = ..., imageName: _Optional[str] = ..., format: _Optional[str] = ...) -> None: ...
+    progress: bool
+    def __init__(self, pushID: _Optional[str] = ..., imageName: _Optional[str] = ..., format: _Optional[str] = ..., progress: _Optional[bool] = ...) -> None: ...
 
 class PushResponse(_message.Message):
-    __slots__ = ("response",)
+    __slots__ = ("response", "progress")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     response: str
-    def __init__(self, response: _Optional[str] = ...) -> None: ...
+    progress: Progress
+    def __init__(self, response: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("pullID", "imageName")
+    __slots__ = ("pullID", "imageName", "progress")
     PULLID_FIELD_NUMBER: _ClassVar[int]
     IMAGENAME_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     pullID: str
     imageName: str
-    def __init__(self, pullID: _Optional[str] = ..., imageName: _Optional[str] = ...) -> None: ...
+    progress: bool
+    def __init__(self, pullID: _Optional[str] = ..., imageName: _Optional[str] = ..., progress: _Optional[bool] = ...) -> None: ...
 
 class PullResponse(_message.Message):
-    __slots__ = ("response",)
+    __slots__ = ("response", "progress")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     response: str
-    def __init__(self, response: _Optional[str] = ...) -> None: ...
+    progress: Progress
+    def __init__(self, response: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class SeparatorSave(_message.Message):
     __slots__ = ("base", "lib", "rename", "dest", "enabled")
@@ -269,24 +317,28 @@ class SeparatorSave(_message.Message):
     def __init__(self, base: _Optional[str] = ..., lib: _Optional[str] = ..., rename: _Optional[str] = ..., dest: _Optional[str] = ..., enabled: _Optional[bool] = ...) -> None: ...
 
 class SaveRequest(_message.Message):
-    __slots__ = ("saveID", "images", "path", "format", "sep")
+    __slots__ = ("saveID", "images", "path", "format", "sep", "progress")
     SAVEID_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEP_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     saveID: str
     images: _containers.RepeatedScalarFieldContainer[str]
     path: str
     format: str
     sep: SeparatorSave
-    def __init__(self, saveID: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., format: _Optional[str] = ..., sep: _Optional[_Union[SeparatorSave, _Mapping]] = ...) -> None: ...
+    progress: bool
+    def __init__(self, saveID: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., format: _Optional[str] = ..., sep: _Optional[_Union[SeparatorSave, _Mapping]] = ..., progress: _Optional[bool] = ...) -> None: ...
 
 class SaveResponse(_message.Message):
-    __slots__ = ("log",)
+    __slots__ = ("log", "progress")
     LOG_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     log: str
-    def __init__(self, log: _Optional[str] = ...) -> None: ...
+    progress: Progress
+    def __init__(self, log: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class MemData(_message.Message):
     __slots__ = ("memTotal", "memFree", "swapTotal", "swapFree")

@@ -31,12 +31,14 @@ from isula_build.builder.outputs import export, image_names, parse_output
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
+from isula_build.builder.steptimes import StepClock
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
 from isula_build.distribution.pull import pull_image
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
 from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
                                 at_line, reworded)
 from isula_build.image.layerfile import VerifiedLayerFile
+from isula_build.progress import Report
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
@@ -93,8 +95,10 @@ class BuildEnvironment:
 
 
 def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str], None],
-              cancel: threading.Event) -> str:
-    """Builds the image; returns its ID. Raises IsulaBuildError with a message for the user."""
+                cancel: threading.Event, progress: Report | None = None) -> str:
+    """Builds the image; returns its ID. Raises IsulaBuildError with a message for the user.
+    progress: told the bytes of blobs pulled and pushed and each step's time (a client
+    watching on a terminal)."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", request.build_id):
         raise InvalidArgument(f"invalid build ID {request.build_id!r}")
     output = parse_output(request.output)
@@ -116,7 +120,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
                    if request.proxy and k in env.daemon_env},
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
         escape=plan.escape, check_space=env.store.space.check,
-        cache=env.cache, use_cache=not request.no_cache)
+        cache=env.cache, use_cache=not request.no_cache,
+        progress=progress, steps=StepClock(progress))
     try:
         with StoreDestination(env.store, names) as destination:
             ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
@@ -128,12 +133,14 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
                 datetime.now(timezone.utc)
             config_bytes = config.serialize(created, [layer.diff_id for layer in final.layers])
             with _BuiltImage(final.layers, config_bytes) as source:
-                image_id = copy_image(source, destination, log)
+                image_id = copy_image(source, destination, log, progress)
         # Only the target stage is committed: earlier stages have no image (and no ID) to name.
         log(committed_line(plan.stages[plan.target], image_id))
         _log.info("build %s: image %s", request.build_id, image_id)
         if output is not None:
-            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry)
+            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry,
+                   progress)
+        ctx.steps.finish()
         report_image_id(image_id, request.iidfile, log)
         if env.cache is not None:
             _cache_after_build(env.cache, final.key, created)
@@ -198,7 +205,7 @@ def _step_numbers(plan: BuildPlan) -> list[int]:
 
 
 def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
-                     log: Callable[[str], None]) -> ImageRecord:
+                     log: Callable[[str], None], progress: Report | None) -> ImageRecord:
     """The stored image `ref`, pulled first when the store lacks it and there are registry
     settings to pull with."""
     try:
@@ -210,7 +217,7 @@ def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
     try:
         # The copy lines go to the build log; a short name is stored under its full name,
         # so the returned record (not a second lookup of `ref`) is the image.
-        return pull_image(env.store, env.registry, ref, log)
+        return pull_image(env.store, env.registry, ref, log, progress)
     except Cancelled:
         raise
     except IsulaBuildError as exc:
@@ -246,7 +253,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
         return ""
 
     def image_base(ref: str, what: str) -> StageBase:
-        record = _local_or_pulled(env, ref, what, ctx.log)
+        record = _local_or_pulled(env, ref, what, ctx.log, ctx.progress)
         # Pinned, so that a concurrent rm cannot take the lower dirs away mid-build (a layer
         # already gone fails at layer_dir below).
         destination.pin_layers([layer.diff_id for layer in record.layers])
@@ -270,6 +277,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
     for index in plan.needed():
         stage = plan.stages[index]
         ctx.check()
+        ctx.steps.begin(numbers[index])  # the time of the step before goes out first
         ctx.log(format_step(numbers[index], " ".join(stage.from_.original.split())))
         if stage.base_stage is not None:
             parent = results[stage.base_stage]

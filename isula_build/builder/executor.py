@@ -38,6 +38,7 @@ from isula_build.builder.mounts import OverlayMount
 from isula_build.builder.remotes import RemoteSources
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runtime import RunSpec, run_container
+from isula_build.builder.steptimes import StepClock
 from isula_build.builder.users import resolve_user
 from isula_build.dockerfile import DockerignoreMatcher, Step
 from isula_build.dockerfile.instructions import (
@@ -53,6 +54,7 @@ from isula_build.dockerfile.lex import expand_heredoc
 from isula_build.dockerfile.parser import Heredoc
 from isula_build.dockerfile.sources import git_source, is_remote
 from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, RunError, at_line
+from isula_build.progress import Report
 
 _log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ class BuildRun:
     # The path of the store's blob of a layer (pinned for this build), None when the store
     # has no such layer: a stage served from the cache reuses the layer an earlier build made.
     find_layer: Callable[[str], Path | None] = lambda diff_id: None
+    # A client watching the build (issue 15): told the bytes of blobs pulled and pushed, and
+    # how long each step took (`steps`, begun at each STEP line). None: nothing is reported.
+    progress: Report | None = None
+    steps: StepClock = field(default_factory=lambda: StepClock(None))
     _serial: int = field(default=0, repr=False)
     # ADD's URLs and git repositories, fetched once per build (for the key, then the copy).
     remotes: RemoteSources = field(init=False, repr=False)

@@ -15,6 +15,7 @@ from typing import Callable
 from isula_build.distribution.push import push_image
 from isula_build.errors import InvalidArgument, NotFound, Unimplemented
 from isula_build.image.reference import normalize_name
+from isula_build.progress import Report
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.copy import copy_image
@@ -57,15 +58,16 @@ def _archive_path(spec: str, text: str) -> Path:
 
 
 def export(ref: TransportRef, store: Store, image: ImageRecord, tmp_dir: Path,
-           log: Callable[[str], None], registry: RegistrySettings | None = None) -> None:
-    """Copies the built image to the output (the copy lines go to `log`). Registry outputs
-    need the daemon's registry settings (`registry`)."""
+           log: Callable[[str], None], registry: RegistrySettings | None = None,
+           progress: Report | None = None) -> None:
+    """Copies the built image to the output (the copy lines go to `log`, the bytes copied to
+    `progress`). Registry outputs need the daemon's registry settings (`registry`)."""
     if isinstance(ref, RegistryRef):
         if registry is None:
             raise Unimplemented(f"output {ref.transport}:// needs the daemon's registry settings")
-        push_image(store, registry, image.id, ref.name, ref.image_format, log)
+        push_image(store, registry, image.id, ref.name, ref.image_format, log, progress)
         return
     names = [ref.name] if ref.name else []
     with open_writer(ref, tmp_dir) as writer, StoreSource(store, image) as src, \
             writer.image(names) as dst:
-        copy_image(src, dst, log)
+        copy_image(src, dst, log, progress)

@@ -92,6 +92,8 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     def announce(i: int, step: Step) -> str:
         text = _one_line(step.instruction.original)
         if i >= len(triggers):  # the base image's triggers come first, without STEP lines
+            # Begun first: the time of the step before goes out ahead of this STEP line.
+            ctx.steps.begin(first_step + i - len(triggers))
             ctx.log(format_step(first_step + i - len(triggers), text))
         return text
 
@@ -142,6 +144,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
                 execute(i, step, announce(i, step))
     finally:
         root.close()
+    ctx.steps.end()  # writing the stage's layer below is no step's time
     layers = list(base.layers)
     if root.tops:
         layers.append(_stage_layer(ctx, cache, stage, key, root, folder))

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from isula_build.cli.common import (
-    ParserContext, absolute, new_id, public_key_path, session, write_out)
+from isula_build.cli.common import ParserContext, absolute, new_id, public_key_path, session
+from isula_build.cli.progress import add_progress_flag, open_output
 from isula_build.errors import InvalidArgument
 
 MAX_DOCKERFILE_SIZE = 1024 * 1024
@@ -77,6 +77,7 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
                    help="Do not use the build cache (steps still refresh it)")
     p.add_argument("-t", "--tag", default="", metavar="NAME[:TAG]",
                    help="Add tag to the built image")
+    add_progress_flag(p)
     if ctx.experimental:
         p.add_argument("--format", default="oci", choices=IMAGE_FORMATS,
                        help="Image format of the built image (default oci)")
@@ -283,9 +284,9 @@ def run_build(args: argparse.Namespace) -> int:
         encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
-    with session(args) as conn:
+    with session(args) as conn, open_output(args.progress, FINAL_STARTS) as out:
         status = conn.stub.Status(control_pb2.StatusRequest(buildID=build_id))
-        build = conn.stub.Build.future(request)
+        build = conn.stub.Build.future(out.ask(request))
 
         def stop_status_on_failure(future: grpc.Future) -> None:
             # A refused or failed build ends the log too, as the original cancels its context.
@@ -296,7 +297,7 @@ def run_build(args: argparse.Namespace) -> int:
         finals = []  # what the stream carried of the final lines (a message may hold several)
         try:
             for message in status:
-                write_out(message.content)
+                out.message(message, "content")
                 if any(start in message.content for start in FINAL_STARTS):
                     finals.append(message.content)
         except grpc.RpcError as exc:
@@ -304,10 +305,10 @@ def run_build(args: argparse.Namespace) -> int:
             logging.debug("status stream of build %s ended: %s", build_id, exc.details())
         image_id = build.result().imageID
 
-    # The daemon writes the iidfile and streams the final line, as the original daemon does;
-    # the line is printed here only when the stream was cut before it came.
-    final = (IIDFILE_LINE.format(image_id, plan.iidfile) if plan.iidfile
-             else SUCCESS_LINE.format(image_id)) + "\n"
-    if final not in "".join(finals):
-        write_out(final)
+        # The daemon writes the iidfile and streams the final line, as the original daemon
+        # does; the line is printed here only when the stream was cut before it came.
+        final = (IIDFILE_LINE.format(image_id, plan.iidfile) if plan.iidfile
+                 else SUCCESS_LINE.format(image_id)) + "\n"
+        if final not in "".join(finals):
+            out.final(final)
     return 0

@@ -9,11 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from isula_build.cli.common import ParserContext, absolute, new_id, print_stream, session, write_out
+from isula_build.cli.progress import add_progress_flag, open_output
 from isula_build.errors import InvalidArgument
 
 MAX_IMPORT_SIZE = 1024 ** 3          # 1 GiB root filesystem tarball
 MAX_LOAD_SIZE = 50 * 1024 ** 3       # 50 GiB image archive
 ID_SHOWN = 12
+# The daemon's final lines of import and load (all that --progress=quiet shows).
+IMPORT_FINAL = ("Import success with image id: ",)
+LOAD_FINAL = ("Loaded image as ",)
 
 IMAGES_EXAMPLE = "isula-build ctr-img images\nisula-build ctr-img images <image name>"
 TAG_EXAMPLE = ("isula-build ctr-img tag a24bb4013296 busybox:latest\n"
@@ -57,6 +61,7 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
     p.add_argument("file", metavar="FILE",
                    help="Root filesystem tarball (plain, gzip or xz), at most 1 GiB")
     p.add_argument("reference", nargs="?", default="", metavar="REPOSITORY[:TAG]")
+    add_progress_flag(p)
 
     p = ctx.add(subparsers, "load", summary="Load images",
                 usage="isula-build ctr-img load -i FILE | -d DIR [-b BASE] [-l LIB] -i APP "
@@ -72,6 +77,7 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
                    help="Library image tarball path of separated images")
     p.add_argument("--no-check", action="store_true",
                    help="Skip sha256 check sum for legacy separated images loading")
+    add_progress_flag(p)
 
     p = ctx.add(subparsers, "save", summary="Save image to tarball",
                 usage="isula-build ctr-img save IMAGE [IMAGE...] [FLAGS]", example=SAVE_EXAMPLE,
@@ -86,6 +92,7 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
                    help="Rename json file path of separated images")
     p.add_argument("-d", "--dest", default="", metavar="DIR",
                    help="Destination file directory to store separated images")
+    add_progress_flag(p)
     if ctx.experimental:
         p.add_argument("-f", "--format", default="oci", choices=("oci", "docker"),
                        help="Format of image saving to local tarball (default oci)")
@@ -204,8 +211,8 @@ def run_import(args: argparse.Namespace) -> int:
     source = check_input_file(args.file, MAX_IMPORT_SIZE, "import file")
     request = control_pb2.ImportRequest(importID=new_id(), source=source,
                                         reference=args.reference)
-    with session(args) as conn:
-        print_stream(conn.stub.Import(request), "log")
+    with session(args) as conn, open_output(args.progress, IMPORT_FINAL) as out:
+        out.follow(conn.stub.Import(out.ask(request)), "log")
     return 0
 
 
@@ -252,8 +259,8 @@ def run_load(args: argparse.Namespace) -> int:
     sep = control_pb2.SeparatorLoad(app=plan.app, dir=plan.dir, base=plan.base, lib=plan.lib,
                                     skipCheck=plan.skip_check, enabled=plan.separated)
     request = control_pb2.LoadRequest(path=plan.path, loadID=new_id(), sep=sep)
-    with session(args) as conn:
-        print_stream(conn.stub.Load(request), "log")
+    with session(args) as conn, open_output(args.progress, LOAD_FINAL) as out:
+        out.follow(conn.stub.Load(out.ask(request)), "log")
     return 0
 
 
@@ -320,7 +327,7 @@ def run_save(args: argparse.Namespace) -> int:
                                     dest=plan.dest, enabled=plan.separated)
     request = control_pb2.SaveRequest(saveID=new_id(), images=plan.images, path=plan.path,
                                       format=plan.image_format, sep=sep)
-    with session(args) as conn:
-        print_stream(conn.stub.Save(request), "log")
-    write_out(f"Save success with image: {saved_names(plan.images)}\n")
+    with session(args) as conn, open_output(args.progress) as out:
+        out.follow(conn.stub.Save(out.ask(request)), "log")
+        out.final(f"Save success with image: {saved_names(plan.images)}\n")
     return 0

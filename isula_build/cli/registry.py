@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import TextIO
 
-from isula_build.cli.common import (
-    ParserContext, new_id, print_stream, public_key_path, session, write_out)
+from isula_build.cli.common import ParserContext, new_id, public_key_path, session, write_out
+from isula_build.cli.progress import add_progress_flag, open_output
 from isula_build.errors import InvalidArgument
 
 MAX_SERVER_LENGTH = 255
@@ -25,11 +25,13 @@ def add_image_commands(subparsers: argparse._SubParsersAction, ctx: ParserContex
                 usage="isula-build ctr-img pull REPOSITORY[:TAG]", example=PULL_EXAMPLE,
                 handler=run_pull)
     p.add_argument("image", metavar="REPOSITORY[:TAG]")
+    add_progress_flag(p)
 
     p = ctx.add(subparsers, "push", summary="Push image to remote repository",
                 usage="isula-build ctr-img push REPOSITORY[:TAG] [FLAGS]", example=PUSH_EXAMPLE,
                 handler=run_push)
     p.add_argument("image", metavar="REPOSITORY[:TAG]")
+    add_progress_flag(p)
     if ctx.experimental:
         p.add_argument("-f", "--format", default="oci", choices=("oci", "docker"),
                        help="Format for image pushing to a remote registry (default oci)")
@@ -67,9 +69,9 @@ def run_pull(args: argparse.Namespace) -> int:
 
     _check_image_name(args.image)
     request = control_pb2.PullRequest(pullID=new_id(), imageName=args.image)
-    with session(args) as conn:
-        print_stream(conn.stub.Pull(request), "response")
-    write_out(f"Pull success with image: {args.image}\n")
+    with session(args) as conn, open_output(args.progress) as out:
+        out.follow(conn.stub.Pull(out.ask(request)), "response")
+        out.final(f"Pull success with image: {args.image}\n")
     return 0
 
 
@@ -78,9 +80,9 @@ def run_push(args: argparse.Namespace) -> int:
 
     _check_image_name(args.image)
     request = control_pb2.PushRequest(pushID=new_id(), imageName=args.image, format=args.format)
-    with session(args) as conn:
-        print_stream(conn.stub.Push(request), "response")
-    write_out(f"Push success with image: {args.image}\n")
+    with session(args) as conn, open_output(args.progress) as out:
+        out.follow(conn.stub.Push(out.ask(request)), "response")
+        out.final(f"Push success with image: {args.image}\n")
     return 0
 
 

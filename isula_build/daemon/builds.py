@@ -13,6 +13,7 @@ import threading
 
 from isula_build.daemon.logstream import Job
 from isula_build.errors import AlreadyExists, ResourceExhausted
+from isula_build.progress import Event
 
 MAX_BUILDS = 100
 # A build whose Status never came is forgotten this long after it ended.
@@ -25,7 +26,8 @@ class BuildSession:
     def __init__(self, build_id: str) -> None:
         self.build_id = build_id
         self.job = Job()  # its cancel event; registered with the daemon's jobs while running
-        self.lines: queue.Queue[str | None] = queue.Queue()  # None: the build has ended
+        # Log lines and, when the Build asked for them, progress events; None: the build ended.
+        self.lines: queue.Queue[str | Event | None] = queue.Queue()
         self.build_started = False
         self.build_ended = False
         self.status_attached = False
@@ -34,6 +36,10 @@ class BuildSession:
     def log(self, line: str) -> None:
         self.job.check()
         self.lines.put(line)
+
+    def progress(self, event: Event) -> None:
+        self.job.check()
+        self.lines.put(event)
 
 
 class BuildRegistry:

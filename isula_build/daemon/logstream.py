@@ -9,6 +9,10 @@ Cancelled, so the work stops at its next line without every handler polling for 
 Line endings follow the original Go client, which prints `msg.Log` with `fmt.Print` for import,
 load, save, pull, push and build status, but prints rm's `layerMessage` with `fmt.Println`:
 `stream(..., newline=True)` appends "\n" to each line, `newline=False` sends it bare.
+
+Progress (issue 15): when the client asked for it, `stream(..., progress=...)` gives the job a
+`job.progress` callable (None otherwise) that the handler passes down to the copy; its events
+travel in the same queue as the lines, so the client gets both in the order they were made.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from typing import TypeVar
 
 import grpc
 
+from isula_build.api import control_pb2 as pb
+from isula_build.daemon.progress import wire_progress
 from isula_build.errors import Cancelled
+from isula_build.progress import Event, Report
 
 M = TypeVar("M")
 
@@ -38,12 +45,14 @@ _DONE = _Done()
 
 
 class Job:
-    """What a handler's work gets: a log callback and a cancel event."""
+    """What a handler's work gets: a log callback, a cancel event and, when the client asked
+    for progress, a progress callback (else None: nothing is counted or sent)."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: bool = False) -> None:
         self.cancelled = threading.Event()
         self._ended = threading.Event()
-        self._lines: queue.Queue[str | _Done] = queue.Queue(maxsize=_QUEUE_LINES)
+        self._lines: queue.Queue[str | Event | _Done] = queue.Queue(maxsize=_QUEUE_LINES)
+        self.progress: Report | None = self._put if progress else None
 
     def log(self, line: str) -> None:
         """Sends one line to the client; raises Cancelled once the request is cancelled."""
@@ -54,7 +63,7 @@ class Job:
         if self.cancelled.is_set():
             raise Cancelled("the request was cancelled")
 
-    def _put(self, item: str | _Done) -> None:
+    def _put(self, item: str | Event | _Done) -> None:
         while True:
             self.check()
             try:
@@ -120,13 +129,15 @@ class JobRegistry:
 
 def stream(context: grpc.ServicerContext, jobs: JobRegistry, name: str,
            work: Callable[[Job], None], message: Callable[[str], M],
-           newline: bool = True) -> Iterator[M]:
-    """Runs `work(job)` in a thread and yields `message(line)` for each line it logs.
+           newline: bool = True,
+           progress: Callable[[pb.Progress], M] | None = None) -> Iterator[M]:
+    """Runs `work(job)` in a thread and yields `message(line)` for each line it logs, and
+    `progress(event)` for each progress event when given (the client asked for them).
 
     An exception raised by the work is re-raised here after its lines were sent, so the caller
     (the servicer) turns it into the RPC's status.
     """
-    job = Job()
+    job = Job(progress=progress is not None)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -156,7 +167,10 @@ def stream(context: grpc.ServicerContext, jobs: JobRegistry, name: str,
             if isinstance(item, _Done):
                 done = True
                 break
-            yield message(item + "\n" if newline else item)
+            if isinstance(item, str):
+                yield message(item + "\n" if newline else item)
+            elif progress is not None:
+                yield progress(wire_progress(item))
     finally:
         # Reached too when the client is gone or gRPC closes this generator early.
         if not done:

@@ -44,6 +44,7 @@ from isula_build.errors import IsulaBuildError
 _log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M")
 INTERNAL_MESSAGE = "internal error in isula-builder; the daemon log has the details"
 
 
@@ -79,13 +80,20 @@ def _streaming(method: F) -> F:
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps the handler's signature
 
 
+def _asked(request: Any, message: Callable[[pb.Progress], M]) -> Callable[[pb.Progress], M] | None:
+    """message when the request asked for progress (our client on a terminal), else None:
+    the original's client never sets the field and gets only the log lines."""
+    return message if request.progress else None
+
+
 class ControlServicer(control_pb2_grpc.ControlServicer):
     def __init__(self, state: DaemonState) -> None:
         self.state = state
 
     def _stream(self, context: grpc.ServicerContext, name: str, work: Callable[[logstream.Job], None],
-                message: Callable[[str], Any], newline: bool = True) -> Iterator[Any]:
-        return logstream.stream(context, self.state.jobs, name, work, message, newline)
+                message: Callable[[str], Any], newline: bool = True,
+                progress: Callable[[pb.Progress], Any] | None = None) -> Iterator[Any]:
+        return logstream.stream(context, self.state.jobs, name, work, message, newline, progress)
 
     @_unary
     def HealthCheck(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> pb.HealthCheckResponse:
@@ -117,27 +125,30 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def Import(self, request: pb.ImportRequest, context: grpc.ServicerContext) -> Iterator[pb.ImportResponse]:
         return self._stream(context, f"import {request.importID}",
                             lambda job: import_.import_image(self.state, request, job),
-                            lambda line: pb.ImportResponse(log=line))
+                            lambda line: pb.ImportResponse(log=line),
+                            progress=_asked(request, lambda p: pb.ImportResponse(progress=p)))
 
     @_streaming
     def Load(self, request: pb.LoadRequest, context: grpc.ServicerContext) -> Iterator[pb.LoadResponse]:
         def work(job: logstream.Job) -> None:
             if request.sep.enabled:
-                separated.separated_load(self.state, request, job.log, job.check)
+                separated.separated_load(self.state, request, job.log, job.check, job.progress)
             else:
                 load.load(self.state, request, job)
         return self._stream(context, f"load {request.loadID}", work,
-                            lambda line: pb.LoadResponse(log=line))
+                            lambda line: pb.LoadResponse(log=line),
+                            progress=_asked(request, lambda p: pb.LoadResponse(progress=p)))
 
     @_streaming
     def Save(self, request: pb.SaveRequest, context: grpc.ServicerContext) -> Iterator[pb.SaveResponse]:
         def work(job: logstream.Job) -> None:
             if request.sep.enabled:
-                separated.separated_save(self.state, request, job.log, job.check)
+                separated.separated_save(self.state, request, job.log, job.check, job.progress)
             else:
                 save.save(self.state, request, job)
         return self._stream(context, f"save {request.saveID}", work,
-                            lambda line: pb.SaveResponse(log=line))
+                            lambda line: pb.SaveResponse(log=line),
+                            progress=_asked(request, lambda p: pb.SaveResponse(progress=p)))
 
     # Methods of later issues.
 
@@ -153,13 +164,15 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def Push(self, request: pb.PushRequest, context: grpc.ServicerContext) -> Iterator[pb.PushResponse]:
         return self._stream(context, f"push {request.pushID}",
                             lambda job: push.push(self.state, request, job),
-                            lambda line: pb.PushResponse(response=line))
+                            lambda line: pb.PushResponse(response=line),
+                            progress=_asked(request, lambda p: pb.PushResponse(progress=p)))
 
     @_streaming
     def Pull(self, request: pb.PullRequest, context: grpc.ServicerContext) -> Iterator[pb.PullResponse]:
         return self._stream(context, f"pull {request.pullID}",
                             lambda job: pull.pull(self.state, request, job),
-                            lambda line: pb.PullResponse(response=line))
+                            lambda line: pb.PullResponse(response=line),
+                            progress=_asked(request, lambda p: pb.PullResponse(progress=p)))
 
     @_unary
     def Login(self, request: pb.LoginRequest, context: grpc.ServicerContext) -> pb.LoginResponse:

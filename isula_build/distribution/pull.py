@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from isula_build.errors import FailedPrecondition, NotFound, RegistryUnavailable
+from isula_build.progress import Report
 from isula_build.registry.blobinfo import BlobInfoCache
 from isula_build.registry.config import RegistryPolicy
 from isula_build.registry.connect import open_client
@@ -26,14 +27,15 @@ _log = logging.getLogger(__name__)
 
 
 def pull_image(store: Store, settings: RegistrySettings, name: str,
-               log: Callable[[str], None]) -> ImageRecord:
+               log: Callable[[str], None], progress: Report | None = None) -> ImageRecord:
     """Pulls name (a short name is tried under each registries.search entry, in order) into the
-    store, named registry/repository:tag; returns the stored image."""
+    store, named registry/repository:tag; returns the stored image. progress: told the bytes
+    of each blob downloaded (see copy_image)."""
     candidates = RegistryPolicy(settings.registries).candidates(name)
     failures: list[str] = []
     for ref in candidates:
         try:
-            return _pull(store, settings, ref, log)
+            return _pull(store, settings, ref, log, progress)
         except (NotFound, RegistryUnavailable, FailedPrecondition) as exc:
             if len(candidates) == 1:
                 raise
@@ -43,13 +45,13 @@ def pull_image(store: Store, settings: RegistrySettings, name: str,
 
 
 def _pull(store: Store, settings: RegistrySettings, ref: RemoteRef,
-          log: Callable[[str], None]) -> ImageRecord:
+          log: Callable[[str], None], progress: Report | None) -> ImageRecord:
     client = open_client(settings, ref)
     blobinfo = BlobInfoCache(settings.data_root)
     try:
         with RegistrySource(client, ref, blobinfo) as src, \
                 StoreDestination(store, [ref.name]) as dst:
-            image_id = copy_image(src, dst, log)
+            image_id = copy_image(src, dst, log, progress)
     finally:
         blobinfo.close()
     _log.info("pulled %s as image %s", ref.name, image_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from isula_build.progress import Report
 from isula_build.registry.blobinfo import BlobInfoCache
 from isula_build.registry.connect import open_client
 from isula_build.registry.names import parse_remote
@@ -25,9 +26,11 @@ _log = logging.getLogger(__name__)
 
 
 def push_image(store: Store, settings: RegistrySettings, image_ref: str, dest: str,
-               image_format: str, log: Callable[[str], None]) -> str:
+               image_format: str, log: Callable[[str], None],
+               progress: Report | None = None) -> str:
     """Pushes the stored image image_ref to dest (registry/repository[:tag]) in image_format
-    ("docker" or "oci"); returns the manifest digest."""
+    ("docker" or "oci"); returns the manifest digest. progress: told the bytes of each layer
+    read for its upload (see copy_image)."""
     ref = parse_remote(dest)
     image = store.lookup(image_ref)
     client = open_client(settings, ref, push=True)
@@ -35,7 +38,7 @@ def push_image(store: Store, settings: RegistrySettings, image_ref: str, dest: s
     try:
         with StoreSource(store, image) as src, \
                 RegistryDestination(client, ref, image_format, blobinfo) as dst:
-            copy_image(src, dst, log)
+            copy_image(src, dst, log, progress)
             digest = dst.manifest_digest
     finally:
         blobinfo.close()

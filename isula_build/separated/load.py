@@ -20,6 +20,7 @@ from isula_build.image import config as image_config
 from isula_build.image import jsondoc
 from isula_build.image.digest import is_hex_id, sha256_hex
 from isula_build.image.reference import normalize_name
+from isula_build.progress import Report
 from isula_build.separated import layout
 from isula_build.separated.manifest import TarballInfo, read_manifest
 from isula_build.separated.tarball import GzipTarReader, sha256_file
@@ -200,8 +201,9 @@ class SeparatedSource(ImageSource):
 
 
 def load_separated(store: Store, plan: LoadPlan, skip_check: bool, log: Log,
-                   cancel: Cancel) -> str:
-    """Verifies (unless skip_check) and loads the app image; returns its image ID."""
+                   cancel: Cancel, progress: Report | None = None) -> str:
+    """Verifies (unless skip_check) and loads the app image; returns its image ID. progress:
+    told the bytes of each layer stored (see copy_image)."""
     if skip_check:
         log(SKIP_CHECK_WARNING)
         check_present(plan)
@@ -211,6 +213,6 @@ def load_separated(store: Store, plan: LoadPlan, skip_check: bool, log: Log,
     names = [normalize_name(n) for n in metadata.names] or [plan.app]
     with SeparatedSource(plan, metadata, cancel) as source, \
             StoreDestination(store, names) as destination:
-        image_id = copy_image(source, destination, log)
+        image_id = copy_image(source, destination, log, progress)
     log(f"Loaded image as {image_id}")
     return image_id

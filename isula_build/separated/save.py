@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from isula_build.errors import InvalidArgument
 from isula_build.image.reference import normalize_name
+from isula_build.progress import Report
 from isula_build.separated import layout
 from isula_build.separated.manifest import TarballInfo, dump_manifest
 from isula_build.separated.rename import load_renames
@@ -263,8 +264,10 @@ class _AppDestination(ImageDestination):
 
 
 class _Saver:
-    def __init__(self, store: Store, plan: SavePlan, tmp: Path, log: Log, cancel: Cancel) -> None:
+    def __init__(self, store: Store, plan: SavePlan, tmp: Path, log: Log, cancel: Cancel,
+                 progress: Report | None) -> None:
         self.store = store
+        self.progress = progress
         self.plan = plan
         self.tmp = tmp
         self.log = log
@@ -287,7 +290,7 @@ class _Saver:
         writer.add_bytes(layout.REPOSITORIES, layout.repositories([app.name], ids[-1]))
         destination = _AppDestination(self, app, writer, config)
         with StoreSource(self.store, app.record) as source:
-            copy_image(source, destination, self.log)
+            copy_image(source, destination, self.log, self.progress)
         app_sha256 = writer.finish()
         lib_end = plan.base_count + plan.lib_count
         return TarballInfo(
@@ -304,11 +307,13 @@ class _Saver:
                 writer.abort()
 
 
-def save_separated(store: Store, plan: SavePlan, dest: Path, log: Log, cancel: Cancel) -> None:
-    """Writes the plan's tarballs and manifest; dest appears only when all of it is written."""
+def save_separated(store: Store, plan: SavePlan, dest: Path, log: Log, cancel: Cancel,
+                   progress: Report | None = None) -> None:
+    """Writes the plan's tarballs and manifest; dest appears only when all of it is written.
+    progress: told the bytes of each layer written (see copy_image)."""
     record = _prepare_destination(dest)
     tmp = record.path
-    saver = _Saver(store, plan, tmp, log, cancel)
+    saver = _Saver(store, plan, tmp, log, cancel, progress)
     try:
         entries = {app.name: saver.save_app(app) for app in plan.apps}
         fd = os.open(tmp / layout.MANIFEST_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from isula_build.errors import InvalidArgument
+from isula_build.progress import BlobMeter, metered
 from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports._tario import TarIndex
 from isula_build.transports.base import ImageSource, LayerInfo
@@ -38,12 +39,22 @@ class ArchiveSource(ImageSource):
         return list(self._layers)
 
     def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        return self._open(layer, None)
+
+    def open_metered(self, layer: LayerInfo, meter: BlobMeter) -> BinaryIO:
+        # The member as stored (compressed or not) against its size in the archive.
+        return self._open(layer, meter)
+
+    def _open(self, layer: LayerInfo, meter: BlobMeter | None) -> BinaryIO:
         stored = self._stored.get(layer.diff_id) if layer.diff_id is not None else None
         if stored is None:
             raise InvalidArgument(f"layer {layer.diff_id} is not part of this image")
+        raw = self._index.open(stored.member, stored.kind)
+        if meter is not None:
+            meter.total = self._index.member(stored.member, stored.kind).size
+            raw = metered(raw, meter)
         # The destination verifies the diff ID of what it reads (LayerInfo carries it).
-        return open_layer_stream(self._index.open(stored.member, stored.kind), stored.what,
-                                 stored.blob_digest)
+        return open_layer_stream(raw, stored.what, stored.blob_digest)
 
     def config_bytes(self) -> bytes:
         return self._config

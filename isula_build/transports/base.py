@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from isula_build.image.layerfile import VerifiedLayerFile
+from isula_build.progress import BlobMeter, metered
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class ImageSource(ABC):
         archive writers then copy it in the kernel without hashing. Sources of unverified data
         return any other stream, which destinations hash and check.
         """
+
+    def open_metered(self, layer: LayerInfo, meter: BlobMeter) -> BinaryIO:
+        """open_layer with the bytes read counted by meter (a client watches the progress).
+        By default the uncompressed stream is counted against layer.size; a source whose
+        layers are stored compressed counts the stored bytes instead, against their size
+        (setting meter.total), since those are what take the time."""
+        return metered(self.open_layer(layer), meter)
 
     def verified_file(self, layer: LayerInfo) -> VerifiedLayerFile | None:
         """The layer as a file this daemon wrote and verified itself (a build's own layer), or

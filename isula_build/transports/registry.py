@@ -24,6 +24,7 @@ from isula_build.image import mediatypes
 from isula_build.image.digest import HashingReader, digest_of
 from isula_build.image.jsondoc import load_json_object
 from isula_build.image.manifest import Descriptor, choose_platform, is_index, parse_descriptor
+from isula_build.progress import BlobMeter, metered
 from isula_build.registry.blobinfo import BlobInfoCache, CompressedBlob
 from isula_build.registry.client import RegistryClient
 from isula_build.registry.gzipper import gzip_stream
@@ -74,12 +75,22 @@ class RegistrySource(ImageSource):
         return [LayerInfo(diff_id, -1) for diff_id in self._diff_ids]
 
     def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        return self._open(layer, None)
+
+    def open_metered(self, layer: LayerInfo, meter: BlobMeter) -> BinaryIO:
+        # What takes the time is the download: the compressed blob against its size.
+        return self._open(layer, meter)
+
+    def _open(self, layer: LayerInfo, meter: BlobMeter | None) -> BinaryIO:
         position = next(n for n, d in enumerate(self._diff_ids)
                         if d == layer.diff_id and n not in self._fetched)
         self._fetched.append(position)
         blob = self._blobs[position]
         what = f"layer {blob.digest} of {self._ref.repo_path}"
         blob_stream = self._client.open_blob(self._ref.repository, blob.digest)
+        if meter is not None:
+            meter.total = blob.size
+            blob_stream = metered(blob_stream, meter)
         return layer_stream(blob_stream, blob.digest, what)  # type: ignore[return-value]  # a BufferedReader is a binary stream
 
     def layers_copied(self, stored: list[LayerInfo]) -> None:

@@ -28,6 +28,7 @@ from typing import BinaryIO
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
 from isula_build.image.config import import_config
 from isula_build.image.compression import GZIP, HEAD_SIZE, XZ, detect_compression
+from isula_build.progress import BlobMeter, metered
 from isula_build.transports._layerstream import open_layer_stream
 from isula_build.transports.base import ImageSource, LayerInfo
 from isula_build.units import format_binary_size
@@ -70,16 +71,26 @@ class ImportSource(ImageSource):
         return [self._layer]
 
     def open_layer(self, layer: LayerInfo) -> BinaryIO:
+        return self._open(None)
+
+    def open_metered(self, layer: LayerInfo, meter: BlobMeter) -> BinaryIO:
+        # The file as it is (compressed or not) against its size.
+        return self._open(meter)
+
+    def _open(self, meter: BlobMeter | None) -> BinaryIO:
         # Look at the first tar header through a stream of its own (decompressing one block is
         # cheap), so that content which is no tar at all is refused before anything is stored.
-        with self._stream() as probe:
+        with self._stream(None) as probe:
             _check_tar_header(probe.read(tarfile.BLOCKSIZE), self._path)
-        return self._stream()
+        return self._stream(meter)
 
-    def _stream(self) -> BinaryIO:
+    def _stream(self, meter: BlobMeter | None) -> BinaryIO:
         # Reopening through /proc gives each stream its own position on the very file that was
         # checked (not whatever the path names now), and closing it leaves the source usable.
-        raw = open(f"/proc/self/fd/{self._file.fileno()}", "rb")
+        raw: BinaryIO = open(f"/proc/self/fd/{self._file.fileno()}", "rb")
+        if meter is not None:
+            meter.total = os.fstat(raw.fileno()).st_size
+            raw = metered(raw, meter)
         return open_layer_stream(raw, f"tarball {self._path}", limit=self._limit)
 
     def layers_copied(self, stored: list[LayerInfo]) -> None:

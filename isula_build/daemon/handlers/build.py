@@ -26,8 +26,10 @@ from isula_build.builder.builder import BuildEnvironment, BuildInput, build_imag
 from isula_build.daemon.builds import BuildRegistry, BuildSession
 from isula_build.daemon.experimental import check_format
 from isula_build.daemon.handlers.cache import daemon_cache
+from isula_build.daemon.progress import wire_progress
 from isula_build.daemon.state import DaemonState
 from isula_build.errors import Cancelled, InvalidArgument, NotFound
+from isula_build.progress import Event
 
 _POLL_SECONDS = 0.5
 # The client sends Build and Status together; a Status whose Build has not come by then never
@@ -53,14 +55,15 @@ def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
                                        mountopt=options.mount_options,
                                        daemon_env=dict(os.environ), registry=state.registry,
                                        cache=daemon_cache(options))
-        return pb.BuildResponse(imageID=_run(state, session, build_input, environment, context))
+        image_id = _run(state, session, build_input, environment, context, request.progress)
+        return pb.BuildResponse(imageID=image_id)
     finally:
         registry.end_build(session)
         state.builds_running = registry.running()
 
 
 def _run(state: DaemonState, session: BuildSession, build_input: BuildInput,
-         environment: BuildEnvironment, context: grpc.ServicerContext) -> str:
+         environment: BuildEnvironment, context: grpc.ServicerContext, progress: bool) -> str:
     cancel = session.job.cancelled
     context.add_callback(cancel.set)  # the Build RPC ended early: the client is gone
     outcome: dict[str, object] = {}
@@ -68,7 +71,8 @@ def _run(state: DaemonState, session: BuildSession, build_input: BuildInput,
 
     def work() -> None:
         try:
-            outcome["id"] = build_image(build_input, environment, session.log, cancel)
+            outcome["id"] = build_image(build_input, environment, session.log, cancel,
+                                        session.progress if progress else None)
         except BaseException as exc:  # handed to the RPC thread, which reports it
             outcome["error"] = exc
         finally:
@@ -106,10 +110,12 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         no_cache=request.noCache)
 
 
-def _drain(lines: queue.Queue[str | None], first: str) -> tuple[str, bool]:
+def _drain(lines: queue.Queue[str | Event | None],
+           first: str) -> tuple[str, bool, Event | None]:
     """`first` and the lines queued behind it, up to STATUS_CHUNK_BYTES, as one message's
     content (clients print the content as it comes, so the text is the same, while a build
-    logging 60,000 steps costs far fewer messages); True when the end marker was among them."""
+    logging 60,000 steps costs far fewer messages); True when the end marker was among them;
+    the progress event that stopped the gathering, if one did (it goes after the lines)."""
     parts, size = [first, "\n"], len(first) + 1
     while size < STATUS_CHUNK_BYTES:
         try:
@@ -117,10 +123,12 @@ def _drain(lines: queue.Queue[str | None], first: str) -> tuple[str, bool]:
         except queue.Empty:
             break
         if line is None:
-            return "".join(parts), True
+            return "".join(parts), True, None
+        if not isinstance(line, str):
+            return "".join(parts), False, line
         parts += (line, "\n")
         size += len(line) + 1
-    return "".join(parts), False
+    return "".join(parts), False, None
 
 
 def status(registry: BuildRegistry, request: pb.StatusRequest,
@@ -144,8 +152,13 @@ def status(registry: BuildRegistry, request: pb.StatusRequest,
             if line is None:
                 complete = True
                 return
-            chunk, ended = _drain(session.lines, line)
+            if not isinstance(line, str):
+                yield pb.StatusResponse(progress=wire_progress(line))
+                continue
+            chunk, ended, event = _drain(session.lines, line)
             yield pb.StatusResponse(content=chunk)
+            if event is not None:
+                yield pb.StatusResponse(progress=wire_progress(event))
             if ended:
                 complete = True
                 return

@@ -21,6 +21,6 @@ def import_image(state: DaemonState, request: pb.ImportRequest, job: Job) -> Non
     names = [normalize_name(request.reference)] if request.reference else []
     path = existing_file(request.source, "tarball")
     with ImportSource(path) as src, StoreDestination(state.store, names) as dst:
-        image_id = copy_image(src, dst, job.log)
+        image_id = copy_image(src, dst, job.log, job.progress)
     _log.info("import %s: image %s from %s", request.importID, image_id, path)
     job.log(f'Import success with image id: "{image_id}"')

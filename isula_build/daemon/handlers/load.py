@@ -28,6 +28,6 @@ def load(state: DaemonState, request: pb.LoadRequest, job: Job) -> None:
         planned = [(src, [normalize_name(name) for name in names]) for src, names in images]
         for src, names in planned:
             with StoreDestination(state.store, names) as dst:
-                image_id = copy_image(src, dst, job.log)
+                image_id = copy_image(src, dst, job.log, job.progress)
             _log.info("load %s: image %s from %s", request.loadID, image_id, path)
             job.log(f"Loaded image as {image_id}")

@@ -19,5 +19,6 @@ _log = logging.getLogger(__name__)
 def pull(state: DaemonState, request: pb.PullRequest, job: Job) -> None:
     if not request.imageName:
         raise InvalidArgument("no image name given to pull")
-    image = pull_image(state.store, state.registry, request.imageName, job.log)
+    image = pull_image(state.store, state.registry, request.imageName, job.log,
+                       job.progress)
     _log.info("pull %s: %s is image %s", request.pullID, request.imageName, image.id)

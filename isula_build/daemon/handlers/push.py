@@ -24,5 +24,6 @@ def push(state: DaemonState, request: pb.PushRequest, job: Job) -> None:
     if not request.imageName:
         raise InvalidArgument("no image name given to push")
     name = normalize_name(request.imageName)
-    digest = push_image(state.store, state.registry, name, name, image_format, job.log)
+    digest = push_image(state.store, state.registry, name, name, image_format, job.log,
+                        job.progress)
     _log.info("push %s: %s as %s", request.pushID, name, digest)

@@ -37,7 +37,7 @@ def save(state: DaemonState, request: pb.SaveRequest, job: Job) -> None:
         for image, names in wanted:
             with StoreSource(state.store, image) as src, archive.image(
                     [n for n in names if n in image.names]) as dst:
-                copy_image(src, dst, job.log)
+                copy_image(src, dst, job.log, job.progress)
     _log.info("save %s: %s to %s", request.saveID, list(request.images), path)
 
 
