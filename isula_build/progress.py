@@ -68,17 +68,23 @@ class BlobMeter:
         with self._lock:
             self._started = True
             self._begun = self._last = time.monotonic()
-            event = BlobProgress(self._id, self._done, self.total, 0.0)
+            event = BlobProgress(self._id, self._not_complete(), self.total, 0.0)
         self._report(event)
+
+    def _not_complete(self) -> int:
+        """Bytes done as reported before finish(): only finish() says done == total (a reader
+        may have counted every byte before start() or before the blob is stored)."""
+        return min(self._done, self.total - 1) if self.total > 0 else self._done
 
     def add(self, n: int) -> None:
         with self._lock:
             self._done += n
             now = time.monotonic()
-            if not self._started or self._finished or now - self._last < REPORT_INTERVAL:
+            if not self._started or self._finished or now - self._last < REPORT_INTERVAL \
+                    or self.total == 0:
                 return
             self._last = now
-            event = BlobProgress(self._id, self._done, self.total, now - self._begun)
+            event = BlobProgress(self._id, self._not_complete(), self.total, now - self._begun)
         self._report(event)
 
     def rewind(self, position: int) -> None:

@@ -170,6 +170,7 @@ class TtyOutput(Output):
         super().__init__(stream)
         self._lock = threading.Lock()
         self._blobs: dict[str, _Blob] = {}     # being copied, in the order they started
+        self._finished: set[str] = set()       # blobs whose summary line is printed
         self._step: tuple[int, str, float] | None = None   # number, STEP line, start
         self._drawn = 0                        # lines of the live region on the screen
         self._partial = ""                     # text after the last newline, not shown yet
@@ -204,6 +205,8 @@ class TtyOutput(Output):
     def _blob_event(self, event: Any) -> None:
         # An imported tarball's digest is known only at its end: its events until then have
         # an empty ID, and the last one the digest.
+        if event.id and event.id in self._finished:
+            return   # a late event of a blob already summed up
         key = event.id if event.id in self._blobs or "" not in self._blobs else ""
         blob = self._blobs.get(key)
         if blob is None:
@@ -212,6 +215,7 @@ class TtyOutput(Output):
         if event.total >= 0 and event.done >= event.total:
             del self._blobs[key]
             blob.id = event.id
+            self._finished.add(event.id)
             self._print(blob.summary())
         else:
             self._draw()

@@ -47,3 +47,20 @@ def test_reports_are_few_however_many_reads(monkeypatch) -> None:
     # known and sets the total.
     assert 2 + 90 <= len(events) <= 2 + 100   # not one a read (float steps blur the count)
     assert events[-1] == BlobProgress("sha256:bb", 100_000, 100_000, events[-1].seconds)
+
+
+def test_only_finish_reports_a_blob_complete(monkeypatch) -> None:
+    """A pull's download thread may count every byte before start(), or before the layer is
+    stored: the client takes done == total as "copied", so only finish() may report it."""
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    events: list[Event] = []
+    meter = BlobMeter(events.append, "sha256:cc", 1000)
+    meter.add(1000)
+    meter.start()
+    clock[0] += 1
+    meter.add(0)
+    meter.finish()
+    meter.finish()
+    assert [(e.done, e.total) for e in events if isinstance(e, BlobProgress)] == \
+        [(999, 1000), (999, 1000), (1000, 1000)]
