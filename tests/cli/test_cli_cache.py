@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from isula_build.builder.cache import tree_size
 from isula_build.units import parse_size
 
 USING = " ---> Using cache"
@@ -19,8 +20,9 @@ def _build(client, tmp_path: Path) -> str:
     return client("ctr-img", "build", str(ctx)).stdout
 
 
-def _blob_bytes(daemon) -> int:
-    return sum(p.stat().st_size for p in (daemon.data_root / "cache/blobs/sha256").iterdir())
+def _snapshot_bytes(daemon) -> int:
+    """What the cache's snapshots (its steps' upper dirs) take on disk."""
+    return sum(tree_size(p) for p in (daemon.data_root / "cache/snapshots").iterdir())
 
 
 def _ls_rows(client) -> tuple[list[list[str]], str]:
@@ -42,7 +44,7 @@ def test_ls_info_and_prune_all(client, daemon, busybox_image: str, tmp_path: Pat
     assert parse_size(total.removeprefix("Total: ").replace(" ", "")) > 300_000
     info = client("info").stdout.splitlines()
     cache_line = next(line for line in info if line.startswith("  Build Cache:"))
-    assert int(cache_line.split()[-1]) == _blob_bytes(daemon) > 300_000
+    assert int(cache_line.split()[-1]) == _snapshot_bytes(daemon) > 300_000
     assert info.index(cache_line) == info.index("Store:") + 3   # under the store's lines
 
     out = client("cache", "prune", "--all").stdout
@@ -55,11 +57,11 @@ def test_ls_info_and_prune_all(client, daemon, busybox_image: str, tmp_path: Pat
 def test_prune_keep_storage_keeps_at_most_size(client, daemon, busybox_image: str,
                                                tmp_path: Path) -> None:
     _build(client, tmp_path)
-    before = _blob_bytes(daemon)
+    before = _snapshot_bytes(daemon)
     keep = before - 1
     out = client("cache", "prune", "--keep-storage", str(keep)).stdout
     assert out.startswith("Total reclaimed space: ") and out != "Total reclaimed space: 0 B\n"
-    assert 0 < _blob_bytes(daemon) <= keep
+    assert 0 < _snapshot_bytes(daemon) <= keep
     assert client("cache", "prune").stdout == "Total reclaimed space: 0 B\n"
 
 
