@@ -7,7 +7,8 @@ import sys
 from typing import TextIO
 
 from isula_build.cli.common import (
-    ParserContext, new_id, print_stream, public_key_path, session, write_out)
+    ParserContext, add_compression_flag, new_id, print_stream, public_key_path, session,
+    write_out)
 from isula_build.errors import InvalidArgument
 
 MAX_SERVER_LENGTH = 255
@@ -35,6 +36,7 @@ def add_image_commands(subparsers: argparse._SubParsersAction, ctx: ParserContex
                        help="Format for image pushing to a remote registry (default oci)")
     else:
         p.set_defaults(format="docker")
+    add_compression_flag(p)
 
 
 def add_login_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> None:
@@ -62,6 +64,13 @@ def _check_image_name(name: str) -> None:
     normalize_name(name)
 
 
+def _check_compression(text: str, image_format: str) -> None:
+    """Refuses, before connecting, a --compression the daemon would refuse."""
+    from isula_build.image.compressionspec import parse_compression, require_oci_for_zstd
+
+    require_oci_for_zstd(parse_compression(text), image_format, "the push")
+
+
 def run_pull(args: argparse.Namespace) -> int:
     from isula_build.api import control_pb2
 
@@ -77,7 +86,9 @@ def run_push(args: argparse.Namespace) -> int:
     from isula_build.api import control_pb2
 
     _check_image_name(args.image)
-    request = control_pb2.PushRequest(pushID=new_id(), imageName=args.image, format=args.format)
+    _check_compression(args.compression, args.format)
+    request = control_pb2.PushRequest(pushID=new_id(), imageName=args.image, format=args.format,
+                                      compression=args.compression)
     with session(args) as conn:
         print_stream(conn.stub.Push(request), "response")
     write_out(f"Push success with image: {args.image}\n")
