@@ -211,9 +211,9 @@ class ImageWriter:
     def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,
                       space: SpaceMeter) -> tuple[str, int]:
         checker = TarStreamChecker()
-        hasher = hashlib.sha256()
+        hasher = hashlib.sha256()  # fed on the writer's thread, beside the tar checks here
         size = 0
-        with BackgroundWriter(fd) as out:
+        with BackgroundWriter(fd, hasher) as out:
             while True:
                 buffer = out.free_buffer()
                 chunk = _read_into(stream, buffer)
@@ -225,7 +225,6 @@ class ImageWriter:
                     raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
                 space.wrote(len(chunk))
                 checker.feed(chunk)
-                hasher.update(chunk)  # releases the GIL: overlaps the previous chunk's write
                 out.write(buffer, len(chunk))
         checker.finish()
         return hasher.hexdigest(), size
