@@ -43,7 +43,7 @@ from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
 from isula_build.transports.copy import copy_image
-from isula_build.transports.reference import RegistryRef
+from isula_build.transports.reference import RegistryRef, output_compression
 from isula_build.transports.store import StoreDestination
 
 _log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class BuildInput:
     image_format: str = "docker"
     iidfile: str = ""  # absolute; the daemon writes the image ID there (builder/result.py)
     no_cache: bool = False  # --no-cache: serve nothing from the build cache (still fill it)
+    compression: str = ""  # a registry output's layers: "gzip[:LEVEL]"/"zstd[:LEVEL]", "" gzip
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     output = parse_output(request.output)
     if isinstance(output, RegistryRef) and env.registry is None:
         raise Unimplemented(f"output {output.transport}:// needs the daemon's registry settings")
+    compression = output_compression(output, request.compression, request.image_format)
     names = image_names(output, request.tag)
     check_iidfile(request.iidfile)
     context_dir = _check_context(request.context_dir)
@@ -139,7 +141,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         _log.info("build %s: image %s", request.build_id, image_id)
         if output is not None:
             export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry,
-                   progress)
+                   progress, compression)
         ctx.steps.finish()
         report_image_id(image_id, request.iidfile, log)
         if env.cache is not None:

@@ -14,6 +14,7 @@ from typing import Callable
 
 from isula_build.distribution.push import push_image
 from isula_build.errors import InvalidArgument, NotFound, Unimplemented
+from isula_build.image.compressionspec import DEFAULT_COMPRESSION, LayerCompression
 from isula_build.image.reference import normalize_name
 from isula_build.progress import Report
 from isula_build.registry.settings import RegistrySettings
@@ -59,13 +60,17 @@ def _archive_path(spec: str, text: str) -> Path:
 
 def export(ref: TransportRef, store: Store, image: ImageRecord, tmp_dir: Path,
            log: Callable[[str], None], registry: RegistrySettings | None = None,
-           progress: Report | None = None) -> None:
+           progress: Report | None = None,
+           compression: LayerCompression = DEFAULT_COMPRESSION) -> None:
     """Copies the built image to the output (the copy lines go to `log`, the bytes copied to
-    `progress`). Registry outputs need the daemon's registry settings (`registry`)."""
+    `progress`). Registry outputs need the daemon's registry settings (`registry`) and compress
+    their layers with `compression` (checked against the output by
+    transports.reference.output_compression)."""
     if isinstance(ref, RegistryRef):
         if registry is None:
             raise Unimplemented(f"output {ref.transport}:// needs the daemon's registry settings")
-        push_image(store, registry, image.id, ref.name, ref.image_format, log, progress)
+        push_image(store, registry, image.id, ref.name, ref.image_format, log, progress,
+                   compression)
         return
     names = [ref.name] if ref.name else []
     with open_writer(ref, tmp_dir) as writer, StoreSource(store, image) as src, \

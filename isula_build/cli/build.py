@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from isula_build.cli.common import ParserContext, absolute, new_id, public_key_path, session
+from isula_build.cli.common import (
+    ParserContext, absolute, add_compression_flag, new_id, public_key_path, session)
 from isula_build.cli.progress import add_progress_flag, open_output
 from isula_build.errors import InvalidArgument
 
@@ -83,6 +84,7 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
                        help="Image format of the built image (default oci)")
     else:
         p.set_defaults(format="docker")
+    add_compression_flag(p)
 
 
 # --- pure checks, each refusing with a message that names the problem -----------------------
@@ -103,6 +105,13 @@ def parse_output(spec: str) -> str:
         raise InvalidArgument(f'output file already exist: "{target}", try to remove existing '
                               "tarball or rename output file")
     return replace_archive_path(spec, target)
+
+
+def check_compression(text: str, output: str, image_format: str) -> None:
+    """Refuses --compression for an output the daemon would refuse it for."""
+    from isula_build.transports.reference import output_compression, parse_reference
+
+    output_compression(parse_reference(output) if output else None, text, image_format)
 
 
 def parse_build_static(options: list[str]) -> datetime | None:
@@ -214,6 +223,7 @@ class BuildInvocation:
     proxy: bool
     image_format: str
     no_cache: bool = False
+    compression: str = ""
 
 
 def prepare_build(args: argparse.Namespace) -> BuildInvocation:
@@ -222,6 +232,7 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
     check_capabilities(args.cap_add)
     build_time = parse_build_static(args.build_static)
     output = parse_output(args.output)
+    check_compression(args.compression, output, args.format)
     context_dir = resolve_context(args.context)
     dockerfile = find_dockerfile(context_dir, args.filename)
     return BuildInvocation(
@@ -237,6 +248,7 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
         proxy=args.proxy,
         image_format=args.format,
         no_cache=args.no_cache,
+        compression=args.compression,
     )
 
 
@@ -281,7 +293,8 @@ def run_build(args: argparse.Namespace) -> int:
         # What identifies "the same build" to the original daemon: the Dockerfile digest and
         # the static build time.
         entityID=f"{hashlib.sha256(plan.content.encode()).hexdigest()}:{entity_time}",
-        encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache)
+        encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache,
+        compression=plan.compression)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
     with session(args) as conn, open_output(args.progress, FINAL_STARTS) as out:

@@ -73,6 +73,13 @@ class ParserContext:
         return parser
 
 
+def add_compression_flag(parser: argparse.ArgumentParser) -> None:
+    """--compression of push and build (ours; the request field stays empty without it)."""
+    parser.add_argument("--compression", default="", metavar="gzip|zstd[:LEVEL]",
+                        help="Compression of the layers sent to a registry: gzip (levels 1-3, "
+                             "the default) or zstd (levels 1-19, default 3; OCI format only)")
+
+
 def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.splitlines())
 

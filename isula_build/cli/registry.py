@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import TextIO
 
-from isula_build.cli.common import ParserContext, new_id, public_key_path, session, write_out
+from isula_build.cli.common import (
+    ParserContext, add_compression_flag, new_id, public_key_path, session, write_out)
 from isula_build.cli.progress import add_progress_flag, open_output
 from isula_build.errors import InvalidArgument
 
@@ -37,6 +38,7 @@ def add_image_commands(subparsers: argparse._SubParsersAction, ctx: ParserContex
                        help="Format for image pushing to a remote registry (default oci)")
     else:
         p.set_defaults(format="docker")
+    add_compression_flag(p)
 
 
 def add_login_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> None:
@@ -64,6 +66,13 @@ def _check_image_name(name: str) -> None:
     normalize_name(name)
 
 
+def _check_compression(text: str, image_format: str) -> None:
+    """Refuses, before connecting, a --compression the daemon would refuse."""
+    from isula_build.image.compressionspec import parse_compression, require_oci_for_zstd
+
+    require_oci_for_zstd(parse_compression(text), image_format, "the push")
+
+
 def run_pull(args: argparse.Namespace) -> int:
     from isula_build.api import control_pb2
 
@@ -79,7 +88,9 @@ def run_push(args: argparse.Namespace) -> int:
     from isula_build.api import control_pb2
 
     _check_image_name(args.image)
-    request = control_pb2.PushRequest(pushID=new_id(), imageName=args.image, format=args.format)
+    _check_compression(args.compression, args.format)
+    request = control_pb2.PushRequest(pushID=new_id(), imageName=args.image, format=args.format,
+                                      compression=args.compression)
     with session(args) as conn, open_output(args.progress) as out:
         out.follow(conn.stub.Push(out.ask(request)), "response")
         out.final(f"Push success with image: {args.image}\n")

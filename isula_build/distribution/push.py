@@ -1,6 +1,7 @@
 """Push as the daemon does it, for the handlers and the build engine (`build -o docker://…`):
 
     push_image(store, settings, "app:1", "127.0.0.1:5000/app:1", "docker", log) -> digest
+    push_image(..., "oci", log, parse_compression("zstd:3"))   # zstd layers (OCI only)
 
 The copy goes through copy_image, so it prints the copy lines of SPEC §4. Registries come from
 the settings' registries.toml, credentials from auth.json, TLS from certs.d; the compressed
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from isula_build.image.compressionspec import DEFAULT_COMPRESSION, LayerCompression
 from isula_build.progress import Report
 from isula_build.registry.blobinfo import BlobInfoCache
 from isula_build.registry.connect import open_client
@@ -27,17 +29,19 @@ _log = logging.getLogger(__name__)
 
 def push_image(store: Store, settings: RegistrySettings, image_ref: str, dest: str,
                image_format: str, log: Callable[[str], None],
-               progress: Report | None = None) -> str:
+               progress: Report | None = None,
+               compression: LayerCompression = DEFAULT_COMPRESSION) -> str:
     """Pushes the stored image image_ref to dest (registry/repository[:tag]) in image_format
-    ("docker" or "oci"); returns the manifest digest. progress: told the bytes of each layer
-    read for its upload (see copy_image)."""
+    ("docker" or "oci"), its layers compressed with `compression` (zstd needs "oci": refused
+    before the registry is contacted); returns the manifest digest. progress: told the bytes of
+    each layer read for its upload (see copy_image)."""
     ref = parse_remote(dest)
     image = store.lookup(image_ref)
     client = open_client(settings, ref, push=True)
     blobinfo = BlobInfoCache(settings.data_root)
     try:
         with StoreSource(store, image) as src, \
-                RegistryDestination(client, ref, image_format, blobinfo) as dst:
+                RegistryDestination(client, ref, image_format, blobinfo, compression) as dst:
             copy_image(src, dst, log, progress)
             digest = dst.manifest_digest
     finally:

@@ -1,7 +1,7 @@
 """What the compressed blob of a layer is called, and where it has been seen.
 
-A push compresses a layer once; the digest and size of the gzip, and the repositories that hold
-it, are remembered here (`<data_root>/registry/blob-info.db`, SQLite), as containers/image's
+A push compresses a layer once; the digest, size and media type (gzip or zstd) of the blob, and
+the repositories that hold it, are remembered here (`<data_root>/registry/blob-info.db`, SQLite), as containers/image's
 blob-info cache does. A later push of the same layer then asks the registry (HEAD) or mounts it
 from another repository without compressing anything; a pull records the blobs it fetched.
 """
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS locations (
 class CompressedBlob:
     digest: str
     size: int
-    media_type: str  # a gzip layer type (docker or OCI spelling)
+    media_type: str  # a compressed layer type: gzip (docker or OCI spelling) or OCI zstd
 
 
 class BlobInfoCache:

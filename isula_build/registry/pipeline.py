@@ -1,10 +1,11 @@
-"""A pulled layer as a pipeline of threads: download and blob digest, then decompression, then
-(in the store) the diff ID, the tar checks and the disk.
+"""A pulled layer as a pipeline of threads: download and blob digest, then decompression (gzip,
+zstd or none, told by the first bytes), then (in the store) the diff ID, the tar checks and the
+disk.
 
 Each stage runs on a thread of its own and hands 1 MiB chunks to the next through a bounded
-queue, so the stages overlap (socket reads, hashlib and zlib release the GIL) and memory stays
-bounded (a few MiB a layer). An error in any stage is raised to the reader; closing the reader
-stops every stage. The blob digest is compared at the end of the download, before the last
+queue, so the stages overlap (socket reads, hashlib, ISA-L and zstd release the GIL; every byte
+is read once) and memory stays bounded (a few MiB a layer). An error in any stage is raised to
+the reader; closing the reader stops every stage. The blob digest is compared at the end of the download, before the last
 chunk is handed on, so a corrupt blob never completes a layer.
 """
 
@@ -14,12 +15,12 @@ import hashlib
 import io
 import queue
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from isula_build.errors import InvalidArgument
-from isula_build.image.compression import GZIP, ZSTD, detect_compression
+from isula_build.image.compression import (
+    DECOMPRESSION_ERRORS, HEAD_SIZE, detect_compression, open_decompressed)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
@@ -118,48 +119,51 @@ def _download(raw: BinaryIO, digest: str, what: str) -> Producer:
     return produce
 
 
-def _gunzip(compressed: ThreadedReader, what: str) -> Producer:
+def _decompress(compressed: ThreadedReader, what: str) -> Producer:
     def produce(stop: threading.Event) -> Iterator[bytes]:
         try:
-            first = compressed.read(CHUNK)
-            kind = detect_compression(first)
-            if kind != GZIP:
-                if kind == ZSTD:
-                    raise InvalidArgument(f"{what}: zstd-compressed layers are not supported")
-                # An uncompressed layer (application/vnd.oci.image.layer.v1.tar).
-                data = first
-                while data and not stop.is_set():
-                    yield data
-                    data = compressed.read(CHUNK)
-                return
-            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data = first
-            while data and not stop.is_set():
-                while data:
+            head = b""
+            while len(head) < HEAD_SIZE and (more := compressed.read(HEAD_SIZE - len(head))):
+                head += more
+            kind = detect_compression(head)
+            stored = _Prefixed(head, compressed)  # the reader that follows reads the head again
+            data: BinaryIO = stored if kind is None else open_decompressed(stored, kind)  # type: ignore[assignment,arg-type]  # a RawIOBase is a binary stream
+            with data:
+                while not stop.is_set():
                     try:
-                        out = decompressor.decompress(data, CHUNK)
-                    except zlib.error as exc:
+                        chunk = data.read(CHUNK)
+                    except DECOMPRESSION_ERRORS as exc:
                         raise InvalidArgument(f"{what}: cannot decompress: {exc}") from None
-                    if out:
-                        yield out
-                    if decompressor.eof:
-                        data = decompressor.unused_data
-                        if data.strip(b"\0"):
-                            # Another gzip member follows (concatenated gzip is valid).
-                            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                        else:
-                            data = b""  # trailing padding
-                    else:
-                        data = decompressor.unconsumed_tail
-                data = compressed.read(CHUNK)
-            if not stop.is_set() and not decompressor.eof:
-                raise InvalidArgument(f"{what}: cannot decompress: the gzip stream is truncated")
+                    if not chunk:
+                        break
+                    yield chunk
         finally:
             compressed.close()
     return produce
 
 
+class _Prefixed(io.RawIOBase):
+    """head, then the rest of a stream: the bytes a format check has already taken."""
+
+    def __init__(self, head: bytes, rest: ThreadedReader) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        if not self._head:
+            return self._rest.readinto(buffer)
+        out = memoryview(buffer)
+        n = min(out.nbytes, len(self._head))
+        out[:n] = self._head[:n]
+        self._head = self._head[n:]
+        return n
+
+
 def layer_stream(raw: BinaryIO, digest: str, what: str) -> ThreadedReader:
     """The uncompressed tar of a downloaded layer blob, checked against the blob's digest."""
     downloaded = ThreadedReader(_download(raw, digest, what), "blob-download")
-    return ThreadedReader(_gunzip(downloaded, what), "blob-gunzip")
+    return ThreadedReader(_decompress(downloaded, what), "blob-decompress")

@@ -1,9 +1,14 @@
-"""A file writer on a thread of its own, so reading and hashing a stream overlap writing it."""
+"""A file writer on a thread of its own, so reading and checking a stream overlap hashing and
+writing it."""
 
 from __future__ import annotations
 
 import queue
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 from isula_build.store.fsutil import write_all
 
@@ -13,13 +18,16 @@ _BUFFERS = 4
 
 
 class BackgroundWriter:
-    """Writes filled buffers to fd in order on a worker thread and hands them back for reuse.
+    """Writes filled buffers to fd in order on a worker thread and hands them back for reuse;
+    with `hasher`, each buffer is hashed there too, just before it is written (hashlib releases
+    the GIL, so this runs beside the reader's work).
 
     Use as a context manager; leaving it waits for every write and re-raises a write error.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, hasher: _Hash | None = None) -> None:
         self._fd = fd
+        self._hasher = hasher
         self._free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(_BUFFERS):
             self._free.put(bytearray(CHUNK))
@@ -53,8 +61,11 @@ class BackgroundWriter:
         while (item := self._full.get()) is not None:
             buffer, length = item
             if self._error is None:
+                data = memoryview(buffer)[:length]
+                if self._hasher is not None:
+                    self._hasher.update(data)
                 try:
-                    write_all(self._fd, memoryview(buffer)[:length])
+                    write_all(self._fd, data)
                 except OSError as exc:
                     self._error = exc  # reported to the reader at its next buffer or at exit
             self._free.put(buffer)

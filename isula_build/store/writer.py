@@ -9,7 +9,8 @@ Every blob goes to tmp/, is fsynced and renamed into blobs/ only when complete a
 commit() is one database transaction, the last step. Blobs the writer has put, and store
 layers it relies on (pin_layers; put_config pins the layers its config lists), are pinned
 against gc while it is open. Leaving the with-block without a commit removes what the writer
-made that nothing else needs.
+made that nothing else needs. put_layer and put_verified_layer may run on several threads at
+once, beside the calls of the thread that owns the writer (a pull stores its layers side by side).
 
 Layers the daemon wrote itself (a build's commit, builder/layertar.py) are hashed and tar-checked
 while they are written; the caller hands such a file over with those facts
@@ -210,9 +211,9 @@ class ImageWriter:
     def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,
                       space: SpaceMeter) -> tuple[str, int]:
         checker = TarStreamChecker()
-        hasher = hashlib.sha256()
+        hasher = hashlib.sha256()  # fed on the writer's thread, beside the tar checks here
         size = 0
-        with BackgroundWriter(fd) as out:
+        with BackgroundWriter(fd, hasher) as out:
             while True:
                 buffer = out.free_buffer()
                 chunk = _read_into(stream, buffer)
@@ -224,7 +225,6 @@ class ImageWriter:
                     raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
                 space.wrote(len(chunk))
                 checker.feed(chunk)
-                hasher.update(chunk)  # releases the GIL: overlaps the previous chunk's write
                 out.write(buffer, len(chunk))
         checker.finish()
         return hasher.hexdigest(), size

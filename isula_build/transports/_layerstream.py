@@ -1,4 +1,4 @@
-"""Turning the bytes of a layer as stored (plain, gzip, bzip2 or xz tar) into a checked tar stream.
+"""Turning the bytes of a layer as stored (plain, gzip, zstd, bzip2 or xz tar) into a checked tar stream.
 
 Compression is recognised by magic bytes, never by name or media type, because archives in the
 wild label it inconsistently. Every failure while reading (bad compression, wrong blob digest,
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import lzma
-import zlib
 from typing import TYPE_CHECKING, BinaryIO
 
 from isula_build.errors import InvalidArgument, ResourceExhausted
-from isula_build.image.compression import HEAD_SIZE, READABLE, detect_compression, open_decompressed
+from isula_build.image.compression import (
+    DECOMPRESSION_ERRORS, HEAD_SIZE, detect_compression, open_decompressed)
 from isula_build.units import format_binary_size
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ class _Checked(io.RawIOBase):
     def readinto(self, buffer: WriteableBuffer) -> int:
         try:
             n = self._data.readinto(buffer)  # type: ignore[attr-defined]  # typing.BinaryIO lacks readinto; these streams have it
-        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        except DECOMPRESSION_ERRORS as exc:
             raise InvalidArgument(f"{self._what}: cannot decompress: {exc}") from None
         if n:
             self._count += n
@@ -122,13 +121,7 @@ def open_layer_stream(raw: BinaryIO, what: str, blob_digest: str | None = None,
     hashing = source if blob_digest else None
     stored = io.BufferedReader(source, CHUNK)
     kind = detect_compression(stored.peek(HEAD_SIZE)[:HEAD_SIZE])
-    data: BinaryIO
-    if kind is None:
-        data = stored
-    elif kind in READABLE:
-        data = open_decompressed(stored, kind)
-    else:
-        stored.close()
-        raise InvalidArgument(f"{what}: {kind}-compressed layers are not supported")
+    # Every kind detect_compression knows is READABLE.
+    data: BinaryIO = stored if kind is None else open_decompressed(stored, kind)
     checked = _Checked(stored, data, hashing, what, blob_digest, limit)
     return io.BufferedReader(checked, CHUNK)

@@ -31,6 +31,11 @@ class LayerInfo:
 class ImageSource(ABC):
     """Reads one image. Close it (or use it as a context manager) when done."""
 
+    # How many layers open_layer may stream at once, each on a thread of its own (copy_image
+    # uses the smaller of this and the destination's). A registry's layers are independent
+    # downloads; files and builds are read one after another.
+    parallel_layers = 1
+
     @abstractmethod
     def layers(self) -> list[LayerInfo]:
         """The layers, bottom first."""
@@ -81,6 +86,10 @@ class ImageSource(ABC):
 
 class ImageDestination(ABC):
     """Writes one image. Nothing is visible until commit; close without commit discards."""
+
+    # How many put_layer calls may run at once, on threads of their own. Destinations that
+    # write the layers in the order they come (archives, a registry's manifest) keep 1.
+    parallel_layers = 1
 
     @abstractmethod
     def has_layer(self, layer: LayerInfo) -> bool:

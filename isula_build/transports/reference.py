@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from isula_build.errors import InvalidArgument
+from isula_build.image.compressionspec import (
+    DEFAULT_COMPRESSION, LayerCompression, parse_compression, require_oci_for_zstd)
 from isula_build.image.reference import normalize_name
 from isula_build.registry.names import RemoteRef, parse_remote
 
@@ -123,6 +125,21 @@ def parse_reference(spec: str) -> TransportRef:
         return RegistryRef(name, remote, transport)
     raise InvalidArgument(f"transport {transport!r} not support, use one of docker-archive, "
                           "oci-archive, docker-daemon, isulad, docker, oci")
+
+
+def output_compression(ref: TransportRef | None, text: str, image_format: str) -> LayerCompression:
+    """The layer compression of a build output (BuildRequest.compression, ours): only a
+    registry output compresses layers, and zstd needs an OCI image both in the manifest
+    (oci://) and in the image (--format oci)."""
+    if not isinstance(ref, RegistryRef):
+        if text:
+            raise InvalidArgument(f'compression "{text}" applies only to docker:// and oci:// '
+                                  "outputs: other outputs take the layers uncompressed")
+        return DEFAULT_COMPRESSION
+    compression = parse_compression(text)
+    require_oci_for_zstd(compression, ref.image_format, f"a {ref.transport}:// output")
+    require_oci_for_zstd(compression, image_format, "the built image")
+    return compression
 
 
 def archive_ref(image_format: str, path: str) -> ArchiveRef:

@@ -5,10 +5,10 @@ architecture), the config checked against its digest, the layers streamed throug
 decompressor with the blob digest checked as the bytes pass (the store checks the diff ID), so a
 corrupt blob fails the copy before anything is committed.
 
-Destination: each layer gzip-compressed once while it uploads (chunked PATCH); its compressed
-digest is remembered (registry/blobinfo.py) so that a later push asks the registry (HEAD) or
-mounts it from another repository instead of compressing it again. Docker schema 2 or OCI
-manifests by format.
+Destination: each layer compressed once (gzip, or zstd for OCI images) while it uploads
+(chunked PATCH); its compressed digest is remembered (registry/blobinfo.py) so that a later push
+with the same algorithm asks the registry (HEAD) or mounts it from another repository instead of
+compressing it again. Docker schema 2 or OCI manifests by format.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import BinaryIO
 from isula_build.errors import InvalidArgument
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
+from isula_build.image.compressionspec import (
+    DEFAULT_COMPRESSION, ZSTD, LayerCompression, require_oci_for_zstd)
 from isula_build.image.digest import HashingReader, digest_of
 from isula_build.image.jsondoc import load_json_object
 from isula_build.image.manifest import Descriptor, choose_platform, is_index, parse_descriptor
@@ -30,13 +32,19 @@ from isula_build.registry.client import RegistryClient
 from isula_build.registry.gzipper import gzip_stream
 from isula_build.registry.names import RemoteRef
 from isula_build.registry.pipeline import layer_stream
+from isula_build.registry.zstdstream import zstd_stream
 from isula_build.transports.base import ImageDestination, ImageSource, LayerInfo
 
 DOCKER_FORMAT = "docker"
 OCI_FORMAT = "oci"
+_COMPRESSED_TYPES = mediatypes.GZIP_LAYER_TYPES | mediatypes.ZSTD_LAYER_TYPES
 
 
 class RegistrySource(ImageSource):
+    # Layers are separate downloads. containers/image runs up to 6 at once; with each layer
+    # already a pipeline of threads, 3 keep a few CPUs and the disk busy.
+    parallel_layers = 3
+
     def __init__(self, client: RegistryClient, ref: RemoteRef,
                  blobinfo: BlobInfoCache | None = None, reference: str | None = None) -> None:
         self._client = client
@@ -99,7 +107,7 @@ class RegistrySource(ImageSource):
             return
         for position in self._fetched:
             blob = self._blobs[position]
-            if blob.media_type in mediatypes.GZIP_LAYER_TYPES:
+            if blob.media_type in _COMPRESSED_TYPES:
                 self._blobinfo.record(self._diff_ids[position],
                                       CompressedBlob(blob.digest, blob.size, blob.media_type),
                                       self._client.registry, self._ref.repository)
@@ -109,15 +117,19 @@ class RegistrySource(ImageSource):
 
 
 class RegistryDestination(ImageDestination):
-    """Pushes one image to ref (`registry/repository:tag`) in docker or OCI format."""
+    """Pushes one image to ref (`registry/repository:tag`) in docker or OCI format, its layers
+    compressed with `compression` (gzip by default; zstd only in OCI format)."""
 
     def __init__(self, client: RegistryClient, ref: RemoteRef, image_format: str,
-                 blobinfo: BlobInfoCache) -> None:
+                 blobinfo: BlobInfoCache,
+                 compression: LayerCompression = DEFAULT_COMPRESSION) -> None:
         if image_format not in (DOCKER_FORMAT, OCI_FORMAT):
             raise InvalidArgument(f'unknown image format "{image_format}"')
+        require_oci_for_zstd(compression, image_format, "the push")
         self._client = client
         self._ref = ref
         self._oci = image_format == OCI_FORMAT
+        self._compression = compression
         self._blobinfo = blobinfo
         self._layers: list[tuple[str, CompressedBlob]] = []
         self._config: bytes | None = None
@@ -125,13 +137,26 @@ class RegistryDestination(ImageDestination):
 
     @property
     def _layer_type(self) -> str:
+        if self._compression.algorithm == ZSTD:
+            return mediatypes.OCI_LAYER_ZSTD
         return mediatypes.OCI_LAYER_GZIP if self._oci else mediatypes.DOCKER_LAYER_GZIP
+
+    def _compress(self, source: BinaryIO) -> Iterator[bytes]:
+        if self._compression.algorithm == ZSTD:
+            return zstd_stream(source, self._compression.level)
+        return gzip_stream(source, self._compression.level)
 
     def has_layer(self, layer: LayerInfo) -> bool:
         if layer.diff_id is None:
             return False
         repository = self._ref.repository
+        # A blob compressed with the algorithm asked for, at whatever level (as containers/image
+        # reuses blobs): the docker and OCI spellings of a gzip layer are the same bytes.
+        kinds = mediatypes.ZSTD_LAYER_TYPES if self._compression.algorithm == ZSTD \
+            else mediatypes.GZIP_LAYER_TYPES
         for blob in self._blobinfo.compressed(layer.diff_id):
+            if blob.media_type not in kinds:
+                continue
             found = self._client.blob_exists(repository, blob.digest)
             for other in [] if found else self._blobinfo.locations(blob.digest,
                                                                    self._client.registry):
@@ -158,7 +183,7 @@ class RegistryDestination(ImageDestination):
                 stream.seek(0)
             reader = None if vouched else HashingReader(stream)
             readers.append(reader)
-            return gzip_stream(reader if reader is not None else stream)  # type: ignore[arg-type]  # HashingReader is a binary stream
+            return self._compress(reader if reader is not None else stream)  # type: ignore[arg-type]  # HashingReader is a binary stream
 
         digest, size = self._client.upload_blob(self._ref.repository, produce)
         diff_id, count = layer.diff_id, layer.size

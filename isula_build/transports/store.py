@@ -42,6 +42,10 @@ class StoreDestination(ImageDestination):
     Use as a context manager (or call close): leaving without commit discards what was written.
     """
 
+    # The writer's put_layer may run on several threads at once (store/writer.py): a pull
+    # stores the layers it downloads side by side.
+    parallel_layers = 4
+
     def __init__(self, store: Store, names: Sequence[str]) -> None:
         self._names = list(names)
         self._writer: ImageWriter = store.writer()

@@ -28,9 +28,9 @@ def expected_log(image: Image) -> list[str]:
 
 
 @pytest.mark.parametrize("layout", ["skopeo", "legacy", "docker25"])
-@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("compress", [False, True, "zstd"])
 def test_reads_docker_archive_layouts(tmp_path: Path, two_images: list[Image], layout: str,
-                                      compress: bool) -> None:
+                                      compress: bool | str) -> None:
     path = write_tar(tmp_path / "in.tar", docker_archive_members(two_images, layout, compress))
     assert detect_archive_format(path) == "docker-archive"
     opened = open_archive(path)
@@ -58,8 +58,8 @@ def test_reads_legacy_layout_with_symlinked_duplicate_layer(tmp_path: Path) -> N
         assert read_all(source) == (image.config, [layer])
 
 
-@pytest.mark.parametrize("compress", [False, True])
-def test_reads_oci_archive(tmp_path: Path, two_images: list[Image], compress: bool) -> None:
+@pytest.mark.parametrize("compress", [False, True, "zstd"])
+def test_reads_oci_archive(tmp_path: Path, two_images: list[Image], compress: bool | str) -> None:
     path = write_tar(tmp_path / "in.tar", oci_archive_members(two_images, compress))
     assert detect_archive_format(path) == "oci-archive"
     opened = open_archive(path)

@@ -14,6 +14,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zstandard
+
 from isula_build.transports.base import ImageSource
 
 
@@ -64,8 +66,15 @@ def _hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _stored(layer: bytes, compress: bool | str) -> bytes:
+    """The layer as an archive stores it: plain, gzip (True or "gzip") or "zstd"."""
+    if compress == "zstd":
+        return zstandard.ZstdCompressor(level=3, write_checksum=True).compress(layer)
+    return gzip.compress(layer, mtime=0) if compress else layer
+
+
 def docker_archive_members(images: list[Image], layout: str = "skopeo",
-                           compress: bool = False) -> dict[str, bytes]:
+                           compress: bool | str = False) -> dict[str, bytes]:
     """layout: "skopeo" (<hex>.tar), "legacy" (docker < 25: <id>/layer.tar) or "docker25"
     (blobs/sha256/<hex>, next to an OCI layout)."""
     members: dict[str, bytes] = {}
@@ -73,7 +82,7 @@ def docker_archive_members(images: list[Image], layout: str = "skopeo",
     for image in images:
         layer_names = []
         for layer in image.layers:
-            stored = gzip.compress(layer, mtime=0) if compress else layer
+            stored = _stored(layer, compress)
             name = {"skopeo": f"{_hex(layer)}.tar", "legacy": f"{_hex(layer)[:40]}x/layer.tar",
                     "docker25": f"blobs/sha256/{_hex(stored)}"}[layout]
             members[name] = stored
@@ -90,16 +99,17 @@ def docker_archive_members(images: list[Image], layout: str = "skopeo",
     return members
 
 
-def oci_archive_members(images: list[Image], compress: bool = False) -> dict[str, bytes]:
+def oci_archive_members(images: list[Image], compress: bool | str = False) -> dict[str, bytes]:
     members: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
     descriptors = []
     for image in images:
         layer_descs = []
         for layer in image.layers:
-            stored = gzip.compress(layer, mtime=0) if compress else layer
+            stored = _stored(layer, compress)
             members[f"blobs/sha256/{_hex(stored)}"] = stored
             layer_descs.append({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else ""),
+                "mediaType": "application/vnd.oci.image.layer.v1.tar" + (
+                    "+zstd" if compress == "zstd" else "+gzip" if compress else ""),
                 "digest": sha(stored), "size": len(stored)})
         members[f"blobs/sha256/{image.image_id}"] = image.config
         manifest = json.dumps({

@@ -1,5 +1,7 @@
 """Push (`ctr-img push REPOSITORY[:TAG]`): the stored image of that name goes to the registry
-the name starts with, docker format by default, OCI with --format oci (experimental).
+the name starts with, docker format by default, OCI with --format oci (experimental); layers
+gzip-compressed, or zstd with `--compression zstd[:LEVEL]` (PushRequest.compression, ours; OCI
+format only).
 
 The copy lines are streamed; the client prints `Push success with image: …` itself.
 """
@@ -14,6 +16,7 @@ from isula_build.daemon.logstream import Job
 from isula_build.daemon.state import DaemonState
 from isula_build.distribution.push import push_image
 from isula_build.errors import InvalidArgument
+from isula_build.image.compressionspec import parse_compression, require_oci_for_zstd
 from isula_build.image.reference import normalize_name
 
 _log = logging.getLogger(__name__)
@@ -21,9 +24,11 @@ _log = logging.getLogger(__name__)
 
 def push(state: DaemonState, request: pb.PushRequest, job: Job) -> None:
     image_format = check_format(state.options.experimental, request.format)
+    compression = parse_compression(request.compression)
+    require_oci_for_zstd(compression, image_format, "the push")
     if not request.imageName:
         raise InvalidArgument("no image name given to push")
     name = normalize_name(request.imageName)
     digest = push_image(state.store, state.registry, name, name, image_format, job.log,
-                        job.progress)
+                        job.progress, compression)
     _log.info("push %s: %s as %s", request.pushID, name, digest)
