@@ -10,6 +10,7 @@
     cache/bases/<hex>.json       the image ID (and build settings) a FROM name last meant
     cache/images/<hex>.json      the `created` time of the image a build ending at a key made
     cache/layers/<hex>.json      the stage layer a stage ending at a key made (diff ID, chain)
+    cache/links/<hex>.json       the snapshot a COPY/ADD --link step made, by its parent-free key
     cache/sealed.json            per boot, the time before which everything was synced to disk
     cache/tmp/                   files being written, trees being removed; emptied at open
 
@@ -125,7 +126,8 @@ class BuildCache:
     def __init__(self, root: Path, max_size: int | None = None,
                  max_age: int = DEFAULT_MAX_AGE) -> None:
         self.root = root
-        for sub in ("snapshots", "entries", "parents", "bases", "images", "layers", "tmp"):
+        for sub in ("snapshots", "entries", "parents", "bases", "images", "layers", "links",
+                    "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         for leftover in os.scandir(root / "tmp"):   # a killed daemon's half-written files
             if leftover.is_dir(follow_symlinks=False):
@@ -346,6 +348,24 @@ class BuildCache:
                              size: int) -> None:
         self._write(self._small_record("layers", key), json.dumps(
             {"snapshots": snapshots, "diff_id": diff_id, "size": size}).encode())
+
+    def linked(self, link_key: str) -> tuple[str, int] | None:
+        """(snapshot, size) a COPY/ADD --link step with this key made, held until release;
+        None when there is none (or it was evicted)."""
+        record = self._read_record("links", link_key) or {}
+        try:
+            snapshot, size = str(record["snapshot"]), int(record["size"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        with self._lock:
+            if not self.snapshot_path(snapshot).is_dir():
+                return None
+            self._in_use[snapshot] += 1
+        return snapshot, size
+
+    def remember_linked(self, link_key: str, snapshot: str, size: int) -> None:
+        self._write(self._small_record("links", link_key),
+                    json.dumps({"snapshot": snapshot, "size": size}).encode())
 
     # --- eviction ------------------------------------------------------------------------
 

@@ -5,11 +5,13 @@ COPY/ADD through the copier, WORKDIR's directory, and the metadata instructions 
 config (config.py). Each step's effect gets a key — sha256 of the parent key, the expanded
 instruction, the ARG values the step put in scope and, for COPY/ADD, the digest of the sources
 (copydigest.py: computed from the context without copying, so the build cache can look a step
-up before running it; COPY --from stands for its source by that stage's key or image ID; ADD's URLs and git refs by
-the download's digest or the commit, fetched first: remotes.py) — the chain of keys covers every
-ARG value in scope. `StepExecutor.key(step)` gives it without executing. A COPY/ADD --link step
-also gets `StepKey.link`, a key made without the parent's: its files are copied into an empty
-root and then laid over the stage's, so they cannot depend on the layers below.
+up before running it; COPY --from stands for its source by that stage's key or image ID;
+ADD's URLs and git refs by the download's digest or the commit, fetched first: remotes.py) —
+the chain of keys covers every ARG value in scope. `StepExecutor.key(step)` gives it without
+executing. A COPY/ADD --link step also gets `StepKey.link`, a key made without the parent's:
+its files are copied into an empty directory the stage stacks over its root as the step's own
+snapshot, so they cannot depend on the layers below, and the cache serves them by that key
+when the steps before changed.
 """
 
 from __future__ import annotations
@@ -219,12 +221,15 @@ class StepExecutor:
         self.config = config
         self._resolve_from = resolve_from  # COPY --from value → root stack (stage or image)
 
-    def execute(self, step: Step, parent_key: str) -> tuple[StepKey, bool]:
-        """Runs one step; returns (its key, whether it may have changed the filesystem)."""
+    def execute(self, step: Step, parent_key: str,
+                link_into: Path | None = None) -> tuple[StepKey, bool]:
+        """Runs one step; returns (its key, whether it may have changed the filesystem).
+        A COPY/ADD --link step copies into `link_into` (an empty directory, the step's own
+        layer the stage stacks over its root) instead of the root."""
         self.ctx.check()
         ins = step.instruction
         try:
-            return self._execute(step, parent_key)
+            return self._execute(step, parent_key, link_into)
         except (Cancelled, RunError):
             raise  # docker's own wording for a failed RUN names the command already
         except IsulaBuildError as exc:
@@ -273,9 +278,9 @@ class StepExecutor:
             return None, None
         return "+".join([*parts, found.digest]), found.files
 
-    def _execute(self, step: Step, parent_key: str) -> tuple[StepKey, bool]:
-        ins, args = step.instruction, step.args
-        shell = self.config.shell
+    def _execute(self, step: Step, parent_key: str,
+                 link_into: Path | None) -> tuple[StepKey, bool]:
+        ins = step.instruction
         changes_files = True
         known = None
         if isinstance(ins, RunInstruction):
@@ -285,7 +290,7 @@ class StepExecutor:
                 known = self.key(step, parent_key)
             except IsulaBuildError:
                 known = None  # the copy reports it, in its own words
-            copied = self._copy(ins, step.env)
+            copied = self._copy(ins, step.env, link_into)
             if known is None:
                 known = StepKey(step_key(parent_key, ins, step.new_args, copied))
         elif isinstance(ins, WorkdirInstruction):
@@ -298,12 +303,17 @@ class StepExecutor:
             changes_files = False
         known = known or StepKey(step_key(parent_key, ins, step.new_args))
         _log.debug("step key %s: line %d %r", known.key, ins.line, ins)
-        # Only RUN's history names the ARG values (walking them for every step is quadratic).
-        history_args = {k: v for k, v in args.items()
-                        if k not in PROXY_VARIABLES} if isinstance(ins, RunInstruction) else {}
-        self.config.add_history(history_text(ins, shell, history_args),
-                                self.ctx.build_time or now_utc(), empty_layer=True)
+        self.add_history(step)
         return known, changes_files
+
+    def add_history(self, step: Step) -> None:
+        """The step's history entry (a linked step served from the cache gets it too)."""
+        ins = step.instruction
+        # Only RUN's history names the ARG values (walking them for every step is quadratic).
+        history_args = {k: v for k, v in step.args.items()
+                        if k not in PROXY_VARIABLES} if isinstance(ins, RunInstruction) else {}
+        self.config.add_history(history_text(ins, self.config.shell, history_args),
+                                self.ctx.build_time or now_utc(), empty_layer=True)
 
     # --- RUN -------------------------------------------------------------------------------
 
@@ -360,10 +370,12 @@ class StepExecutor:
 
     # --- COPY / ADD ------------------------------------------------------------------------
 
-    def _copy(self, ins: CopyInstruction | AddInstruction, env: Mapping[str, str]) -> str:
-        """COPY/ADD into the stage's root; with --link into an empty directory first, whose
-        entries then go over the root (BuildKit's --link: the copy cannot see, nor follow
-        symlinks of, the layers below)."""
+    def _copy(self, ins: CopyInstruction | AddInstruction, env: Mapping[str, str],
+              link_into: Path | None) -> str:
+        """COPY/ADD into the stage's root; with --link into `link_into`, an empty directory
+        the stage stacks over the root as the step's own snapshot (BuildKit's --link: the copy
+        cannot see, nor follow symlinks of, the layers below, and its files do not depend on
+        them)."""
         check_copy_flags(ins)
         sources = _Sources.of(ins)
         if len(ins.sources) > 1 and not _names_directory(ins.dest):
@@ -371,20 +383,14 @@ class StepExecutor:
             raise InvalidArgument(f"When using {what} with more than one source file, "
                                   f"the destination must be a directory and end with a /")
         try:
-            if not ins.link:
+            if not ins.link or link_into is None:
                 return self._copy_sources(ins, sources, env, self.rootfs, ins.chown)
-            scratch = self.ctx.new_dir("link")
-            scratch.mkdir()
-            try:
-                # Names are looked up in the stage's root, as BuildKit reads the user database
-                # from the state before the step even with --link.
-                owner = resolve_chown(self.rootfs, ins.chown) if ins.chown else None
-                digest = self._copy_sources(ins, sources, env, scratch,
-                                            f"{owner[0]}:{owner[1]}" if owner else None)
-                copy_into_root(self.rootfs, ["/"], "/", source_root=scratch, from_context=False)
-                return digest
-            finally:
-                _remove_tree(scratch)
+            link_into.mkdir(parents=True)
+            # Names are looked up in the stage's root, as BuildKit reads the user database
+            # from the state before the step even with --link.
+            owner = resolve_chown(self.rootfs, ins.chown) if ins.chown else None
+            return self._copy_sources(ins, sources, env, link_into,
+                                      f"{owner[0]}:{owner[1]}" if owner else None)
         except PermissionError as exc:
             raise InvalidArgument(f"cannot read {exc.filename or 'a source'}: "
                                   "permission denied") from None

@@ -12,13 +12,14 @@ dirs, and COPY --from mounts them.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from isula_build.builder.layertar import write_layer_file
 from isula_build.builder.config import StageConfig, now_utc
-from isula_build.builder.executor import BuildRun, RootStack, StepExecutor
+from isula_build.builder.executor import BuildRun, RootStack, StepExecutor, StepKey
 from isula_build.builder.stagecache import MISS_PREFIX, USING_CACHE, StageCache
 from isula_build.builder.steproot import StepRoot
 from isula_build.dockerfile import Stage, Step, parse_trigger
@@ -119,27 +120,60 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
         root.tops = snapshots
         layer_entry = hit.layer_entry
 
-    def execute(i: int, step: Step, text: str) -> None:
+    def execute(i: int, step: Step, text: str, reason: str = "") -> None:
         nonlocal key, layer_entry
         ctx.all_cached = False
-        if isinstance(step.instruction, _ON_THE_ROOT):
-            root.mount()
-        step_key, changed = executor.execute(step, key)
-        if changed:
-            layer_entry = len(config.new_history) - 1
-            upper = root.seal()
-            if upper is not None:
-                root.push(cache.adopt(upper) if cache is not None else upper)
+        ins = step.instruction
+        if isinstance(ins, (CopyInstruction, AddInstruction)) and ins.link:
+            step_key = run_linked(i, step, reason)
+        else:
+            if reason:
+                ctx.log(MISS_PREFIX + reason)
+            if isinstance(ins, _ON_THE_ROOT):
+                root.mount()
+            step_key, changed = executor.execute(step, key)
+            if changed:
+                layer_entry = len(config.new_history) - 1
+                upper = root.seal()
+                if upper is not None:
+                    root.push(cache.adopt(upper) if cache is not None else upper)
         if cache is not None:
             cache.save(key, step, text, i, step_key, config, layer_entry)
         key = step_key.key
 
+    def run_linked(i: int, step: Step, reason: str) -> StepKey:
+        """A COPY/ADD --link step: its files go into a directory of their own, stacked over
+        the root as the step's snapshot, so they do not depend on what is below; the cache
+        serves them by the step's parent-free key even when the steps before it changed."""
+        nonlocal layer_entry
+        layer_entry = len(config.new_history)   # the entry add_history/execute adds
+        try:
+            known = executor.key(step, key) if cache is not None else None
+        except IsulaBuildError:
+            known = None   # executing it reports the error
+        served = cache.linked(known.link) if cache is not None and known and known.link else None
+        if known is not None and served is not None:
+            if i >= len(triggers):
+                ctx.log(USING_CACHE)
+            executor.add_history(step)
+            root.push(served)
+            return known
+        if reason:
+            ctx.log(MISS_PREFIX + reason)
+        root.mount()   # --chown names are looked up in the stage's root
+        into = folder / f"link-{i}"
+        step_key, _ = executor.execute(step, key, link_into=into)
+        root.seal()    # nothing of the root changed
+        if any(os.scandir(into)):
+            root.push(cache.adopt(into) if cache is not None else into)
+            if cache is not None and step_key.link:
+                cache.remember_linked(step_key.link)
+        return step_key
+
     try:
         if pending is not None:
             i, step, text, reason = pending
-            if reason:
-                ctx.log(MISS_PREFIX + reason)
-            execute(i, step, text)
+            execute(i, step, text, reason)
             for i, step in steps:
                 execute(i, step, announce(i, step))
     finally:

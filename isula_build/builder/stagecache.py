@@ -150,6 +150,27 @@ class StageCache:
         self.chain.insert(0, [snapshot, size])
         return path
 
+    def linked(self, link_key: str) -> Path | None:
+        """The snapshot of a COPY/ADD --link step with this parent-free key, now the stage's
+        top; None when the cache has none (or this build serves nothing)."""
+        if not self.use or not self._save:
+            return None
+        found = self.cache.linked(link_key)
+        if found is None:
+            return None
+        self.holds.append(found[0])
+        self.chain.insert(0, [found[0], found[1]])
+        return self.cache.snapshot_path(found[0])
+
+    def remember_linked(self, link_key: str) -> None:
+        """Records the stage's top snapshot (just adopted) as the linked step's."""
+        if not self._save or not self.chain:
+            return
+        try:
+            self.cache.remember_linked(link_key, str(self.chain[0][0]), int(self.chain[0][1]))
+        except OSError as exc:
+            _log.warning("build cache: %s", exc)
+
     def save(self, parent: str, step: Step, text: str, position: int, key: StepKey,
              config: StageConfig, layer_entry: int | None) -> None:
         """Saves the state after an executed step; a cache that cannot be written is skipped
