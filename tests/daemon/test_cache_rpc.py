@@ -35,8 +35,9 @@ def test_list_shows_each_step_with_its_size_and_info_the_total(stub, busybox_ima
                             "RUN head -c 100000 /dev/zero > /small", "ENV DONE=1"}
     big, small = (by_step[f"RUN head -c {n} /dev/zero > /{name}"].size
                   for n, name in ((300000, "big"), (100000, "small")))
-    assert 300000 < big < small      # a blob is the stage's upper after the step
-    assert by_step["ENV DONE=1"].size == small   # the same state: one shared blob
+    # A step's size is the snapshot it added (its own upper dir), not the stage's state.
+    assert 300000 < big and 100000 < small < big
+    assert by_step["ENV DONE=1"].size == 0       # a metadata step adds no snapshot
     assert listing.totalSize == big + small
     assert all(e.id.startswith("sha256:") and not e.inUse for e in listing.entries)
     assert all(abs(e.lastUsed.seconds - time.time()) < 600 for e in listing.entries)
