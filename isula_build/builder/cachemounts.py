@@ -138,14 +138,18 @@ def cache_mount(data_root: Path, request: CacheMountRequest, cancel: threading.E
     info = folder / "info.json"
 
     def waiting() -> None:
-        log(f"waiting for cache mount {request.cache_id!r}: another build holds it (locked)")
+        log(f"waiting for cache mount {request.cache_id!r}: another build holds it")
 
+    n = 0
     if request.sharing == "private":
-        n = 0
         while (fd := _try_lock(folder / f"{n}.lock", fcntl.LOCK_EX)) is None:
             n += 1
+    elif request.sharing == "shared":
+        fd = _lock(folder / "0.lock", fcntl.LOCK_SH, cancel, waiting)
+        if not (folder / "0").is_dir():   # the first use: made under the exclusive lock
+            os.close(fd)
+            fd = _lock(folder / "0.lock", fcntl.LOCK_EX, cancel, waiting)
     else:
-        n = 0
         fd = _lock(folder / "0.lock", fcntl.LOCK_EX, cancel, waiting)
     try:
         if not info.exists():
