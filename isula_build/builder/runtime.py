@@ -202,7 +202,7 @@ def build_config(rootfs: Path, spec: RunSpec, bundle_dir: Path) -> dict:
         if isinstance(m, TmpfsMount):
             size = [f"size={m.size}"] if m.size is not None else []
             mounts.append({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
-                           "options": ["nosuid", *size]})  # BuildKit's (mode 1777)
+                           "options": ["nosuid", "mode=755", *size]})  # as BuildKit
         else:
             mounts.append({"destination": m.destination, "type": "bind", "source": str(m.source),
                            "options": ["rbind", "rprivate", "ro" if m.readonly else "rw"]})

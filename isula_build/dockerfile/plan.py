@@ -228,6 +228,10 @@ def _plan_stage(plan: BuildPlan, stage: Stage,
         elif isinstance(ins, RunInstruction):
             for mount in ins.mounts:
                 source = mount_from(mount)
+                if source is not None and is_ascii_number(source):
+                    raise DockerfileError(f"RUN --mount from={source}: BuildKit reads a number "
+                                          "here as an image name, not a stage index; name the "
+                                          "stage (FROM … AS NAME) and use that", ins.line)
                 if source is not None:
                     _read_from(plan, source, "RUN --mount from", ins.line, deps, images)
         settled.append(done if known else None)

@@ -80,11 +80,11 @@ def _fields(text: str, line: int) -> list[tuple[str, str | None]]:
     for field in records[0]:
         key, eq, value = field.partition("=")
         key = _ALIASES.get(key.lower(), key.lower())
+        if not eq and key not in _BARE:
+            raise _error(text, f"invalid field '{field}' must be a key=value pair", line)
         if key not in _KEYS:
             raise _error(text, f"unexpected key '{key}' in '{field}' (use one of: "
                                f"{', '.join(_KEYS)})", line)
-        if not eq and key not in _BARE:
-            raise _error(text, f"invalid field '{field}' must be a key=value pair", line)
         pairs.append((key, value if eq else None))
     return pairs
 

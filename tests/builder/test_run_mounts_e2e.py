@@ -67,7 +67,7 @@ def test_bind_from_a_stage_and_its_key_follows_that_stage(client, busybox_image:
         "ARG V=1\n"
         "RUN mkdir -p /opt/tool && echo tool-$V > /opt/tool/version\n"
         "FROM busybox\n"
-        "RUN --mount=from=0,target=/t,rw rm -rf /t/opt && ls /t > /tools-root\n"
+        "RUN --mount=from=tools,target=/t,rw rm -rf /t/opt && ls /t > /tools-root\n"
         "RUN --mount=from=tools,source=/opt/tool,target=/tool cat /tool/version > /version\n"))
     build(client, ctx, "-t", "isb-test-from:1")
     layer = top_layer(client, tmp_path, "isb-test-from:1")
@@ -184,8 +184,10 @@ def test_network_none_has_only_loopback_and_cannot_reach_the_host(
     ("RUN --mount=type=cache true", "a cache mount needs a target"),
     ("RUN --network=bridge true", "unsupported network mode"),
     ("ARG T=/\nRUN --mount=type=tmpfs,target=$T true", 'invalid mount target "/"'),
+    ("RUN --mount=from=0,target=/x true", "not a stage index"),
+    ("RUN --mount=target=/x,ro=maybe true", "invalid value for readonly: maybe"),
 ], ids=["type", "cache-root", "option", "size-on-bind", "size", "sharing", "uid", "from-var",
-        "no-target", "network", "expanded-root"])
+        "no-target", "network", "expanded-root", "from-index", "ro-value"])
 def test_bad_mounts_are_refused_with_their_line_before_any_step(
         client, daemon, busybox_image: str, tmp_path: Path, instruction: str, error: str) -> None:
     ctx = context(tmp_path, "FROM busybox\nRUN echo must-not-run\n" + instruction + "\n")
