@@ -17,7 +17,9 @@ daemon itself is not an option).  The links are removed as soon as the mount exi
 holds the resolved directories, not the names.  That raises the limit to overlayfs' own (500
 lower layers).
 
-``mount_points`` (the one reader of /proc/self/mountinfo) and ``detach`` serve the clean-up of
+``BindMountPoint`` binds an open descriptor (a RUN --mount source) onto a staging point, so
+what runc mounts is what was checked. ``mount_points`` (the one reader of /proc/self/mountinfo)
+and ``detach`` serve the clean-up of
 work dirs a build or a dead daemon left mounted.
 """
 
