@@ -122,7 +122,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
                    if request.proxy and k in env.daemon_env},
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
         escape=plan.escape, check_space=env.store.space.check,
-        cache=env.cache, use_cache=not request.no_cache,
+        cache=env.cache, use_cache=not request.no_cache, data_root=env.data_root,
         progress=progress, steps=StepClock(progress))
     try:
         with StoreDestination(env.store, names) as destination:

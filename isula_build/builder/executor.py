@@ -8,10 +8,12 @@ instruction, the ARG values the step put in scope and, for COPY/ADD, the digest 
 up before running it; COPY --from stands for its source by that stage's key or image ID;
 ADD's URLs and git refs by the download's digest or the commit, fetched first: remotes.py) —
 the chain of keys covers every ARG value in scope. `StepExecutor.key(step)` gives it without
-executing. A COPY/ADD --link step also gets `StepKey.link`, a key made without the parent's:
-its files are copied into an empty directory the stage stacks over its root as the step's own
-snapshot, so they cannot depend on the layers below, and the cache serves them by that key
-when the steps before changed.
+executing. A RUN's --mount and --network values are in the expanded instruction; what its bind
+and cache mounts read from is added like COPY's sources: a `from` by its key, the context's
+source by its digest. A COPY/ADD --link step also gets `StepKey.link`, a key made without the
+parent's: its files are copied into an empty directory the stage stacks over its root as the
+step's own snapshot, so they cannot depend on the layers below, and the cache serves them by
+that key when the steps before changed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from isula_build.builder.copyflags import resolve_chown
 from isula_build.builder.mounts import OverlayMount
 from isula_build.builder.remotes import RemoteSources
 from isula_build.builder.rootpath import make_dirs_in_root
+from isula_build.builder.runmounts import MountEnv, run_mounts
 from isula_build.builder.runtime import RunSpec, run_container
 from isula_build.builder.steptimes import StepClock
 from isula_build.builder.users import resolve_user
@@ -54,8 +57,10 @@ from isula_build.dockerfile.instructions import (
 )
 from isula_build.dockerfile.lex import expand_heredoc
 from isula_build.dockerfile.parser import Heredoc
+from isula_build.dockerfile.runmount import MountSpec, parse_mount
 from isula_build.dockerfile.sources import git_source, is_remote
-from isula_build.errors import Cancelled, InvalidArgument, IsulaBuildError, RunError, at_line
+from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, RunError,
+                                Unimplemented, at_line)
 from isula_build.progress import Report
 
 _log = logging.getLogger(__name__)
@@ -100,6 +105,7 @@ class BuildRun:
     # how long each step took (`steps`, begun at each STEP line). None: nothing is reported.
     progress: Report | None = None
     steps: StepClock = field(default_factory=lambda: StepClock(None))
+    data_root: Path | None = None     # where RUN --mount=type=cache keeps its directories
     _serial: int = field(default=0, repr=False)
     # ADD's URLs and git repositories, fetched once per build (for the key, then the copy).
     remotes: RemoteSources = field(init=False, repr=False)
@@ -242,6 +248,12 @@ class StepExecutor:
         are fetched, once per build, since the key is made of what they hold); None when only
         executing can tell."""
         ins = step.instruction
+        if isinstance(ins, RunInstruction) and ins.mounts:
+            try:
+                mounted = self._mount_content(ins)
+            except OSError:
+                return None  # the mount itself reports it
+            return StepKey(step_key(parent_key, ins, step.new_args, mounted))
         if not isinstance(ins, (CopyInstruction, AddInstruction)):
             return StepKey(step_key(parent_key, ins, step.new_args))
         content, files = self._content_key(ins)
@@ -284,6 +296,10 @@ class StepExecutor:
         changes_files = True
         known = None
         if isinstance(ins, RunInstruction):
+            try:  # from the mount sources as they are before the run
+                known = self.key(step, parent_key) if ins.mounts else None
+            except IsulaBuildError:
+                known = None  # the mount reports it, in its own words
             self._run(ins, step)
         elif isinstance(ins, (CopyInstruction, AddInstruction)):
             try:  # from the sources as they are before the copy
@@ -347,18 +363,46 @@ class StepExecutor:
             for h in ins.heredocs)
         return [*shell, text]
 
+    def _mount_specs(self, ins: RunInstruction) -> list[MountSpec]:
+        return [parse_mount(text, ins.line) for text in ins.mounts]
+
+    def _mount_content(self, ins: RunInstruction) -> str:
+        """What the bind and cache mounts read, for the key: a `from` by its key, a context
+        source by its digest (all of it: .dockerignore does not hide entries from a mount)."""
+        parts = []
+        for spec in self._mount_specs(ins):
+            if spec.type not in ("bind", "cache"):
+                continue
+            if spec.from_:
+                parts.append("from " + self._resolve_from(spec.from_).key)
+            elif spec.type == "bind":
+                found = source_digest([spec.source or "."], context_dir=self.ctx.context_dir,
+                                      add=False, ignored=None, ignore_has_exceptions=False)
+                assert found is not None  # None only for ADD of a URL
+                parts.append("context " + found.digest)
+        return "+".join(parts)
+
+    def _mount_env(self) -> MountEnv:
+        ctx = self.ctx
+        return MountEnv(context_dir=ctx.context_dir, data_root=ctx.data_root, new_dir=ctx.new_dir,
+                        mountopt=ctx.mountopt, cancel=ctx.cancel, log=ctx.log,
+                        open_from=lambda ref: mounted_root(ctx, self._resolve_from(ref)),
+                        from_key=lambda ref: self._resolve_from(ref).key)
+
     def _run(self, ins: RunInstruction, step: Step) -> None:
-        if ins.mounts or (ins.network not in (None, "host", "default")) or ins.security:
-            raise InvalidArgument.on_line(ins.line, "RUN --mount, --network and --security are "
-                                                      "not supported")
+        if ins.security == "insecure":  # sandbox is what every RUN gets
+            raise Unimplemented.on_line(ins.line, "RUN --security=insecure is not supported")
         workdir = self.config.workdir
         user = resolve_user(self.rootfs, self.config.user)
-        spec = RunSpec(args=self.run_args(ins), env=self.run_env(step), cwd=workdir, user=user,
-                       cap_add=list(self.ctx.cap_add),
-                       hostname=STATIC_HOSTNAME if self.ctx.build_time else "")
         self._make_workdir()
-        run_container(self.ctx.runtime, self.rootfs, spec, self.ctx.new_dir("bundle"),
-                      output=self.ctx.log, cancel=self.ctx.cancel, state_root=self.ctx.state_root)
+        with run_mounts(self._mount_env(), self._mount_specs(ins), workdir) as mounts:
+            spec = RunSpec(args=self.run_args(ins), env=self.run_env(step), cwd=workdir,
+                           user=user, cap_add=list(self.ctx.cap_add),
+                           hostname=STATIC_HOSTNAME if self.ctx.build_time else "",
+                           mounts=mounts, network=ins.network or "default")
+            run_container(self.ctx.runtime, self.rootfs, spec, self.ctx.new_dir("bundle"),
+                          output=self.ctx.log, cancel=self.ctx.cancel,
+                          state_root=self.ctx.state_root)
 
     def _make_workdir(self) -> None:
         workdir = self.config.workdir

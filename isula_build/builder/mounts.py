@@ -17,7 +17,9 @@ daemon itself is not an option).  The links are removed as soon as the mount exi
 holds the resolved directories, not the names.  That raises the limit to overlayfs' own (500
 lower layers).
 
-``mount_points`` (the one reader of /proc/self/mountinfo) and ``detach`` serve the clean-up of
+``BindMountPoint`` binds an open descriptor (a RUN --mount source) onto a staging point, so
+what runc mounts is what was checked. ``mount_points`` (the one reader of /proc/self/mountinfo)
+and ``detach`` serve the clean-up of
 work dirs a build or a dead daemon left mounted.
 """
 
@@ -46,6 +48,7 @@ _MS_FLAGS = {
 }
 _MS_CLEAR = {"rw": 0x1, "suid": 0x2, "dev": 0x4, "exec": 0x8}
 _MNT_DETACH = 0x2
+_MS_BIND = 0x1000
 # Unmounting a busy overlay is retried this many times (10 ms apart) before detaching it lazily.
 _UMOUNT_RETRIES = 20
 
@@ -199,24 +202,72 @@ class OverlayMount:
         self._remove_empty_lower()
 
     def _umount(self) -> None:
-        target = os.fsencode(self.target)
-        for _ in range(_UMOUNT_RETRIES):
-            if _libc.umount2(target, 0) == 0:
-                return
-            err = ctypes.get_errno()
-            if err == errno.EINVAL:  # not (or no longer) a mount point
-                return
-            if err != errno.EBUSY:
-                raise InternalError(f"unmounting {self.target} failed: {os.strerror(err)}")
-            time.sleep(0.01)
-        # Still busy (a straggling process has its cwd inside): detach now, the kernel frees
-        # it when the last user goes, and the build can go on.
-        if _libc.umount2(target, _MNT_DETACH) != 0:
-            err = ctypes.get_errno()
-            if err != errno.EINVAL:
-                raise InternalError(f"detaching {self.target} failed: {os.strerror(err)}")
+        _unmount(self.target)
 
     def _remove_empty_lower(self) -> None:
         if self._empty_lower is not None:
             shutil.rmtree(self._empty_lower, ignore_errors=True)
             self._empty_lower = None
+
+
+def _unmount(path: Path) -> None:
+    """Unmounts `path`, retrying while busy, then detaching lazily; not mounted is fine."""
+    target = os.fsencode(path)
+    for _ in range(_UMOUNT_RETRIES):
+        if _libc.umount2(target, 0) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EINVAL:  # not (or no longer) a mount point
+            return
+        if err != errno.EBUSY:
+            raise InternalError(f"unmounting {path} failed: {os.strerror(err)}")
+        time.sleep(0.01)
+    # Still busy (a straggling process has its cwd inside): detach now, the kernel frees
+    # it when the last user goes, and the build can go on.
+    if _libc.umount2(target, _MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err != errno.EINVAL:
+            raise InternalError(f"detaching {path} failed: {os.strerror(err)}")
+
+
+class BindMountPoint:
+    """A bind mount of the file or directory open as `fd` (O_PATH is enough) at `target`,
+    which is made (an empty file or directory to match). Binding the descriptor, not a path,
+    mounts exactly what was opened and checked, whatever is renamed meanwhile (RUN --mount
+    sources in the build context). Unmounted and `target` removed by unmount()."""
+
+    def __init__(self, fd: int, target: Path) -> None:
+        self.fd = fd
+        self.target = target
+        self.mounted = False
+
+    def __enter__(self) -> BindMountPoint:
+        if os.path.isdir(f"/proc/self/fd/{self.fd}"):
+            self.target.mkdir()
+        else:
+            self.target.touch(0o600, exist_ok=False)
+        rc = _libc.mount(os.fsencode(f"/proc/self/fd/{self.fd}"), os.fsencode(self.target), None,
+                         _MS_BIND, None)
+        if rc != 0:
+            err = ctypes.get_errno()
+            self._remove()
+            raise InternalError(f"bind-mounting a RUN --mount source at {self.target} failed: "
+                                f"{os.strerror(err)}")
+        self.mounted = True
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.mounted:
+            _unmount(self.target)
+            self.mounted = False
+        self._remove()
+
+    def _remove(self) -> None:
+        try:
+            if self.target.is_dir():
+                self.target.rmdir()
+            else:
+                self.target.unlink()
+        except OSError:
+            pass  # the work dir's removal takes what is left

@@ -7,7 +7,7 @@ the container's combined stdout and stderr line by line, and always removes the 
 its runtime state and the bundle.
 
 The container is what docker gives a ``RUN`` (SPEC §5): every namespace but the network one
-(pid, ipc, uts, mount, cgroup), a fresh /proc, a tmpfs /dev with runc's default devices,
+(pid, ipc, uts, mount, cgroup; ``RUN --network=none`` adds a network namespace with only lo), a fresh /proc, a tmpfs /dev with runc's default devices,
 read-only /sys and /sys/fs/cgroup, docker's masked and read-only paths, docker's default
 capabilities plus --cap-add in the bounding, effective and permitted sets (none inheritable or
 ambient, as docker since 20.10.14: a non-root USER therefore runs with no effective
@@ -94,6 +94,21 @@ class BindMount:
     readonly: bool = True
 
 
+@dataclass(frozen=True)
+class TmpfsMount:
+    """An empty tmpfs for the RUN (`RUN --mount=type=tmpfs`); `size` in bytes, None: the
+    kernel's default (half the memory)."""
+
+    destination: str
+    size: int | None = None
+
+
+ContainerMount = BindMount | TmpfsMount
+# RUN --network: "none" gets a network namespace of its own with only loopback (runc brings
+# lo up in a new one); "host" and "default" share the host's, as the original does.
+NETWORK_MODES = ("default", "host", "none")
+
+
 @dataclass
 class RunSpec:
     """What the executor decides for one RUN: the full argv (SHELL already applied), the
@@ -106,7 +121,8 @@ class RunSpec:
     user: ResolvedUser = field(default_factory=ResolvedUser)
     cap_add: list[str] = field(default_factory=list)
     hostname: str = ""
-    mounts: list[BindMount] = field(default_factory=list)
+    mounts: list[ContainerMount] = field(default_factory=list)
+    network: str = "default"
 
 
 def normalize_capability(name: str) -> str:
@@ -183,8 +199,18 @@ def build_config(rootfs: Path, spec: RunSpec, bundle_dir: Path) -> dict:
         mounts.append({"destination": dest, "type": "bind", "source": str(bundle_dir / Path(dest).name),
                        "options": ["rbind", "rprivate", "ro"]})
     for m in spec.mounts:
-        mounts.append({"destination": m.destination, "type": "bind", "source": str(m.source),
-                       "options": ["rbind", "rprivate", "ro" if m.readonly else "rw"]})
+        if isinstance(m, TmpfsMount):
+            size = [f"size={m.size}"] if m.size is not None else []
+            mounts.append({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "mode=755", *size]})  # as BuildKit
+        else:
+            mounts.append({"destination": m.destination, "type": "bind", "source": str(m.source),
+                           "options": ["rbind", "rprivate", "ro" if m.readonly else "rw"]})
+    if spec.network not in NETWORK_MODES:
+        raise InvalidArgument(f"unsupported network mode {spec.network!r}")
+    namespaces = ["pid", "ipc", "uts", "mount", "cgroup"]
+    if spec.network == "none":
+        namespaces.append("network")
     config: dict = {
         "ociVersion": "1.0.2",
         "process": {
@@ -201,7 +227,7 @@ def build_config(rootfs: Path, spec: RunSpec, bundle_dir: Path) -> dict:
         "root": {"path": str(rootfs), "readonly": False},
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in namespaces],
             # Deny every device but runc's defaults (null, zero, full, random, urandom, tty, ptmx).
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "maskedPaths": list(MASKED_PATHS),

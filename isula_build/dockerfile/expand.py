@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from .errors import DockerfileError
 from .instructions import (
     AddInstruction, ArgInstruction, CopyInstruction, EnvInstruction, ExposeInstruction,
-    Instruction, StopSignalInstruction, is_ascii_number,
+    Instruction, RunInstruction, StopSignalInstruction, is_ascii_number,
 )
 from .lex import expand_word
+from .runmount import parse_mount
 from .timeline import FirstWrites, Timeline, TimelineView
 
 # Build args docker accepts without an ARG (RUN sees them; they never reach the image config).
@@ -189,6 +190,9 @@ def validate(ins: Instruction) -> None:
         ins.port_specs()
     if isinstance(ins, StopSignalInstruction):
         _check_signal(ins.signal, ins.line)
+    if isinstance(ins, RunInstruction):
+        for mount in ins.mounts:
+            parse_mount(mount, ins.line)
     if isinstance(ins, EnvInstruction) and any(not k for k, _ in ins.env):
         raise DockerfileError("ENV names can not be blank", ins.line)
 

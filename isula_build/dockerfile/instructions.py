@@ -19,6 +19,7 @@ from isula_build.units import parse_go_duration
 from .dockerignore import DockerignoreMatcher
 from .errors import DockerfileError
 from .parser import Heredoc, Node, extract_flags, split_raw_words
+from .runmount import check_mount, expand_mount
 from .sources import git_source, is_url
 
 Expander = Callable[[str], str]
@@ -48,9 +49,15 @@ class RunInstruction(Base):
     command: tuple[str, ...]  # exec form: argv; shell form: one string for the SHELL
     json: bool
     heredocs: tuple[Heredoc, ...] = ()
-    mounts: tuple[str, ...] = ()
+    mounts: tuple[str, ...] = ()   # --mount values as written (runmount.py), expanded by expand()
     network: str | None = None
     security: str | None = None
+
+    def expand(self, ex: Expander) -> RunInstruction:
+        """BuildKit expands the --mount values only; the command is the shell's to expand."""
+        if not self.mounts:
+            return self
+        return replace(self, mounts=tuple(expand_mount(m, ex) for m in self.mounts))
 
 
 @dataclass(frozen=True)
@@ -432,6 +439,8 @@ def parse_instruction(node: Node, escape: str = "\\") -> Instruction:
         if not command and not node.heredocs:
             raise DockerfileError("RUN requires at least one argument", line)
         mounts = _strings(flags, "mount")
+        for mount in mounts:
+            check_mount(mount, line)
         network = _str(flags, "network")
         if network is not None and network not in ("default", "none", "host"):
             raise DockerfileError(f"unsupported network mode {network!r} (use default, none or host)", line)

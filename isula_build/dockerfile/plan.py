@@ -18,9 +18,10 @@ from .errors import DockerfileError
 from .expand import BUILTIN_BUILD_ARGS, BuildScope, StageSteps, expand_steps, located_expander, validate
 from .instructions import (
     ArgInstruction, CopyInstruction, EnvInstruction, FromInstruction, Instruction,
-    is_ascii_number, parse_instruction,
+    RunInstruction, is_ascii_number, parse_instruction,
 )
 from .parser import parse
+from .runmount import mount_from
 
 SCRATCH = "scratch"
 _ARCHES = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""), "arm64": ("arm64", ""),
@@ -223,16 +224,31 @@ def _plan_stage(plan: BuildPlan, stage: Stage,
             if located_expander({}, plan.escape, ins.line)(ins.from_) != ins.from_:
                 raise DockerfileError("variable expansion is not supported for --from, define a new stage "
                                       "with FROM using ARG from global scope as a workaround", ins.line)
-            index = _stage_index(plan, ins.from_)
-            if is_ascii_number(ins.from_) and index is None:
-                raise DockerfileError(f"invalid stage index {ins.from_} in COPY --from "
-                                      f"(there are {len(plan.stages)} stages)", ins.line)
-            if index is None:
-                images.append(ins.from_)
-            else:
-                deps.add(index)
+            _read_from(plan, ins.from_, "COPY --from", ins.line, deps, images)
+        elif isinstance(ins, RunInstruction):
+            for mount in ins.mounts:
+                source = mount_from(mount)
+                if source is not None and is_ascii_number(source):
+                    raise DockerfileError(f"RUN --mount from={source}: BuildKit reads a number "
+                                          "here as an image name, not a stage index; name the "
+                                          "stage (FROM … AS NAME) and use that", ins.line)
+                if source is not None:
+                    _read_from(plan, source, "RUN --mount from", ins.line, deps, images)
         settled.append(done if known else None)
     return settled, deps, images
+
+
+def _read_from(plan: BuildPlan, ref: str, what: str, line: int, deps: set[int],
+               images: list[str]) -> None:
+    """Notes what a `--from` names: an earlier stage (by name or index) or an image."""
+    index = _stage_index(plan, ref)
+    if is_ascii_number(ref) and index is None:
+        raise DockerfileError(f"invalid stage index {ref} in {what} "
+                              f"(there are {len(plan.stages)} stages)", line)
+    if index is None:
+        images.append(ref)
+    else:
+        deps.add(index)
 
 
 def _depth_first(plan: BuildPlan, start: int, done: set[int]) -> list[int]:

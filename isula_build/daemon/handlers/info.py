@@ -7,7 +7,7 @@ from pathlib import Path
 
 from isula_build.api import control_pb2 as pb
 from isula_build.daemon.fsinfo import fs_name
-from isula_build.daemon.handlers.cache import daemon_cache
+from isula_build.daemon.handlers.cache import build_cache_size
 from isula_build.daemon.state import DaemonState
 
 _KIB = 1024
@@ -38,7 +38,7 @@ def info(state: DaemonState, request: pb.InfoRequest) -> pb.InfoResponse:
         builderNum=state.builds_running,
         goRoutines=threading.active_count(),
         experimental=opts.experimental,
-        buildCacheSize=daemon_cache(opts).size(),
+        buildCacheSize=build_cache_size(opts),
     )
     if request.verbose:
         response.memStat.CopyFrom(_mem_stat())
