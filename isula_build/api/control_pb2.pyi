@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache")
+    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "target", "buildContexts")
     BUILDID_FIELD_NUMBER: _ClassVar[int]
     BUILDTYPE_FIELD_NUMBER: _ClassVar[int]
     CONTEXTDIR_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,8 @@ class BuildRequest(_message.Message):
     ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     NOCACHE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    BUILDCONTEXTS_FIELD_NUMBER: _ClassVar[int]
     buildID: str
     buildType: str
     contextDir: str
@@ -43,7 +45,9 @@ class BuildRequest(_message.Message):
     encrypted: bool
     format: str
     noCache: bool
-    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ...) -> None: ...
+    target: str
+    buildContexts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., target: _Optional[str] = ..., buildContexts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BuildStatic(_message.Message):
     __slots__ = ("buildTime",)

@@ -84,7 +84,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     layer_entry: int | None = None  # index in config.new_history of the last file change
     root = StepRoot(folder, base.stack.lowers, ctx.mountopt)
     executor = StepExecutor(ctx, root.merged, config, resolve_from)
-    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.cache_holds) \
+    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.hold) \
         if ctx.cache else None
     if triggers:
         ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
@@ -119,7 +119,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
 
     def execute(i: int, step: Step, text: str) -> None:
         nonlocal key, layer_entry
-        ctx.all_cached = False
+        ctx.mark_executed()
         if isinstance(step.instruction, _ON_THE_ROOT):
             root.mount()
         step_key, changed = executor.execute(step, key)

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from isula_build.errors import InvalidArgument
 from isula_build.transports._layerstream import open_layer_stream
-from isula_build.transports._tario import TarIndex
+from isula_build.transports._tario import MemberIndex
 from isula_build.transports.base import ImageSource, LayerInfo
 
 
@@ -27,7 +27,7 @@ class ArchiveSource(ImageSource):
     """Base of the archive readers: subclasses fill in the config, the layers and where each
     layer is stored, closing the source when their constructor fails."""
 
-    def __init__(self, index: TarIndex) -> None:
+    def __init__(self, index: MemberIndex) -> None:
         self._index = index.acquire()
         self._closed = False
         self._config = b""

@@ -21,7 +21,7 @@ import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
 from isula_build.image import jsondoc
@@ -66,6 +66,21 @@ def normalize_member(name: str) -> str:
     """A member name as archives refer to it: no leading "./" or "/", no "a/../b"."""
     clean = posixpath.normpath("/" + name).lstrip("/")
     return clean if clean != "." else ""
+
+
+class MemberIndex(Protocol):
+    """Named files of an image archive read in place: a tar (TarIndex) or an OCI layout
+    directory (oci_layout.LayoutIndex); the archive readers take either."""
+
+    path: Path
+
+    def acquire(self) -> MemberIndex: ...
+    def release(self) -> None: ...
+    def __contains__(self, name: str) -> bool: ...
+    def member(self, name: str, what: str) -> object: ...
+    def open(self, name: str, what: str) -> BinaryIO: ...
+    def read(self, name: str, what: str, limit: int = MAX_JSON_SIZE) -> bytes: ...
+    def read_json(self, name: str, what: str) -> Any: ...
 
 
 class TarIndex:
