@@ -109,7 +109,10 @@ def parse_build_contexts(specs: list[str], plan: BuildPlan) -> dict[str, NamedCo
                                   "name; replacing a stage with a named context is not supported")
         if value.startswith(DOCKER_IMAGE):
             ref = value[len(DOCKER_IMAGE):]
-            normalize_name(ref)  # InvalidArgument for a malformed reference
+            try:  # a malformed name is refused now (a digest is the store's or pull's to check)
+                normalize_name(ref.split("@", 1)[0])
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"--build-context {name}: {exc}") from None
             found[name] = NamedContext(name, "image", image=ref)
         elif value.startswith(OCI_LAYOUT):
             found[name] = _layout(name, value[len(OCI_LAYOUT):])
