@@ -184,11 +184,16 @@ class TarIndex:
         return data
 
     def read_json(self, name: str, what: str) -> Any:
-        data = self.read(name, what)
-        try:
-            return jsondoc.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidArgument(f"{self.path}: {what} {name!r} is not valid JSON: {exc}") from None
+        return read_json_member(self, name, what)
+
+
+def read_json_member(index: MemberIndex, name: str, what: str) -> Any:
+    """A member parsed as JSON (read_json of every MemberIndex)."""
+    data = index.read(name, what)
+    try:
+        return jsondoc.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(f"{index.path}: {what} {name!r} is not valid JSON: {exc}") from None
 
 
 def _plain_file(stream: BinaryIO) -> int | None:

@@ -8,16 +8,14 @@ is refused. Used by builds for `--build-context NAME=oci-layout://PATH[:TAG]`.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from isula_build.errors import InvalidArgument, NotFound
-from isula_build.image import jsondoc
 from isula_build.image.manifest import REF_NAME_ANNOTATION
-from isula_build.transports._tario import MAX_JSON_SIZE, normalize_member
+from isula_build.transports._tario import MAX_JSON_SIZE, normalize_member, read_json_member
 from isula_build.transports.base import ImageSource
 from isula_build.transports.oci_archive import LAYOUT, read_oci_archive
 
@@ -67,11 +65,7 @@ class LayoutIndex:
         return data
 
     def read_json(self, name: str, what: str) -> Any:
-        data = self.read(name, what)
-        try:
-            return jsondoc.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidArgument(f"{self.path}: {what} {name!r} is not valid JSON: {exc}") from None
+        return read_json_member(self, name, what)
 
 
 def _names_tag(name: str, tag: str) -> bool:
