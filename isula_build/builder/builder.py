@@ -1,10 +1,10 @@
 """A whole build request: check → plan → stages → commit → outputs.
 
-Everything that can be refused without building (output specs, the tag, the context, the
-Dockerfile, .dockerignore) is refused first. An image FROM or COPY --from names that the store
-lacks is pulled (through the daemon's registry settings) when the stage needs it. Each needed
-stage then runs in dependency order
-(plan.needed(); the plan's levels would let independent stages run in parallel later). Only
+Everything that can be refused without building (output specs, the tag, the context and the
+named contexts, the Dockerfile, .dockerignore, --target) is refused first. An image FROM or
+COPY --from names that the store lacks is pulled (through the daemon's registry settings) when
+the stage needs it. The stages the target needs (plan.needed()) then run, each once the stages
+it reads are done, independent ones at once (schedule.py). Only
 the target stage is committed — through copy_image into the store, which prints the copy
 lines — and tagged; earlier stages leave nothing behind: their uppers and layer tars live in
 the build's work dir (`<data_root>/tmp/build-<id>`, workdir.py), removed at the end whatever
@@ -26,15 +26,18 @@ from typing import BinaryIO
 
 from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig
+from isula_build.builder.contextbase import directory_base
+from isula_build.builder.contexts import NamedContext, local_context, parse_build_contexts
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import export, image_names, parse_output
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
+from isula_build.builder.schedule import run_stages
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.builder.steptimes import StepClock
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
 from isula_build.distribution.pull import pull_image
-from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
+from isula_build.dockerfile import BuildPlan, DockerfileError, parse_dockerfile
 from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
                                 at_line, reworded)
 from isula_build.image.layerfile import VerifiedLayerFile
@@ -43,13 +46,12 @@ from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
 from isula_build.transports.copy import copy_image
+from isula_build.transports.oci_layout import open_oci_layout
 from isula_build.transports.reference import RegistryRef, output_compression
 from isula_build.transports.store import StoreDestination
 
 _log = logging.getLogger(__name__)
 
-MAX_IGNORE_FILE = 1024 * 1024
-DOCKERIGNORE = ".dockerignore"
 OCI_FORMAT = "oci"
 # Config fields the OCI image format has no place for (buildah drops them with a warning too).
 _DOCKER_ONLY = ("Healthcheck", "OnBuild", "Shell")
@@ -72,6 +74,9 @@ class BuildInput:
     iidfile: str = ""  # absolute; the daemon writes the image ID there (builder/result.py)
     no_cache: bool = False  # --no-cache: serve nothing from the build cache (still fill it)
     compression: str = ""  # a registry output's layers: "gzip[:LEVEL]"/"zstd[:LEVEL]", "" gzip
+    target: str = ""        # --target: a stage's name or index; "" is the last stage
+    # --build-context NAME=VALUE (contexts.py): a directory, docker-image://, oci-layout://
+    build_contexts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class BuildEnvironment:
     registry: RegistrySettings | None = None
     # The build cache (builder/cache.py); None: builds use none and save none.
     cache: BuildCache | None = None
+    # How many stages may run at once (schedule.py); None: one per core.
+    stage_jobs: int | None = None
 
     @property
     def tmp_dir(self) -> Path:
@@ -108,16 +115,16 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     compression = output_compression(output, request.compression, request.image_format)
     names = image_names(output, request.tag)
     check_iidfile(request.iidfile)
-    context_dir = _check_context(request.context_dir)
-    ignore = _read_dockerignore(context_dir)
-    plan = parse_dockerfile(request.dockerfile, dict(request.build_args))
+    main = local_context(request.context_dir)
+    plan = parse_dockerfile(request.dockerfile, dict(request.build_args), request.target)
+    contexts = parse_build_contexts(request.build_contexts, plan)
     for warning in plan.warnings:
         log(warning)
 
     work = create_work_dir(env.tmp_dir, request.build_id)
     ctx = BuildRun(
         runtime=env.runtime, state_root=env.run_root / "runc",
-        mountopt=env.mountopt, work_dir=work, context_dir=context_dir, ignore=ignore,
+        mountopt=env.mountopt, work_dir=work, context_dir=main.path, ignore=main.ignore,
         proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
                    if request.proxy and k in env.daemon_env},
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
@@ -126,10 +133,10 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         progress=progress, steps=StepClock(progress))
     try:
         with StoreDestination(env.store, names) as destination:
+            pins = _Pins(destination)
             ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
-                if destination.pin_layers([diff_id]) else None
-            final = _run_stages(ctx, plan, env, destination)
-            ctx.check()
+                if pins.pin([diff_id]) else None
+            final = _run_stages(ctx, plan, env, pins, contexts)
             config = _final_config(final.config, request.image_format, log)
             created = request.build_time or _reused_created(ctx, final.key) or \
                 datetime.now(timezone.utc)
@@ -175,28 +182,6 @@ def _cache_after_build(cache: BuildCache, final_key: str, created: datetime) -> 
         _log.warning("build cache: %s", exc)
 
 
-def _check_context(path: Path) -> Path:
-    if not path.is_absolute():
-        raise InvalidArgument(f'context directory "{path}" must be an absolute path')
-    if not path.is_dir():
-        raise NotFound(f"context directory {path} does not exist or is not a directory")
-    return path
-
-
-def _read_dockerignore(context_dir: Path) -> DockerignoreMatcher | None:
-    path = context_dir / DOCKERIGNORE
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_IGNORE_FILE + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_IGNORE_FILE:
-        raise InvalidArgument(f"{DOCKERIGNORE} of the context is larger than 1 MiB")
-    return DockerignoreMatcher.from_text(data.decode("utf-8", "replace"))
-
-
 def _step_numbers(plan: BuildPlan) -> list[int]:
     """The step number of each stage's FROM: every instruction of every stage counts."""
     numbers, n = [], 1
@@ -227,12 +212,49 @@ def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
                             f"failed: {exc}") from None
 
 
-def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
-                destination: StoreDestination) -> StageResult:
+class _Pins:
+    """The store destination's pins, taken by stages that may run at once."""
+
+    def __init__(self, destination: StoreDestination) -> None:
+        self._destination = destination
+        self._lock = threading.Lock()
+
+    def pin(self, diff_ids: list[str]) -> bool:
+        with self._lock:
+            return self._destination.pin_layers(diff_ids)
+
+
+class _KeyedLocks:
+    """One lock per name: two stages FROM the same missing image pull it once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+
+def _load_layout(store: Store, named: NamedContext, log: Callable[[str], None]) -> ImageRecord:
+    """The image of an oci-layout:// context, copied into the store as a pull would."""
+    assert named.layout is not None
+    with open_oci_layout(named.layout, named.tag) as source:
+        with StoreDestination(store, []) as destination:
+            image_id = copy_image(source, destination, log)
+    return store.lookup(image_id)
+
+
+def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pins,
+                contexts: Mapping[str, NamedContext]) -> StageResult:
+    """Runs the needed stages (schedule.py: independent ones at once) and returns the
+    target's result. Everything a stage logs goes to its own log (ctx.for_stage)."""
     results: dict[int, StageResult] = {}
     numbers = _step_numbers(plan)
     store = env.store
     settings = ctx.cache_settings()
+    locks = _KeyedLocks()
+    layouts: dict[str, ImageRecord] = {}
 
     def root_key(base: str) -> str:
         return "sha256:" + hashlib.sha256(repr((base, settings)).encode()).hexdigest()
@@ -254,11 +276,10 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
             return "the build settings differ (--proxy, --cap-add or the --build-static time)"
         return ""
 
-    def image_base(ref: str, what: str) -> StageBase:
-        record = _local_or_pulled(env, ref, what, ctx.log, ctx.progress)
+    def record_base(ref: str, record: ImageRecord) -> StageBase:
         # Pinned, so that a concurrent rm cannot take the lower dirs away mid-build (a layer
         # already gone fails at layer_dir below).
-        destination.pin_layers([layer.diff_id for layer in record.layers])
+        pins.pin([layer.diff_id for layer in record.layers])
         return StageBase(
             RootStack([store.layer_dir(layer.diff_id) for layer in reversed(record.layers)],
                       "sha256:" + record.id),
@@ -267,20 +288,45 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
             StageConfig.from_bytes(store.config_bytes(record.id)),
             root_key("sha256:" + record.id), cache_note(ref, record.id))
 
-    def resolve_from(ref: str) -> RootStack:
-        try:
-            index = plan.stage(ref).index
-        except DockerfileError:
-            return image_base(ref, "image of COPY --from").stack
-        if index not in results:
-            raise InvalidArgument(f"COPY --from={ref}: stage {ref} is not built before this one")
-        return results[index].stack
+    def image_base(ref: str, what: str, log: Callable[[str], None]) -> StageBase:
+        with locks(ref):
+            record = _local_or_pulled(env, ref, what, log, ctx.progress)
+        return record_base(ref, record)
 
-    for index in plan.needed():
+    def context_base(named: NamedContext, sctx: BuildRun) -> StageBase:
+        if named.kind == "image":
+            return image_base(named.image, f"image of --build-context {named.name}", sctx.log)
+        if named.local is not None:
+            return directory_base(sctx, named.local, root_key)
+        with locks("oci-layout " + named.name):
+            if named.name not in layouts:
+                layouts[named.name] = _load_layout(store, named, sctx.log)
+        return record_base("context " + named.name, layouts[named.name])
+
+    def resolver(sctx: BuildRun) -> Callable[[str], RootStack]:
+        def resolve_from(ref: str) -> RootStack:
+            """What COPY --from=ref (or a RUN mount's from=ref) reads: a stage, a named
+            context (a directory's stack has `local` set) or an image."""
+            try:
+                index = plan.stage(ref).index
+            except DockerfileError:
+                named = contexts.get(ref)
+                if named is None:
+                    return image_base(ref, "image of COPY --from", sctx.log).stack
+                if named.local is not None:
+                    return RootStack([named.local.path], "", named.local)
+                return context_base(named, sctx).stack
+            if index not in results:
+                raise InvalidArgument(f"COPY --from={ref}: stage {ref} is not built before "
+                                      "this one")
+            return results[index].stack
+        return resolve_from
+
+    def run_one(index: int, sctx: BuildRun) -> StageResult:
         stage = plan.stages[index]
-        ctx.check()
-        ctx.steps.begin(numbers[index])  # the time of the step before goes out first
-        ctx.log(format_step(numbers[index], " ".join(stage.from_.original.split())))
+        sctx.check()
+        sctx.steps.begin(numbers[index])  # the time of the step before goes out first
+        sctx.log(format_step(numbers[index], " ".join(stage.from_.original.split())))
         if stage.base_stage is not None:
             parent = results[stage.base_stage]
             base = StageBase(parent.stack, list(parent.layers),
@@ -288,13 +334,17 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
         elif stage.base_image is None:
             base = StageBase(RootStack([]), [], StageConfig.scratch(), root_key("scratch"))
         else:
+            named = contexts.get(stage.base_image)
             try:
-                base = image_base(stage.base_image, "base image")
+                base = context_base(named, sctx) if named is not None else \
+                    image_base(stage.base_image, "base image", sctx.log)
             except Cancelled:
                 raise
             except IsulaBuildError as exc:
                 raise at_line(exc, stage.from_.line) from None
-        results[index] = run_stage(ctx, stage, base, numbers[index] + 1, resolve_from)
+        return run_stage(sctx, stage, base, numbers[index] + 1, resolver(sctx))
+
+    run_stages(plan, ctx, run_one, results, env.stage_jobs)
     return results[plan.target]
 
 

@@ -18,6 +18,7 @@ that key when the steps before changed.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -35,6 +36,7 @@ from typing import Any
 
 from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig, history_text, now_utc
+from isula_build.builder.contexts import LocalContext
 from isula_build.builder.copier import copy_into_root
 from isula_build.builder.copydigest import source_digest
 from isula_build.builder.copyflags import resolve_chown
@@ -73,6 +75,16 @@ STATIC_HOSTNAME = "localhost"
 
 
 @dataclass
+class _SharedState:
+    """The per-build counters the stages of one build share, behind one lock."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    serial: int = 0               # new_dir's numbering
+    executed: bool = False        # some step executed (the build is not wholly cached)
+    holds: list[str] = field(default_factory=list)
+
+
+@dataclass
 class BuildRun:
     """What every step of one build shares."""
 
@@ -92,12 +104,9 @@ class BuildRun:
     # store's reserve check. COPY and RUN can write any amount, so every step boundary asks.
     check_space: Callable[[], None] = lambda: None
     # The build cache (stagecache.py): None leaves it out; use_cache False (--no-cache) still
-    # fills it but serves nothing. all_cached: no step of this build has executed so far.
+    # fills it but serves nothing.
     cache: BuildCache | None = None
     use_cache: bool = True
-    all_cached: bool = True
-    # The cache's snapshots this build mounts (released when it ends; stagecache.py).
-    cache_holds: list[str] = field(default_factory=list)
     # The path of the store's blob of a layer (pinned for this build), None when the store
     # has no such layer: a stage served from the cache reuses the layer an earlier build made.
     find_layer: Callable[[str], Path | None] = lambda diff_id: None
@@ -106,12 +115,39 @@ class BuildRun:
     progress: Report | None = None
     steps: StepClock = field(default_factory=lambda: StepClock(None))
     data_root: Path | None = None     # where RUN --mount=type=cache keeps its directories
-    _serial: int = field(default=0, repr=False)
+    # What the stages share, also when they run at once (for_stage gives each its own log
+    # and cancel event over the same state).
+    _shared: _SharedState = field(default_factory=lambda: _SharedState(), repr=False)
     # ADD's URLs and git repositories, fetched once per build (for the key, then the copy).
     remotes: RemoteSources = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.remotes = RemoteSources(self.work_dir)
+
+    def for_stage(self, log: Callable[[str], None], cancel: threading.Event) -> BuildRun:
+        """The same build as one stage sees it: its own log (prefixed when stages run at
+        once) and cancel event (set when another stage fails), everything else shared."""
+        view = copy.copy(self)
+        view.log, view.cancel = log, cancel
+        return view
+
+    @property
+    def all_cached(self) -> bool:
+        """No step of this build has executed so far."""
+        return not self._shared.executed
+
+    def mark_executed(self) -> None:
+        self._shared.executed = True
+
+    @property
+    def cache_holds(self) -> list[str]:
+        """The cache's snapshots this build mounts (released when it ends; stagecache.py)."""
+        with self._shared.lock:
+            return list(self._shared.holds)
+
+    def hold(self, snapshots: Iterable[str]) -> None:
+        with self._shared.lock:
+            self._shared.holds.extend(snapshots)
 
     def cache_settings(self) -> str:
         """Build settings that change what steps make without appearing in the Dockerfile:
@@ -121,8 +157,9 @@ class BuildRun:
 
     def new_dir(self, prefix: str) -> Path:
         """A fresh, unique directory name under the work dir (not created)."""
-        self._serial += 1
-        return self.work_dir / f"{prefix}-{self._serial}"
+        with self._shared.lock:
+            self._shared.serial += 1
+            return self.work_dir / f"{prefix}-{self._shared.serial}"
 
     def check(self) -> None:
         """Called between steps: stops a cancelled build, or one the disk has no room for."""
@@ -133,10 +170,13 @@ class BuildRun:
 
 @dataclass
 class RootStack:
-    """A root filesystem as overlay lower dirs, TOP FIRST (an image's layers or a stage)."""
+    """A root filesystem as overlay lower dirs, TOP FIRST (an image's layers or a stage), or
+    a named context's directory (its one lower dir, `local` set: COPY --from copies from it as
+    from the main context, and keys it by the files it selects)."""
 
     lowers: list[Path]
     key: str = ""   # what stands for its content in a step key: a stage's last key, an image ID
+    local: LocalContext | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +266,7 @@ class StepExecutor:
         self.rootfs = rootfs
         self.config = config
         self._resolve_from = resolve_from  # COPY --from value → root stack (stage or image)
+        self._main_context = LocalContext(ctx.context_dir, ctx.ignore)
 
     def execute(self, step: Step, parent_key: str,
                 link_into: Path | None = None) -> tuple[StepKey, bool]:
@@ -274,11 +315,13 @@ class StepExecutor:
         if not sources.local:
             return "+".join(parts), None  # heredocs: in `ins`
         from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
-        if from_:
-            return "from " + self._resolve_from(from_).key, None
-        ignore = self.ctx.ignore
+        stack = self._resolve_from(from_) if from_ else None
+        if stack is not None and stack.local is None:
+            return "from " + stack.key, None
+        local = (stack.local if stack is not None else None) or self._main_context
+        ignore = local.ignore
         try:
-            found = source_digest(sources.local, context_dir=self.ctx.context_dir,
+            found = source_digest(sources.local, context_dir=local.path,
                                   add=isinstance(ins, AddInstruction),
                                   ignored=ignore.ignored if ignore else None,
                                   ignore_has_exceptions=ignore.has_exceptions if ignore else False,
@@ -465,15 +508,17 @@ class StepExecutor:
             return "+".join(digests)
         parents = isinstance(ins, CopyInstruction) and ins.parents
         from_ = ins.from_ if isinstance(ins, CopyInstruction) else None
-        if from_:
-            with mounted_root(self.ctx, self._resolve_from(from_)) as source_root:
+        stack = self._resolve_from(from_) if from_ else None
+        if stack is not None and stack.local is None:
+            with mounted_root(self.ctx, stack) as source_root:
                 digests.append(copy_into_root(root, sources.local, ins.dest,
                                               source_root=source_root, from_context=False,
                                               parents=parents, **common))  # type: ignore[arg-type]  # common holds each keyword's right type
-        else:
-            ignore = self.ctx.ignore
+        else:  # the main context, or a named context's directory: read as a context is
+            local = (stack.local if stack is not None else None) or self._main_context
+            ignore = local.ignore
             digests.append(copy_into_root(
-                root, sources.local, ins.dest, source_root=self.ctx.context_dir,
+                root, sources.local, ins.dest, source_root=local.path,
                 ignored=ignore.ignored if ignore else None,
                 ignore_has_exceptions=ignore.has_exceptions if ignore else False,
                 parents=parents, **common))  # type: ignore[arg-type]  # common holds each keyword's right type

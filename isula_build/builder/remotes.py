@@ -38,7 +38,8 @@ class RemoteSources:
         if got is None:
             got = fetch.fetch_url(url, self.work_dir, limit=self.fetch_limit,
                                   timeout=self.fetch_timeout)
-            self._urls.setdefault(url, got)
+            # Stages running at once may both fetch it; all use the first download.
+            got = self._urls.setdefault(url, got)
         if checksum is not None:
             fetch.verify_checksum(got, checksum, url)
         return got
@@ -50,7 +51,7 @@ class RemoteSources:
             parsed = git_source(source)
             assert parsed is not None, source
             found = checkout(parsed, self._folder("git"), keep_git_dir)
-            self._checkouts.setdefault((source, keep_git_dir), found)
+            found = self._checkouts.setdefault((source, keep_git_dir), found)
         return found
 
     def content(self, source: str, checksum: str | None, keep_git_dir: bool) -> str:

@@ -85,7 +85,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     layer_entry: int | None = None  # index in config.new_history of the last file change
     root = StepRoot(folder, base.stack.lowers, ctx.mountopt)
     executor = StepExecutor(ctx, root.merged, config, resolve_from)
-    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.cache_holds) \
+    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.hold) \
         if ctx.cache else None
     if triggers:
         ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
@@ -122,7 +122,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
 
     def execute(i: int, step: Step, text: str, reason: str = "") -> None:
         nonlocal key, layer_entry
-        ctx.all_cached = False
+        ctx.mark_executed()
         ins = step.instruction
         if isinstance(ins, (CopyInstruction, AddInstruction)) and ins.link:
             step_key = run_linked(i, step, reason)

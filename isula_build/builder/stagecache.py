@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,15 @@ def miss_reason(old: dict[str, Any], new: dict[str, Any], copy: bool, copy_from:
 
 class StageCache:
     """One stage's use of the build's cache. Snapshots it holds (the hits', and those it
-    adopts) are appended to `holds`, which the build releases when it ends: later stages and
-    COPY --from mount them too."""
+    adopts) are given to `hold`, which records them for the build to release when it ends
+    (later stages and COPY --from mount them too; stages running at once share the record)."""
 
-    def __init__(self, cache: BuildCache, use: bool, base_note: str, holds: list[str]) -> None:
+    def __init__(self, cache: BuildCache, use: bool, base_note: str,
+                 hold: Callable[[Iterable[str]], None]) -> None:
         self.cache = cache
         self.use = use
         self.base_note = base_note   # why a first step with no sibling entry missed, if known
-        self.holds = holds
+        self.hold = hold
         self._save = True
         self.chain: list[list[Any]] = []   # the stage's snapshots in the cache: [id, size]
         self._hit: CacheEntry | None = None  # the last hit
@@ -112,7 +114,7 @@ class StageCache:
             return None, ""
         entry = self.cache.lookup(key.key, hold=True)
         if entry is not None:
-            self.holds.extend(entry.snapshots)
+            self.hold(entry.snapshots)
             self._hit = entry
             self.chain = [list(item) for item in entry.chain]
             return entry, ""
@@ -146,7 +148,7 @@ class StageCache:
         except OSError as exc:
             self._stop_saving(exc)
             return upper
-        self.holds.append(snapshot)
+        self.hold([snapshot])
         self.chain.insert(0, [snapshot, size])
         return path
 
@@ -158,7 +160,7 @@ class StageCache:
         found = self.cache.linked(link_key)
         if found is None:
             return None
-        self.holds.append(found[0])
+        self.hold([found[0]])
         self.chain.insert(0, [found[0], found[1]])
         return self.cache.snapshot_path(found[0])
 

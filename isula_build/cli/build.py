@@ -10,7 +10,7 @@ import argparse
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from isula_build.cli.common import (
@@ -22,6 +22,8 @@ MAX_DOCKERFILE_SIZE = 1024 * 1024
 BUILD_TIME_KEY = "build-time"
 BUILD_TIME_LAYOUT = "%Y-%m-%d %H:%M:%S"
 IMAGE_FORMATS = ("oci", "docker")
+DOCKER_IMAGE_SCHEME = "docker-image://"
+OCI_LAYOUT_SCHEME = "oci-layout://"
 
 # Build args naming these are secrets in the original's eyes (proxy URLs carry credentials);
 # one of them among the args makes the client encrypt all args.
@@ -46,7 +48,9 @@ isula-build ctr-img build -f Dockerfile -o docker-archive:name.tar:image:tag .
 isula-build ctr-img build -f Dockerfile -o docker-daemon:image:tag .
 isula-build ctr-img build -f Dockerfile -o docker://registry.example.com/repository:tag .
 isula-build ctr-img build -f Dockerfile -o isulad:image:tag .
-isula-build ctr-img build -f Dockerfile --build-static='build-time=2020-06-30 15:05:05' ."""
+isula-build ctr-img build -f Dockerfile --build-static='build-time=2020-06-30 15:05:05' .
+isula-build ctr-img build --target builder -t app:build .
+isula-build ctr-img build --build-context assets=../assets --build-context base=docker-image://busybox:latest ."""
 
 OUTPUT_HELP = """\
 Destination of output images: docker-archive:PATH:NAME:TAG, oci-archive:PATH:NAME:TAG,
@@ -79,6 +83,12 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
     p.add_argument("-t", "--tag", default="", metavar="NAME[:TAG]",
                    help="Add tag to the built image")
     add_progress_flag(p)
+    p.add_argument("--target", default="", metavar="STAGE",
+                   help="Build and commit this stage (its name or index), with only the "
+                        "stages it needs (default: the last stage)")
+    p.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE",
+                   help="A named context for FROM NAME and COPY --from=NAME (repeatable): "
+                        "a directory, docker-image://REF or oci-layout://PATH[:TAG]")
     if ctx.experimental:
         p.add_argument("--format", default="oci", choices=IMAGE_FORMATS,
                        help="Image format of the built image (default oci)")
@@ -164,6 +174,29 @@ def resolve_context(context: str | None) -> str:
     return path
 
 
+def resolve_build_context(spec: str) -> str:
+    """--build-context NAME=VALUE as sent: a directory made absolute and checked as the main
+    context is (the daemon reads it where it is), an oci-layout:// path made absolute, a
+    docker-image:// reference as written. The daemon checks the rest (names, references)."""
+    name, sep, value = spec.partition("=")
+    if not name or not sep or not value:
+        raise InvalidArgument(f"invalid --build-context {spec!r}: use NAME=DIR, "
+                              "NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG]")
+    if value.startswith(DOCKER_IMAGE_SCHEME):
+        return spec
+    if value.startswith(OCI_LAYOUT_SCHEME):
+        path = value[len(OCI_LAYOUT_SCHEME):]
+        return f"{name}={OCI_LAYOUT_SCHEME}{absolute(path) if path else path}"
+    if "://" in value:
+        raise InvalidArgument(f"invalid --build-context {spec!r}: unsupported scheme; use a "
+                              "directory, docker-image://REF or oci-layout://PATH[:TAG]")
+    path = os.path.realpath(value)
+    if not os.path.isdir(path):
+        raise InvalidArgument(f"--build-context {name}: directory {path!r} does not exist or "
+                              "is not a directory")
+    return f"{name}={path}"
+
+
 def _dockerfile_problem(path: str) -> str | None:
     try:
         info = os.stat(path)
@@ -224,6 +257,8 @@ class BuildInvocation:
     image_format: str
     no_cache: bool = False
     compression: str = ""
+    target: str = ""
+    build_contexts: list[str] = field(default_factory=list)
 
 
 def prepare_build(args: argparse.Namespace) -> BuildInvocation:
@@ -249,6 +284,8 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
         image_format=args.format,
         no_cache=args.no_cache,
         compression=args.compression,
+        target=args.target,
+        build_contexts=[resolve_build_context(spec) for spec in args.build_context],
     )
 
 
@@ -294,7 +331,8 @@ def run_build(args: argparse.Namespace) -> int:
         # the static build time.
         entityID=f"{hashlib.sha256(plan.content.encode()).hexdigest()}:{entity_time}",
         encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache,
-        compression=plan.compression)
+        compression=plan.compression, target=plan.target,
+        buildContexts=plan.build_contexts)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
     with session(args) as conn, open_output(args.progress, FINAL_STARTS) as out:

@@ -23,6 +23,8 @@ _VALUE_COMPLETIONS = {
     "LEVEL": 'COMPREPLY=($(compgen -W "debug info warn error" -- "$cur"))',
     "DURATION": "COMPREPLY=()",
     "ADDRESS": "COMPREPLY=()",
+    # --target: the AS names of ./Dockerfile (-f is not looked at: a guess is enough here).
+    "STAGE": 'COMPREPLY=($(compgen -W "$(sed -n \'s/^[Ff][Rr][Oo][Mm][[:space:]].*[[:space:]][Aa][Ss][[:space:]]*\\([^[:space:]]*\\).*/\\1/p\' Dockerfile 2>/dev/null)" -- "$cur"))',
 }
 _FILES = 'COMPREPLY=($(compgen -f -- "$cur"))'
 

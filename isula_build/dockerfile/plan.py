@@ -124,6 +124,18 @@ def _stage_index(plan: BuildPlan, ref: str) -> int | None:
     return None
 
 
+def _target_index(plan: BuildPlan, target: str) -> int:
+    """--target: a stage by name (case-insensitive, as BuildKit) or by index (as buildah,
+    whose unnamed stages are named by their index)."""
+    index = _stage_index(plan, target)
+    if index is None:
+        stages = ", ".join(f"{s.index} ({s.name})" if s.name else str(s.index)
+                           for s in plan.stages)
+        raise DockerfileError(f"target stage {target!r} could not be found; the Dockerfile's "
+                              f"stages are {stages}")
+    return index
+
+
 def _check_base_image(image: str, line: int) -> None:
     """BuildKit reads an image's repository path as a reference, which must be lower case."""
     name = image.split("@", 1)[0]
@@ -351,11 +363,8 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
         stage.settled, stage.deps, stage.images = settled, frozenset(deps), tuple(dict.fromkeys(images))
     _check_cycles(plan)
 
-    if target is not None:
-        index = names.get(target.lower())
-        if index is None:
-            raise DockerfileError(f"target stage {target!r} could not be found")
-        plan.target = index
+    if target:
+        plan.target = _target_index(plan, target)
     # The builder warns about these when the build ends, as the original does.
     plan.unused_build_args = sorted(k for k in build_args if k not in consumed and k not in BUILTIN_BUILD_ARGS)
     return plan

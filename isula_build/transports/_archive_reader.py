@@ -9,7 +9,7 @@ from typing import BinaryIO
 from isula_build.errors import InvalidArgument
 from isula_build.progress import BlobMeter, metered
 from isula_build.transports._layerstream import open_layer_stream
-from isula_build.transports._tario import TarIndex
+from isula_build.transports._tario import MemberIndex
 from isula_build.transports.base import ImageSource, LayerInfo
 
 
@@ -28,7 +28,7 @@ class ArchiveSource(ImageSource):
     """Base of the archive readers: subclasses fill in the config, the layers and where each
     layer is stored, closing the source when their constructor fails."""
 
-    def __init__(self, index: TarIndex) -> None:
+    def __init__(self, index: MemberIndex) -> None:
         self._index = index.acquire()
         self._closed = False
         self._config = b""
@@ -51,7 +51,7 @@ class ArchiveSource(ImageSource):
             raise InvalidArgument(f"layer {layer.diff_id} is not part of this image")
         raw = self._index.open(stored.member, stored.kind)
         if meter is not None:
-            meter.total = self._index.member(stored.member, stored.kind).size
+            meter.total = self._index.size(stored.member, stored.kind)
             raw = metered(raw, meter)
         # The destination verifies the diff ID of what it reads (LayerInfo carries it).
         return open_layer_stream(raw, stored.what, stored.blob_digest)

@@ -21,7 +21,7 @@ import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from isula_build.errors import InvalidArgument, NotFound, ResourceExhausted
 from isula_build.image import jsondoc
@@ -66,6 +66,22 @@ def normalize_member(name: str) -> str:
     """A member name as archives refer to it: no leading "./" or "/", no "a/../b"."""
     clean = posixpath.normpath("/" + name).lstrip("/")
     return clean if clean != "." else ""
+
+
+class MemberIndex(Protocol):
+    """Named files of an image archive read in place: a tar (TarIndex) or an OCI layout
+    directory (oci_layout.LayoutIndex); the archive readers take either."""
+
+    path: Path
+
+    def acquire(self) -> MemberIndex: ...
+    def release(self) -> None: ...
+    def __contains__(self, name: str) -> bool: ...
+    def member(self, name: str, what: str) -> object: ...
+    def size(self, name: str, what: str) -> int: ...
+    def open(self, name: str, what: str) -> BinaryIO: ...
+    def read(self, name: str, what: str, limit: int = MAX_JSON_SIZE) -> bytes: ...
+    def read_json(self, name: str, what: str) -> Any: ...
 
 
 class TarIndex:
@@ -153,6 +169,10 @@ class TarIndex:
             raise InvalidArgument(f"{self.path}: {what} {name!r} is missing from the archive")
         return info
 
+    def size(self, name: str, what: str) -> int:
+        """Bytes of a member as stored."""
+        return self.member(name, what).size
+
     def open(self, name: str, what: str) -> BinaryIO:
         """A raw stream of a member's bytes."""
         info = self.member(name, what)
@@ -169,11 +189,16 @@ class TarIndex:
         return data
 
     def read_json(self, name: str, what: str) -> Any:
-        data = self.read(name, what)
-        try:
-            return jsondoc.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidArgument(f"{self.path}: {what} {name!r} is not valid JSON: {exc}") from None
+        return read_json_member(self, name, what)
+
+
+def read_json_member(index: MemberIndex, name: str, what: str) -> Any:
+    """A member parsed as JSON (read_json of every MemberIndex)."""
+    data = index.read(name, what)
+    try:
+        return jsondoc.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(f"{index.path}: {what} {name!r} is not valid JSON: {exc}") from None
 
 
 def _plain_file(stream: BinaryIO) -> int | None:

@@ -37,6 +37,7 @@ class DockerArchiveSource(ArchiveSource):
 
     def __init__(self, index: TarIndex, config_name: str, layer_names: list[str]) -> None:
         super().__init__(index)
+        self._tar = index   # a tar's members have sizes (a layout directory's need none)
         try:
             self._config = self._read_config(config_name)
             ids = image_config.diff_ids(image_config.parse_config(self._config))
@@ -61,7 +62,7 @@ class DockerArchiveSource(ArchiveSource):
         return data
 
     def _layer_info(self, diff_id: str, name: str) -> LayerInfo:
-        member = self._index.member(name, "layer")
+        member = self._tar.member(name, "layer")
         with self._index.open(name, "layer") as raw:
             head = raw.read(HEAD_SIZE)
         # A plain tar's size is the member's; a compressed one's is known only once read.

@@ -22,7 +22,7 @@ from isula_build.image.jsondoc import load_json_object
 from isula_build.image.manifest import REF_NAME_ANNOTATION, Descriptor
 from isula_build.transports._archive_reader import ArchiveSource, StoredLayer
 from isula_build.transports._archive_writer import ArchiveWriter
-from isula_build.transports._tario import TarIndex
+from isula_build.transports._tario import MemberIndex
 from isula_build.transports.base import ImageSource, LayerInfo
 
 LAYOUT = "oci-layout"
@@ -54,7 +54,7 @@ def _descriptor(value: Any, what: str, path: Path) -> Descriptor:
                       platform if isinstance(platform, dict) else None)
 
 
-def _read_blob(index: TarIndex, desc: Descriptor, what: str) -> bytes:
+def _read_blob(index: MemberIndex, desc: Descriptor, what: str) -> bytes:
     data = index.read(_blob_path(desc.digest), what)
     if len(data) != desc.size or digest_of(data) != desc.digest:
         raise InvalidArgument(f"{index.path}: {what} {desc.digest} does not match its descriptor "
@@ -62,7 +62,7 @@ def _read_blob(index: TarIndex, desc: Descriptor, what: str) -> bytes:
     return data
 
 
-def _read_json_blob(index: TarIndex, desc: Descriptor, what: str) -> tuple[bytes, dict[str, Any]]:
+def _read_json_blob(index: MemberIndex, desc: Descriptor, what: str) -> tuple[bytes, dict[str, Any]]:
     data = _read_blob(index, desc, what)
     return data, load_json_object(data, f"{index.path}: {what} {desc.digest}")
 
@@ -70,7 +70,7 @@ def _read_json_blob(index: TarIndex, desc: Descriptor, what: str) -> tuple[bytes
 class OciArchiveSource(ArchiveSource):
     """One image (manifest) of an oci-archive, read in place."""
 
-    def __init__(self, index: TarIndex, manifest: dict[str, Any]) -> None:
+    def __init__(self, index: MemberIndex, manifest: dict[str, Any]) -> None:
         super().__init__(index)
         try:
             path = index.path
@@ -103,7 +103,7 @@ class OciArchiveSource(ArchiveSource):
             raise
 
 
-def _platform_manifest(index: TarIndex, desc: Descriptor, depth: int = 0) -> tuple[Descriptor, dict[str, Any]]:
+def _platform_manifest(index: MemberIndex, desc: Descriptor, depth: int = 0) -> tuple[Descriptor, dict[str, Any]]:
     """The image manifest a descriptor leads to; for an index, the one for this machine."""
     if depth > 4:
         raise InvalidArgument(f"{index.path}: image indexes nest too deeply")
@@ -124,7 +124,7 @@ def _platform_manifest(index: TarIndex, desc: Descriptor, depth: int = 0) -> tup
     return desc, document
 
 
-def read_oci_archive(index: TarIndex) -> list[tuple[ImageSource, list[str]]]:
+def read_oci_archive(index: MemberIndex) -> list[tuple[ImageSource, list[str]]]:
     """One (source, names) per distinct manifest referenced from index.json, in its order."""
     layout = index.read_json(LAYOUT, "file")
     if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):

@@ -107,7 +107,8 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         context_dir=Path(request.contextDir), build_args=args, output=request.output,
         proxy=request.proxy, build_time=build_time, tag=request.additionalTag,
         cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile,
-        no_cache=request.noCache, compression=request.compression)
+        no_cache=request.noCache, compression=request.compression, target=request.target,
+        build_contexts=list(request.buildContexts))
 
 
 def _drain(lines: queue.Queue[str | Event | None],

@@ -4,6 +4,7 @@ A case is `cases/<name>/Dockerfile` plus context files and an optional `case.jso
 
     {
       "build_args": {"K": "v"},          # --build-arg for both builders
+      "target": "stage",                 # --target for both builders
       "url_server": true,                # serve cases/<name>/www on 127.0.0.1; build arg URL_BASE
       "docker_dockerfile": "Dockerfile.docker",  # docker builds this equivalent file instead
       "docker_dockerfile_reason": "...",  #   (required with it: why docker cannot build ours)
@@ -45,6 +46,7 @@ class Case:
     name: str
     dir: Path
     build_args: dict[str, str] = field(default_factory=dict)
+    target: str = ""
     url_server: bool = False
     docker_dockerfile: str = "Dockerfile"
     differences: tuple[dict[str, Any], ...] = ()
@@ -59,7 +61,7 @@ def load_case(path: Path) -> Case:
     spec: dict[str, Any] = {}
     if (path / CASE_FILE).exists():
         spec = json.loads((path / CASE_FILE).read_text())
-    known = {"build_args", "url_server", "docker_dockerfile",
+    known = {"build_args", "target", "url_server", "docker_dockerfile",
              "docker_dockerfile_reason", "setup", "differences", "description"}
     unknown = set(spec) - known
     assert not unknown, f"{path / CASE_FILE}: unknown keys {sorted(unknown)}"
@@ -70,6 +72,7 @@ def load_case(path: Path) -> Case:
     return Case(
         name=path.name, dir=path,
         build_args=dict(spec.get("build_args", {})),
+        target=str(spec.get("target", "")),
         url_server=bool(spec.get("url_server", False)),
         docker_dockerfile=spec.get("docker_dockerfile", "Dockerfile"),
         differences=tuple(spec.get("differences", [])),

@@ -70,6 +70,8 @@ def build_with_buildkit(case: Case, context: Path, build_args: dict[str, str],
            "-f", str(context / case.docker_dockerfile)]
     for key, value in build_args.items():
         cmd += ["--build-arg", f"{key}={value}"]
+    if case.target:
+        cmd += ["--target", case.target]
     built = _run([*cmd, str(context)], env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=600)
     assert built.returncode == 0, f"BuildKit failed on case {case.name}:\n{built.stderr[-4000:]}"
     try:

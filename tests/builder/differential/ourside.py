@@ -27,6 +27,8 @@ def build_ours(client: ClientLike, case: Case, context: Path, url_base: str | No
     cmd = ["ctr-img", "build", "-f", str(context / "Dockerfile"), "-t", tag, *extra]
     for key, value in args.items():
         cmd += ["--build-arg", f"{key}={value}"]
+    if case.target:
+        cmd += ["--target", case.target]
     result = client(*cmd, str(context), timeout=600)
     if log is not None:
         log.extend(result.stdout.splitlines())
