@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache")
+    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "platform")
     BUILDID_FIELD_NUMBER: _ClassVar[int]
     BUILDTYPE_FIELD_NUMBER: _ClassVar[int]
     CONTEXTDIR_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class BuildRequest(_message.Message):
     ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     NOCACHE_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
     buildID: str
     buildType: str
     contextDir: str
@@ -43,7 +44,8 @@ class BuildRequest(_message.Message):
     encrypted: bool
     format: str
     noCache: bool
-    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ...) -> None: ...
+    platform: str
+    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., platform: _Optional[str] = ...) -> None: ...
 
 class BuildStatic(_message.Message):
     __slots__ = ("buildTime",)
@@ -241,12 +243,14 @@ class PushResponse(_message.Message):
     def __init__(self, response: _Optional[str] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("pullID", "imageName")
+    __slots__ = ("pullID", "imageName", "platform")
     PULLID_FIELD_NUMBER: _ClassVar[int]
     IMAGENAME_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
     pullID: str
     imageName: str
-    def __init__(self, pullID: _Optional[str] = ..., imageName: _Optional[str] = ...) -> None: ...
+    platform: str
+    def __init__(self, pullID: _Optional[str] = ..., imageName: _Optional[str] = ..., platform: _Optional[str] = ...) -> None: ...
 
 class PullResponse(_message.Message):
     __slots__ = ("response",)

@@ -27,18 +27,22 @@ from typing import BinaryIO
 from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
-from isula_build.builder.outputs import export, image_names, parse_output
+from isula_build.builder.binfmt import binfmt_dir
+from isula_build.builder.outputs import export, export_list, image_names, parse_output
+from isula_build.builder.platforms import (StageMemo, check_emulation, check_output, find_base,
+                                           prefixed, set_platform, stage_platform)
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
-from isula_build.distribution.pull import pull_image
+from isula_build.distribution.lists import commit_build_list
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
 from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
-                                at_line, reworded)
+                                at_line)
 from isula_build.image.layerfile import VerifiedLayerFile
+from isula_build.image.platform import Platform, host_platform, parse_platforms
 from isula_build.registry.settings import RegistrySettings
-from isula_build.store import ImageRecord, Store
+from isula_build.store import Store
 from isula_build.transports.base import ImageSource, LayerInfo
 from isula_build.transports.copy import copy_image
 from isula_build.transports.reference import RegistryRef
@@ -69,6 +73,7 @@ class BuildInput:
     image_format: str = "docker"
     iidfile: str = ""  # absolute; the daemon writes the image ID there (builder/result.py)
     no_cache: bool = False  # --no-cache: serve nothing from the build cache (still fill it)
+    platform: str = ""  # --platform, comma-separated as given; "" = this machine's (platforms.py)
 
 
 @dataclass(frozen=True)
@@ -104,47 +109,97 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     check_iidfile(request.iidfile)
     context_dir = _check_context(request.context_dir)
     ignore = _read_dockerignore(context_dir)
-    plan = parse_dockerfile(request.dockerfile, dict(request.build_args))
-    for warning in plan.warnings:
+    targets = parse_platforms(request.platform)
+    check_output(output, targets)
+    wanted: list[Platform | None] = list(targets) or [None]
+    plans = [(target, parse_dockerfile(request.dockerfile, dict(request.build_args),
+                                       platform=target)) for target in wanted]
+    for warning in plans[0][1].warnings:
         log(warning)
+    check_emulation(plans, binfmt_dir(env.daemon_env))
 
     work = create_work_dir(env.tmp_dir, request.build_id)
-    ctx = BuildRun(
-        runtime=env.runtime, state_root=env.run_root / "runc",
-        mountopt=env.mountopt, work_dir=work, context_dir=context_dir, ignore=ignore,
-        proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
-                   if request.proxy and k in env.daemon_env},
-        cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
-        escape=plan.escape, check_space=env.store.space.check,
-        cache=env.cache, use_cache=not request.no_cache)
+    holds: list[str] = []   # the cache's snapshots the build mounts, released when it ends
+    memo = StageMemo() if len(plans) > 1 else None
+    shared = _Shared(request, env, ignore, holds, cancel)
     try:
-        with StoreDestination(env.store, names) as destination:
-            ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
-                if destination.pin_layers([diff_id]) else None
-            final = _run_stages(ctx, plan, env, destination)
-            ctx.check()
-            config = _final_config(final.config, request.image_format, log)
-            created = request.build_time or _reused_created(ctx, final.key) or \
-                datetime.now(timezone.utc)
-            config_bytes = config.serialize(created, [layer.diff_id for layer in final.layers])
-            with _BuiltImage(final.layers, config_bytes) as source:
-                image_id = copy_image(source, destination, log)
-        # Only the target stage is committed: earlier stages have no image (and no ID) to name.
-        log(committed_line(plan.stages[plan.target], image_id))
-        _log.info("build %s: image %s", request.build_id, image_id)
-        if output is not None:
-            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry)
+        if memo is None:
+            target, plan = plans[0]
+            image_id = _build_one(shared, plan, target, names, work, None, log)
+            if output is not None:
+                export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log,
+                       env.registry)
+        else:
+            built = []
+            for target, plan in plans:
+                assert target is not None
+                folder = work / str(target).replace("/", "-")
+                folder.mkdir()
+                built.append((target, _build_one(shared, plan, target, [], folder, memo,
+                                                 prefixed(log, target))))
+            record = commit_build_list(env.store, names, built, request.image_format)
+            image_id = record.id
+            log(f"Committed manifest list of {len(built)} platforms with ID: {image_id}")
+            if output is not None:
+                export_list(output, env.store, record, env.tmp_dir, log, env.registry)
         report_image_id(image_id, request.iidfile, log)
         if env.cache is not None:
-            _cache_after_build(env.cache, final.key, created)
+            _cache_after_build(env.cache)
         return image_id
     finally:
-        unused = unused_args_warning(plan.unused_build_args)
+        unused = unused_args_warning(plans[0][1].unused_build_args)
         if unused:
             log(unused)
         if env.cache is not None:
-            env.cache.release(ctx.cache_holds)
+            env.cache.release(holds)
         discard_work_dir(work, env.store.layout.tmp)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the builds of a request's platforms share."""
+
+    request: BuildInput
+    env: BuildEnvironment
+    ignore: DockerignoreMatcher | None
+    holds: list[str]          # the cache's snapshots the builds mount
+    cancel: threading.Event
+
+
+def _build_one(shared: _Shared, plan: BuildPlan, target: Platform | None, names: list[str],
+               work: Path, memo: StageMemo | None, log: Callable[[str], None]) -> str:
+    """Builds the plan's target stage for one platform (None: without --platform) in `work`
+    and commits it under `names`; returns the image ID."""
+    request, env = shared.request, shared.env
+    ctx = BuildRun(
+        runtime=env.runtime, state_root=env.run_root / "runc",
+        mountopt=env.mountopt, work_dir=work, context_dir=request.context_dir,
+        ignore=shared.ignore,
+        proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
+                   if request.proxy and k in env.daemon_env},
+        cap_add=list(request.cap_add), build_time=request.build_time, log=log,
+        cancel=shared.cancel, escape=plan.escape, check_space=env.store.space.check,
+        cache=env.cache, use_cache=not request.no_cache, cache_holds=shared.holds)
+    with StoreDestination(env.store, names) as destination:
+        ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
+            if destination.pin_layers([diff_id]) else None
+        final = _run_stages(ctx, plan, env, destination, target, memo)
+        ctx.check()
+        config = _final_config(final.config, request.image_format, log)
+        platform = stage_platform(plan.stages[plan.target], target)
+        if platform is not None:
+            set_platform(config, platform)
+        created = request.build_time or _reused_created(ctx, final.key) or \
+            datetime.now(timezone.utc)
+        config_bytes = config.serialize(created, [layer.diff_id for layer in final.layers])
+        with _BuiltImage(final.layers, config_bytes) as source:
+            image_id = copy_image(source, destination, log)
+    # Only the target stage is committed: earlier stages have no image (and no ID) to name.
+    log(committed_line(plan.stages[plan.target], image_id))
+    _log.info("build %s: image %s", request.build_id, image_id)
+    if env.cache is not None:
+        _remember_created(env.cache, final.key, created)
+    return image_id
 
 
 def _reused_created(ctx: BuildRun, final_key: str) -> datetime | None:
@@ -156,10 +211,17 @@ def _reused_created(ctx: BuildRun, final_key: str) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _cache_after_build(cache: BuildCache, final_key: str, created: datetime) -> None:
-    """Remembers the image's time for a rebuild, then evicts what the limits say."""
+def _remember_created(cache: BuildCache, final_key: str, created: datetime) -> None:
+    """Remembers the image's time for a rebuild."""
     try:
         cache.remember_image_created(final_key, created.isoformat())
+    except OSError as exc:
+        _log.warning("build cache: %s", exc)
+
+
+def _cache_after_build(cache: BuildCache) -> None:
+    """Evicts what the limits say once the build is done."""
+    try:
         cache.collect()
         cache.seal_in_background()
     except OSError as exc:
@@ -197,36 +259,18 @@ def _step_numbers(plan: BuildPlan) -> list[int]:
     return numbers
 
 
-def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
-                     log: Callable[[str], None]) -> ImageRecord:
-    """The stored image `ref`, pulled first when the store lacks it and there are registry
-    settings to pull with."""
-    try:
-        return env.store.lookup(ref)
-    except NotFound:
-        if env.registry is None:
-            raise NotFound(f'{what} "{ref}" not found in the local store (pull it first, or '
-                           f"load or import it)") from None
-    try:
-        # The copy lines go to the build log; a short name is stored under its full name,
-        # so the returned record (not a second lookup of `ref`) is the image.
-        return pull_image(env.store, env.registry, ref, log)
-    except Cancelled:
-        raise
-    except IsulaBuildError as exc:
-        raise reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
-                            f"failed: {exc}") from None
-
-
 def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
-                destination: StoreDestination) -> StageResult:
+                destination: StoreDestination, target: Platform | None,
+                memo: StageMemo | None) -> StageResult:
     results: dict[int, StageResult] = {}
     numbers = _step_numbers(plan)
     store = env.store
     settings = ctx.cache_settings()
 
-    def root_key(base: str) -> str:
-        return "sha256:" + hashlib.sha256(repr((base, settings)).encode()).hexdigest()
+    def root_key(base: str, platform: Platform | None) -> str:
+        # The stage's platform too: FROM scratch (or one image) for two platforms differs.
+        parts = (base, settings, str(platform or host_platform()))
+        return "sha256:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
     def cache_note(ref: str, image_id: str) -> str:
         """Why a stage FROM `ref` would miss at its first step, compared with the last build."""
@@ -245,8 +289,8 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
             return "the build settings differ (--proxy, --cap-add or the --build-static time)"
         return ""
 
-    def image_base(ref: str, what: str) -> StageBase:
-        record = _local_or_pulled(env, ref, what, ctx.log)
+    def image_base(ref: str, what: str, platform: Platform | None) -> StageBase:
+        record = find_base(env.store, env.registry, ref, what, ctx.log, platform)
         # Pinned, so that a concurrent rm cannot take the lower dirs away mid-build (a layer
         # already gone fails at layer_dir below).
         destination.pin_layers([layer.diff_id for layer in record.layers])
@@ -256,13 +300,14 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
             [LayerFile(layer.diff_id, layer.size, store.layer_blob_path(layer.diff_id))
              for layer in record.layers],
             StageConfig.from_bytes(store.config_bytes(record.id)),
-            root_key("sha256:" + record.id), cache_note(ref, record.id))
+            root_key("sha256:" + record.id, platform),
+            cache_note(ref if platform is None else f"{ref} for {platform}", record.id))
 
     def resolve_from(ref: str) -> RootStack:
         try:
             index = plan.stage(ref).index
         except DockerfileError:
-            return image_base(ref, "image of COPY --from").stack
+            return image_base(ref, "image of COPY --from", target).stack
         if index not in results:
             raise InvalidArgument(f"COPY --from={ref}: stage {ref} is not built before this one")
         return results[index].stack
@@ -271,20 +316,30 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
         stage = plan.stages[index]
         ctx.check()
         ctx.log(format_step(numbers[index], " ".join(stage.from_.original.split())))
+        platform = stage_platform(stage, target)
+        shared = memo.find(plan, stage, target) if memo is not None else None
+        if shared is not None:
+            results[index], built_for = shared
+            destination.pin_layers([layer.diff_id for layer in results[index].layers])
+            ctx.log(f" ---> Using this stage as built for {built_for}")
+            continue
         if stage.base_stage is not None:
             parent = results[stage.base_stage]
             base = StageBase(parent.stack, list(parent.layers),
                              parent.config.child([l.diff_id for l in parent.layers]), parent.key)
         elif stage.base_image is None:
-            base = StageBase(RootStack([]), [], StageConfig.scratch(), root_key("scratch"))
+            base = StageBase(RootStack([]), [], StageConfig.scratch(),
+                             root_key("scratch", platform))
         else:
             try:
-                base = image_base(stage.base_image, "base image")
+                base = image_base(stage.base_image, "base image", platform)
             except Cancelled:
                 raise
             except IsulaBuildError as exc:
                 raise at_line(exc, stage.from_.line) from None
         results[index] = run_stage(ctx, stage, base, numbers[index] + 1, resolve_from)
+        if memo is not None:
+            memo.keep(plan, stage, target, results[index])
     return results[plan.target]
 
 

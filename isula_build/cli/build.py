@@ -77,6 +77,9 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
                    help="Do not use the build cache (steps still refresh it)")
     p.add_argument("-t", "--tag", default="", metavar="NAME[:TAG]",
                    help="Add tag to the built image")
+    p.add_argument("--platform", default="", metavar="OS/ARCH[/VARIANT][,...]",
+                   help="Build for these platforms (default this machine's); several give a "
+                        "manifest list")
     if ctx.experimental:
         p.add_argument("--format", default="oci", choices=IMAGE_FORMATS,
                        help="Image format of the built image (default oci)")
@@ -102,6 +105,13 @@ def parse_output(spec: str) -> str:
         raise InvalidArgument(f'output file already exist: "{target}", try to remove existing '
                               "tarball or rename output file")
     return replace_archive_path(spec, target)
+
+
+def check_platforms(text: str) -> None:
+    """Refuses a --platform the daemon would refuse, with the daemon's words."""
+    from isula_build.image.platform import parse_platforms
+
+    parse_platforms(text)
 
 
 def parse_build_static(options: list[str]) -> datetime | None:
@@ -213,6 +223,7 @@ class BuildInvocation:
     proxy: bool
     image_format: str
     no_cache: bool = False
+    platform: str = ""
 
 
 def prepare_build(args: argparse.Namespace) -> BuildInvocation:
@@ -221,6 +232,7 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
     check_capabilities(args.cap_add)
     build_time = parse_build_static(args.build_static)
     output = parse_output(args.output)
+    check_platforms(args.platform)
     context_dir = resolve_context(args.context)
     dockerfile = find_dockerfile(context_dir, args.filename)
     return BuildInvocation(
@@ -236,6 +248,7 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
         proxy=args.proxy,
         image_format=args.format,
         no_cache=args.no_cache,
+        platform=args.platform,
     )
 
 
@@ -280,7 +293,8 @@ def run_build(args: argparse.Namespace) -> int:
         # What identifies "the same build" to the original daemon: the Dockerfile digest and
         # the static build time.
         entityID=f"{hashlib.sha256(plan.content.encode()).hexdigest()}:{entity_time}",
-        encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache)
+        encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache,
+        platform=plan.platform)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
     with session(args) as conn:
