@@ -9,6 +9,10 @@ the target stage is committed — through copy_image into the store, which print
 lines — and tagged; earlier stages leave nothing behind: their uppers and layer tars live in
 the build's work dir (`<data_root>/tmp/build-<id>`, workdir.py), removed at the end whatever
 happens, and blobs the store writer made for them are dropped when the writer closes.
+
+With --platform (platforms.py) the request is planned and built once per target platform, one
+after another in the same work dir; several targets commit unnamed images and then the manifest
+list of them, which takes the names and goes to the output.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from isula_build.builder.binfmt import binfmt_dir
 from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
-from isula_build.builder.binfmt import binfmt_dir
 from isula_build.builder.outputs import export, export_list, image_names, parse_output
 from isula_build.builder.platforms import (StageMemo, check_emulation, check_output, find_base,
                                            prefixed, set_platform, stage_platform)
