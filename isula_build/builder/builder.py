@@ -190,7 +190,7 @@ def _build_one(shared: _Shared, plan: BuildPlan, target: Platform | None, names:
         final = _run_stages(ctx, plan, env, destination, target, memo)
         ctx.check()
         config = _final_config(final.config, request.image_format, log)
-        platform = stage_platform(plan.stages[plan.target], target)
+        platform = stage_platform(plan, plan.stages[plan.target], target)
         if platform is not None:
             set_platform(config, platform)
         created = request.build_time or _reused_created(ctx, final.key) or \
@@ -320,7 +320,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
         stage = plan.stages[index]
         ctx.check()
         ctx.log(format_step(numbers[index], " ".join(stage.from_.original.split())))
-        platform = stage_platform(stage, target)
+        platform = stage_platform(plan, stage, target)
         shared = memo.find(plan, stage, target) if memo is not None else None
         if shared is not None:
             results[index], built_for = shared

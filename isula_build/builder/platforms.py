@@ -40,9 +40,12 @@ from isula_build.store import ImageRecord, Store, local_image_of
 from isula_build.transports.reference import DockerArchiveRef, EngineRef, TransportRef
 
 
-def stage_platform(stage: Stage, target: Platform | None) -> Platform | None:
-    """The platform a stage is built for: its FROM --platform, else the target's (None: this
-    machine's, without asking for a platform, as before --platform existed)."""
+def stage_platform(plan: BuildPlan, stage: Stage, target: Platform | None) -> Platform | None:
+    """The platform a stage is built for: its FROM --platform, else that of the earlier stage
+    it is built FROM, else the target's (None: this machine's, without asking for a platform,
+    as before --platform existed)."""
+    while not stage.from_.platform and stage.base_stage is not None:
+        stage = plan.stages[stage.base_stage]
     if stage.from_.platform:
         return Platform.parse(stage.from_.platform)
     return target
@@ -53,7 +56,7 @@ def check_emulation(plans: list[tuple[Platform | None, BuildPlan]], binfmt: Path
     for target, plan in plans:
         for index in plan.needed():
             stage = plan.stages[index]
-            platform = stage_platform(stage, target)
+            platform = stage_platform(plan, stage, target)
             run = next((ins for ins in stage.instructions if isinstance(ins, RunInstruction)), None)
             if platform is not None and run is not None:
                 try:
@@ -145,7 +148,7 @@ class StageMemo:
     def _identity(self, plan: BuildPlan, stage: Stage, target: Platform | None) -> str:
         declared = sorted({name for ins in stage.instructions if isinstance(ins, ArgInstruction)
                            for name, _ in ins.args})
-        parts = (str(stage_platform(stage, target)), repr(stage.from_),
+        parts = (str(stage_platform(plan, stage, target)), repr(stage.from_),
                  sorted(self._identities[(id(plan), dep)] for dep in stage.deps),
                  [(name, plan.meta_args.get(name)) for name in declared], stage.index)
         identity = hashlib.sha256(repr(parts).encode()).hexdigest()

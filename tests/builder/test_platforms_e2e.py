@@ -216,6 +216,12 @@ def test_a_missing_binfmt_handler_is_named_before_any_run(daemon_factory, client
     client("ctr-img", "build", "--platform", "linux/arm64", str(ctx))
     (ctx / "Dockerfile").write_text(f"FROM {busybox_list}\nRUN true\n")
     client("ctr-img", "build", "--platform", "linux/amd64", str(ctx))
+    # A stage FROM a $BUILDPLATFORM stage runs on that platform too: natively.
+    (ctx / "Dockerfile").write_text(f"FROM --platform=$BUILDPLATFORM {busybox_list} AS native\n"
+                                    "FROM native\nRUN uname -m\n")
+    out = client("ctr-img", "build", "--no-cache", "--platform", "linux/arm64",
+                 str(ctx)).stdout.splitlines()
+    assert out[out.index("STEP  3: RUN uname -m") + 1] == "x86_64"
     # The real binfmt_misc of this machine (install-deps.sh registered qemu-user-static).
     real = client("info", env={"ISULA_BUILD_BINFMT_DIR": ""}).stdout
     assert "    linux/arm64\n" in real.split("Platforms:\n")[1]
