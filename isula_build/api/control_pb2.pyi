@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "compression", "progress", "target", "buildContexts")
+    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "compression", "progress", "target", "buildContexts", "platform")
     BUILDID_FIELD_NUMBER: _ClassVar[int]
     BUILDTYPE_FIELD_NUMBER: _ClassVar[int]
     CONTEXTDIR_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class BuildRequest(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     BUILDCONTEXTS_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
     buildID: str
     buildType: str
     contextDir: str
@@ -51,7 +52,8 @@ class BuildRequest(_message.Message):
     progress: bool
     target: str
     buildContexts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., compression: _Optional[str] = ..., progress: _Optional[bool] = ..., target: _Optional[str] = ..., buildContexts: _Optional[_Iterable[str]] = ...) -> None: ...
+    platform: str
+    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., compression: _Optional[str] = ..., progress: _Optional[bool] = ..., target: _Optional[str] = ..., buildContexts: _Optional[_Iterable[str]] = ..., platform: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("blob", "step")
@@ -293,14 +295,16 @@ class PushResponse(_message.Message):
     def __init__(self, response: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("pullID", "imageName", "progress")
+    __slots__ = ("pullID", "imageName", "progress", "platform")
     PULLID_FIELD_NUMBER: _ClassVar[int]
     IMAGENAME_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
     pullID: str
     imageName: str
     progress: bool
-    def __init__(self, pullID: _Optional[str] = ..., imageName: _Optional[str] = ..., progress: _Optional[bool] = ...) -> None: ...
+    platform: str
+    def __init__(self, pullID: _Optional[str] = ..., imageName: _Optional[str] = ..., progress: _Optional[bool] = ..., platform: _Optional[str] = ...) -> None: ...
 
 class PullResponse(_message.Message):
     __slots__ = ("response", "progress")

@@ -24,23 +24,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from isula_build.builder.binfmt import binfmt_dir
 from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig
 from isula_build.builder.contextbase import directory_base
 from isula_build.builder.contexts import NamedContext, local_context, parse_build_contexts
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
-from isula_build.builder.outputs import export, image_names, parse_output
+from isula_build.builder.outputs import export, export_list, image_names, parse_output
+from isula_build.builder.platforms import (StageMemo, check_emulation, check_output, find_base,
+                                           prefixed, set_platform, stage_platform)
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
 from isula_build.builder.schedule import run_stages
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.builder.steptimes import StepClock
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
-from isula_build.distribution.pull import pull_image
+from isula_build.builder.contexts import LocalContext
+from isula_build.distribution.lists import commit_build_list
 from isula_build.dockerfile import BuildPlan, DockerfileError, parse_dockerfile
-from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
-                                at_line, reworded)
+from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, Unimplemented,
+                                at_line)
 from isula_build.image.layerfile import VerifiedLayerFile
+from isula_build.image.platform import Platform, host_platform, parse_platforms
 from isula_build.progress import Report
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
@@ -77,6 +82,7 @@ class BuildInput:
     target: str = ""        # --target: a stage's name or index; "" is the last stage
     # --build-context NAME=VALUE (contexts.py): a directory, docker-image://, oci-layout://
     build_contexts: list[str] = field(default_factory=list)
+    platform: str = ""  # --platform, comma-separated as given; "" = this machine's (platforms.py)
 
 
 @dataclass(frozen=True)
@@ -116,51 +122,108 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     names = image_names(output, request.tag)
     check_iidfile(request.iidfile)
     main = local_context(request.context_dir)
-    plan = parse_dockerfile(request.dockerfile, dict(request.build_args), request.target)
-    contexts = parse_build_contexts(request.build_contexts, plan)
-    for warning in plan.warnings:
+    targets = parse_platforms(request.platform)
+    check_output(output, targets)
+    wanted: list[Platform | None] = list(targets) or [None]
+    plans = [(target, parse_dockerfile(request.dockerfile, dict(request.build_args),
+                                       request.target, platform=target)) for target in wanted]
+    contexts = parse_build_contexts(request.build_contexts, plans[0][1])
+    for warning in plans[0][1].warnings:
         log(warning)
+    check_emulation(plans, binfmt_dir(env.daemon_env))
 
     work = create_work_dir(env.tmp_dir, request.build_id)
+    memo = StageMemo() if len(plans) > 1 else None
+    shared = _Shared(request, env, main, contexts, cancel, progress, [])
+    try:
+        if memo is None:
+            target, plan = plans[0]
+            image_id = _build_one(shared, plan, target, names, work, None, log)
+            if output is not None:
+                export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log,
+                       env.registry, progress, compression)
+        else:
+            built = []
+            for target, plan in plans:
+                assert target is not None
+                folder = work / str(target).replace("/", "-")
+                folder.mkdir()
+                built.append((target, _build_one(shared, plan, target, [], folder, memo,
+                                                 prefixed(log, target))))
+            record = commit_build_list(env.store, names, built, request.image_format)
+            image_id = record.id
+            log(f"Committed manifest list of {len(built)} platforms with ID: {image_id}")
+            if output is not None:
+                export_list(output, env.store, record, env.tmp_dir, log, env.registry)
+        shared.steps.finish()
+        report_image_id(image_id, request.iidfile, log)
+        if env.cache is not None:
+            _cache_after_build(env.cache)
+        return image_id
+    finally:
+        unused = unused_args_warning(plans[0][1].unused_build_args)
+        if unused:
+            log(unused)
+        if env.cache is not None:
+            env.cache.release(shared.holds)
+        discard_work_dir(work, env.store.layout.tmp)
+
+
+@dataclass
+class _Shared:
+    """What the builds of a request's platforms share."""
+
+    request: BuildInput
+    env: BuildEnvironment
+    main: LocalContext
+    contexts: Mapping[str, NamedContext]
+    cancel: threading.Event
+    progress: Report | None
+    holds: list[str]          # the cache's snapshots the builds mounted, released at the end
+    steps: StepClock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.steps = StepClock(self.progress)
+
+
+def _build_one(shared: _Shared, plan: BuildPlan, target: Platform | None, names: list[str],
+               work: Path, memo: StageMemo | None, log: Callable[[str], None]) -> str:
+    """Builds the plan's target stage for one platform (None: without --platform) in `work`
+    and commits it under `names`; returns the image ID."""
+    request, env = shared.request, shared.env
     ctx = BuildRun(
         runtime=env.runtime, state_root=env.run_root / "runc",
-        mountopt=env.mountopt, work_dir=work, context_dir=main.path, ignore=main.ignore,
+        mountopt=env.mountopt, work_dir=work, context_dir=shared.main.path,
+        ignore=shared.main.ignore,
         proxy_env={k: env.daemon_env[k] for k in PROXY_VARIABLES
                    if request.proxy and k in env.daemon_env},
-        cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
-        escape=plan.escape, check_space=env.store.space.check,
+        cap_add=list(request.cap_add), build_time=request.build_time, log=log,
+        cancel=shared.cancel, escape=plan.escape, check_space=env.store.space.check,
         cache=env.cache, use_cache=not request.no_cache, data_root=env.data_root,
-        progress=progress, steps=StepClock(progress))
+        progress=shared.progress, steps=shared.steps)
     try:
         with StoreDestination(env.store, names) as destination:
             pins = _Pins(destination)
             ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
                 if pins.pin([diff_id]) else None
-            final = _run_stages(ctx, plan, env, pins, contexts)
+            final = _run_stages(ctx, plan, env, pins, shared.contexts, target, memo)
             config = _final_config(final.config, request.image_format, log)
+            platform = stage_platform(plan, plan.stages[plan.target], target)
+            if platform is not None:
+                set_platform(config, platform)
             created = request.build_time or _reused_created(ctx, final.key) or \
                 datetime.now(timezone.utc)
             config_bytes = config.serialize(created, [layer.diff_id for layer in final.layers])
             with _BuiltImage(final.layers, config_bytes) as source:
-                image_id = copy_image(source, destination, log, progress)
-        # Only the target stage is committed: earlier stages have no image (and no ID) to name.
-        log(committed_line(plan.stages[plan.target], image_id))
-        _log.info("build %s: image %s", request.build_id, image_id)
-        if output is not None:
-            export(output, env.store, env.store.lookup(image_id), env.tmp_dir, log, env.registry,
-                   progress, compression)
-        ctx.steps.finish()
-        report_image_id(image_id, request.iidfile, log)
-        if env.cache is not None:
-            _cache_after_build(env.cache, final.key, created)
-        return image_id
+                image_id = copy_image(source, destination, log, shared.progress)
     finally:
-        unused = unused_args_warning(plan.unused_build_args)
-        if unused:
-            log(unused)
-        if env.cache is not None:
-            env.cache.release(ctx.cache_holds)
-        discard_work_dir(work, env.store.layout.tmp)
+        shared.holds.extend(ctx.cache_holds)   # a later platform may mount them too
+    # Only the target stage is committed: earlier stages have no image (and no ID) to name.
+    log(committed_line(plan.stages[plan.target], image_id))
+    _log.info("build %s: image %s", request.build_id, image_id)
+    if env.cache is not None:
+        _remember_created(env.cache, final.key, created)
+    return image_id
 
 
 def _reused_created(ctx: BuildRun, final_key: str) -> datetime | None:
@@ -172,10 +235,17 @@ def _reused_created(ctx: BuildRun, final_key: str) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _cache_after_build(cache: BuildCache, final_key: str, created: datetime) -> None:
-    """Remembers the image's time for a rebuild, then evicts what the limits say."""
+def _remember_created(cache: BuildCache, final_key: str, created: datetime) -> None:
+    """Remembers the image's time for a rebuild."""
     try:
         cache.remember_image_created(final_key, created.isoformat())
+    except OSError as exc:
+        _log.warning("build cache: %s", exc)
+
+
+def _cache_after_build(cache: BuildCache) -> None:
+    """Evicts what the limits say once the build is done."""
+    try:
         cache.collect()
         cache.seal_in_background()
     except OSError as exc:
@@ -189,27 +259,6 @@ def _step_numbers(plan: BuildPlan) -> list[int]:
         numbers.append(n)
         n += 1 + len(stage.instructions)
     return numbers
-
-
-def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
-                     log: Callable[[str], None], progress: Report | None) -> ImageRecord:
-    """The stored image `ref`, pulled first when the store lacks it and there are registry
-    settings to pull with."""
-    try:
-        return env.store.lookup(ref)
-    except NotFound:
-        if env.registry is None:
-            raise NotFound(f'{what} "{ref}" not found in the local store (pull it first, or '
-                           f"load or import it)") from None
-    try:
-        # The copy lines go to the build log; a short name is stored under its full name,
-        # so the returned record (not a second lookup of `ref`) is the image.
-        return pull_image(env.store, env.registry, ref, log, progress)
-    except Cancelled:
-        raise
-    except IsulaBuildError as exc:
-        raise reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
-                            f"failed: {exc}") from None
 
 
 class _Pins:
@@ -246,7 +295,8 @@ def _load_layout(store: Store, named: NamedContext, log: Callable[[str], None]) 
 
 
 def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pins,
-                contexts: Mapping[str, NamedContext]) -> StageResult:
+                contexts: Mapping[str, NamedContext], target: Platform | None,
+                memo: StageMemo | None) -> StageResult:
     """Runs the needed stages (schedule.py: independent ones at once) and returns the
     target's result. Everything a stage logs goes to its own log (ctx.for_stage)."""
     results: dict[int, StageResult] = {}
@@ -256,8 +306,10 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
     locks = _KeyedLocks()
     layouts: dict[str, ImageRecord] = {}
 
-    def root_key(base: str) -> str:
-        return "sha256:" + hashlib.sha256(repr((base, settings)).encode()).hexdigest()
+    def root_key(base: str, platform: Platform | None = target) -> str:
+        # The stage's platform too: FROM scratch (or one image) for two platforms differs.
+        parts = (base, settings, str(platform or host_platform()))
+        return "sha256:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
     def cache_note(ref: str, image_id: str) -> str:
         """Why a stage FROM `ref` would miss at its first step, compared with the last build."""
@@ -276,7 +328,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
             return "the build settings differ (--proxy, --cap-add or the --build-static time)"
         return ""
 
-    def record_base(ref: str, record: ImageRecord) -> StageBase:
+    def record_base(ref: str, record: ImageRecord, platform: Platform | None) -> StageBase:
         # Pinned, so that a concurrent rm cannot take the lower dirs away mid-build (a layer
         # already gone fails at layer_dir below).
         pins.pin([layer.diff_id for layer in record.layers])
@@ -286,12 +338,14 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
             [LayerFile(layer.diff_id, layer.size, store.layer_blob_path(layer.diff_id))
              for layer in record.layers],
             StageConfig.from_bytes(store.config_bytes(record.id)),
-            root_key("sha256:" + record.id), cache_note(ref, record.id))
+            root_key("sha256:" + record.id, platform),
+            cache_note(ref if platform is None else f"{ref} for {platform}", record.id))
 
-    def image_base(ref: str, what: str, log: Callable[[str], None]) -> StageBase:
+    def image_base(ref: str, what: str, log: Callable[[str], None],
+                   platform: Platform | None = target) -> StageBase:
         with locks(ref):
-            record = _local_or_pulled(env, ref, what, log, ctx.progress)
-        return record_base(ref, record)
+            record = find_base(env.store, env.registry, ref, what, log, platform, ctx.progress)
+        return record_base(ref, record, platform)
 
     def context_base(named: NamedContext, sctx: BuildRun) -> StageBase:
         if named.kind == "image":
@@ -301,7 +355,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
         with locks("oci-layout " + named.name):
             if named.name not in layouts:
                 layouts[named.name] = _load_layout(store, named, sctx.log)
-        return record_base("context " + named.name, layouts[named.name])
+        return record_base("context " + named.name, layouts[named.name], target)
 
     def resolver(sctx: BuildRun) -> Callable[[str], RootStack]:
         def resolve_from(ref: str) -> RootStack:
@@ -327,22 +381,33 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
         sctx.check()
         sctx.steps.begin(numbers[index])  # the time of the step before goes out first
         sctx.log(format_step(numbers[index], " ".join(stage.from_.original.split())))
+        platform = stage_platform(plan, stage, target)
+        shared = memo.find(plan, stage, target) if memo is not None else None
+        if shared is not None:
+            result, built_for = shared
+            pins.pin([layer.diff_id for layer in result.layers])
+            sctx.log(f" ---> Using this stage as built for {built_for}")
+            return result
         if stage.base_stage is not None:
             parent = results[stage.base_stage]
             base = StageBase(parent.stack, list(parent.layers),
                              parent.config.child([l.diff_id for l in parent.layers]), parent.key)
         elif stage.base_image is None:
-            base = StageBase(RootStack([]), [], StageConfig.scratch(), root_key("scratch"))
+            base = StageBase(RootStack([]), [], StageConfig.scratch(),
+                             root_key("scratch", platform))
         else:
             named = contexts.get(stage.base_image)
             try:
                 base = context_base(named, sctx) if named is not None else \
-                    image_base(stage.base_image, "base image", sctx.log)
+                    image_base(stage.base_image, "base image", sctx.log, platform)
             except Cancelled:
                 raise
             except IsulaBuildError as exc:
                 raise at_line(exc, stage.from_.line) from None
-        return run_stage(sctx, stage, base, numbers[index] + 1, resolver(sctx))
+        result = run_stage(sctx, stage, base, numbers[index] + 1, resolver(sctx))
+        if memo is not None:
+            memo.keep(plan, stage, target, result)
+        return result
 
     run_stages(plan, ctx, run_one, results, env.stage_jobs)
     return results[plan.target]

@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from isula_build.distribution.lists import load_list, write_list_archive
+from isula_build.distribution.manifests import push_list
 from isula_build.distribution.push import push_image
-from isula_build.errors import InvalidArgument, NotFound, Unimplemented
+from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from isula_build.image.compressionspec import DEFAULT_COMPRESSION, LayerCompression
 from isula_build.image.reference import normalize_name
 from isula_build.progress import Report
@@ -21,7 +23,9 @@ from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.copy import copy_image
 from isula_build.transports.newfile import output_exists
-from isula_build.transports.reference import ArchiveRef, RegistryRef, TransportRef, parse_reference
+from isula_build.transports.oci_archive import OciArchiveWriter
+from isula_build.transports.reference import (ArchiveRef, OciArchiveRef, RegistryRef, TransportRef,
+                                             parse_reference)
 from isula_build.transports.store import StoreSource
 from isula_build.transports.writers import open_writer
 
@@ -76,3 +80,20 @@ def export(ref: TransportRef, store: Store, image: ImageRecord, tmp_dir: Path,
     with open_writer(ref, tmp_dir) as writer, StoreSource(store, image) as src, \
             writer.image(names) as dst:
         copy_image(src, dst, log, progress)
+
+
+def export_list(ref: TransportRef, store: Store, record: ImageRecord, tmp_dir: Path,
+                log: Callable[[str], None], registry: RegistrySettings | None = None) -> None:
+    """Copies a multi-platform build's manifest list to the output: a registry gets every
+    image and the list, an oci-archive the images and an index of them (platforms.py refused
+    the transports that hold one image before the build)."""
+    manifest_list = load_list(store, record.id)
+    if isinstance(ref, RegistryRef):
+        if registry is None:
+            raise Unimplemented(f"output {ref.transport}:// needs the daemon's registry settings")
+        push_list(store, registry, manifest_list, ref.name, log)
+        return
+    if not isinstance(ref, OciArchiveRef):
+        raise FailedPrecondition(f"output {ref.transport}: cannot hold a manifest list")
+    with OciArchiveWriter(Path(ref.path)) as archive:
+        write_list_archive(store, manifest_list, archive, [ref.name] if ref.name else [], log)

@@ -89,6 +89,9 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
     p.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE",
                    help="A named context for FROM NAME and COPY --from=NAME (repeatable): "
                         "a directory, docker-image://REF or oci-layout://PATH[:TAG]")
+    p.add_argument("--platform", default="", metavar="OS/ARCH[/VARIANT][,...]",
+                   help="Build for these platforms (default this machine's); several give a "
+                        "manifest list")
     if ctx.experimental:
         p.add_argument("--format", default="oci", choices=IMAGE_FORMATS,
                        help="Image format of the built image (default oci)")
@@ -122,6 +125,13 @@ def check_compression(text: str, output: str, image_format: str) -> None:
     from isula_build.transports.reference import output_compression, parse_reference
 
     output_compression(parse_reference(output) if output else None, text, image_format)
+
+
+def check_platforms(text: str) -> None:
+    """Refuses a --platform the daemon would refuse, with the daemon's words."""
+    from isula_build.image.platform import parse_platforms
+
+    parse_platforms(text)
 
 
 def parse_build_static(options: list[str]) -> datetime | None:
@@ -259,6 +269,7 @@ class BuildInvocation:
     compression: str = ""
     target: str = ""
     build_contexts: list[str] = field(default_factory=list)
+    platform: str = ""
 
 
 def prepare_build(args: argparse.Namespace) -> BuildInvocation:
@@ -268,6 +279,7 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
     build_time = parse_build_static(args.build_static)
     output = parse_output(args.output)
     check_compression(args.compression, output, args.format)
+    check_platforms(args.platform)
     context_dir = resolve_context(args.context)
     dockerfile = find_dockerfile(context_dir, args.filename)
     return BuildInvocation(
@@ -286,6 +298,7 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
         compression=args.compression,
         target=args.target,
         build_contexts=[resolve_build_context(spec) for spec in args.build_context],
+        platform=args.platform,
     )
 
 
@@ -332,7 +345,7 @@ def run_build(args: argparse.Namespace) -> int:
         entityID=f"{hashlib.sha256(plan.content.encode()).hexdigest()}:{entity_time}",
         encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache,
         compression=plan.compression, target=plan.target,
-        buildContexts=plan.build_contexts)
+        buildContexts=plan.build_contexts, platform=plan.platform)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
     with session(args) as conn, open_output(args.progress, FINAL_STARTS) as out:

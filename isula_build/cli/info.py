@@ -1,8 +1,13 @@
-"""info: the daemon's memory, storage, registries and settings."""
+"""info: the daemon's memory, storage, registries and settings, and the platforms RUN can run.
+
+The platforms are read here, from this machine's binfmt_misc (InfoResponse has no field for
+them; the client talks to a daemon on the same machine, over its unix socket).
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from isula_build.cli.common import ParserContext, session, write_out
@@ -24,8 +29,10 @@ def _go_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def format_info(reply: Any, *, human_readable: bool, verbose: bool) -> str:
-    """The original's layout: label, one space (Go's Println), value."""
+def format_info(reply: Any, *, human_readable: bool, verbose: bool,
+                platforms: Sequence[str] = ()) -> str:
+    """The original's layout: label, one space (Go's Println), value; then ours, the
+    platforms a build can RUN for (this machine's, then those qemu-user runs)."""
     def size(value: int) -> str:
         return format_size(value) if human_readable else str(value)
 
@@ -53,6 +60,8 @@ def format_info(reply: Any, *, human_readable: bool, verbose: bool) -> str:
         ("  Insecure Registries:", None),
         *(("   ", r) for r in reply.registryInfo.registriesInsecure),
     ]
+    if platforms:
+        lines += [("Platforms:", None), *(("   ", platform) for platform in platforms)]
     if verbose:
         stat = reply.memStat
         lines += [
@@ -73,5 +82,8 @@ def run_info(args: argparse.Namespace) -> int:
 
     with session(args) as conn:
         reply = conn.stub.Info(control_pb2.InfoRequest(verbose=args.verbose))
-    write_out(format_info(reply, human_readable=args.human_readable, verbose=args.verbose))
+    from isula_build.builder.binfmt import binfmt_dir, runnable_platforms
+
+    write_out(format_info(reply, human_readable=args.human_readable, verbose=args.verbose,
+                          platforms=runnable_platforms(binfmt_dir())))
     return 0

@@ -23,10 +23,13 @@ LOGOUT_EXAMPLE = "isula-build logout mydockerhub.io\nisula-build logout -a"
 
 def add_image_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> None:
     p = ctx.add(subparsers, "pull", summary="Pull image from remote repository",
-                usage="isula-build ctr-img pull REPOSITORY[:TAG]", example=PULL_EXAMPLE,
+                usage="isula-build ctr-img pull [FLAGS] REPOSITORY[:TAG]", example=PULL_EXAMPLE,
                 handler=run_pull)
     p.add_argument("image", metavar="REPOSITORY[:TAG]")
     add_progress_flag(p)
+    p.add_argument("--platform", default="", metavar="OS/ARCH[/VARIANT]",
+                   help="Pull the image of this platform from a manifest list (default this "
+                        "machine's)")
 
     p = ctx.add(subparsers, "push", summary="Push image to remote repository",
                 usage="isula-build ctr-img push REPOSITORY[:TAG] [FLAGS]", example=PUSH_EXAMPLE,
@@ -77,7 +80,12 @@ def run_pull(args: argparse.Namespace) -> int:
     from isula_build.api import control_pb2
 
     _check_image_name(args.image)
-    request = control_pb2.PullRequest(pullID=new_id(), imageName=args.image)
+    if args.platform:
+        from isula_build.image.platform import Platform
+
+        Platform.parse(args.platform)
+    request = control_pb2.PullRequest(pullID=new_id(), imageName=args.image,
+                                      platform=args.platform)
     with session(args) as conn, open_output(args.progress) as out:
         out.follow(conn.stub.Pull(out.ask(request)), "response")
         out.final(f"Pull success with image: {args.image}\n")

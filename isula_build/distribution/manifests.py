@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from isula_build.distribution.push import push_list_image
 from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryUnavailable
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
@@ -21,6 +22,7 @@ from isula_build.registry.config import RegistryPolicy
 from isula_build.registry.connect import open_client
 from isula_build.registry.names import RemoteRef, parse_remote
 from isula_build.registry.settings import RegistrySettings
+from isula_build.store import Store, local_image_of
 
 CHUNK = 1 << 20
 
@@ -53,10 +55,10 @@ def _entry(client: RegistryClient, ref: RemoteRef) -> dict[str, Any]:
             "size": len(manifest.data), "digest": manifest.digest, "platform": platform}
 
 
-def push_list(settings: RegistrySettings, manifest_list: ManifestList, dest: str,
+def push_list(store: Store, settings: RegistrySettings, manifest_list: ManifestList, dest: str,
               log: Callable[[str], None]) -> str:
-    """Copies every image of the list into dest's repository, then puts the list at dest's tag;
-    returns the list's digest."""
+    """Copies every image of the list into dest's repository (from its remote source, or from
+    the store for a build's list), then puts the list at dest's tag; returns its digest."""
     target = parse_remote(dest)
     dst = open_client(settings, target, push=True)
     sources: dict[str, RegistryClient] = {}
@@ -66,12 +68,22 @@ def push_list(settings: RegistrySettings, manifest_list: ManifestList, dest: str
     total = len(manifest_list.manifests)
     log("Getting image list signatures")
     log(f"Copying {total} of {total} images in list")
+    pushed = ManifestList()
     for n, entry in enumerate(manifest_list.manifests, 1):
         digest = entry["digest"]
         source_name = manifest_list.sources.get(digest)
         if source_name is None:
             raise InvalidArgument(f"manifest list entry {digest} has no source image")
         log(f"Copying image {digest} ({n}/{total})")
+        image_id = local_image_of(source_name)
+        if image_id is not None:
+            # An image a build made: pushed from the store, the list names what was put.
+            image_format = "oci" if entry["mediaType"] == mediatypes.OCI_MANIFEST else "docker"
+            put = push_list_image(store, settings, image_id, dest, image_format, log)
+            pushed.put({**entry, "mediaType": put.media_type, "size": put.size,
+                        "digest": put.digest}, source_name)
+            continue
+        pushed.put(entry, source_name)
         source = parse_remote(source_name)
         src = sources.get(source.registry) or open_client(settings, source)
         sources[source.registry] = src
@@ -87,7 +99,7 @@ def push_list(settings: RegistrySettings, manifest_list: ManifestList, dest: str
         log("Writing manifest to image destination")
         log("Storing signatures")
         dst.put_manifest(target.repository, digest, manifest.data, manifest.media_type)
-    data, media_type = list_bytes(manifest_list)
+    data, media_type = list_bytes(pushed)
     log("Writing manifest list to image destination")
     digest = dst.put_manifest(target.repository, target.tag, data, media_type)
     log("Storing list signatures")

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from isula_build.errors import FailedPrecondition, NotFound, RegistryUnavailable
+from isula_build.image.platform import Platform
 from isula_build.progress import Report
 from isula_build.registry.blobinfo import BlobInfoCache
 from isula_build.registry.config import RegistryPolicy
@@ -27,15 +28,17 @@ _log = logging.getLogger(__name__)
 
 
 def pull_image(store: Store, settings: RegistrySettings, name: str,
-               log: Callable[[str], None], progress: Report | None = None) -> ImageRecord:
+               log: Callable[[str], None], progress: Report | None = None,
+               platform: Platform | None = None, named: bool = True) -> ImageRecord:
     """Pulls name (a short name is tried under each registries.search entry, in order) into the
-    store, named registry/repository:tag; returns the stored image. progress: told the bytes
-    of each blob downloaded (see copy_image)."""
+    store, named registry/repository:tag unless not `named`; returns the stored image. From a
+    manifest list, the entry for `platform` (this machine's by default). progress: told the
+    bytes of each blob downloaded (see copy_image)."""
     candidates = RegistryPolicy(settings.registries).candidates(name)
     failures: list[str] = []
     for ref in candidates:
         try:
-            return _pull(store, settings, ref, log, progress)
+            return _pull(store, settings, ref, log, progress, platform, named)
         except (NotFound, RegistryUnavailable, FailedPrecondition) as exc:
             if len(candidates) == 1:
                 raise
@@ -44,13 +47,13 @@ def pull_image(store: Store, settings: RegistrySettings, name: str,
     raise NotFound(f'image "{name}" not found in the search registries: ' + "; ".join(failures))
 
 
-def _pull(store: Store, settings: RegistrySettings, ref: RemoteRef,
-          log: Callable[[str], None], progress: Report | None) -> ImageRecord:
+def _pull(store: Store, settings: RegistrySettings, ref: RemoteRef, log: Callable[[str], None],
+          progress: Report | None, platform: Platform | None, named: bool) -> ImageRecord:
     client = open_client(settings, ref)
     blobinfo = BlobInfoCache(settings.data_root)
     try:
-        with RegistrySource(client, ref, blobinfo) as src, \
-                StoreDestination(store, [ref.name]) as dst:
+        with RegistrySource(client, ref, blobinfo, platform=platform) as src, \
+                StoreDestination(store, [ref.name] if named else []) as dst:
             image_id = copy_image(src, dst, log, progress)
     finally:
         blobinfo.close()

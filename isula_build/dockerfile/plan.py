@@ -9,10 +9,10 @@ change (expand.py); ``Stage.resolve(base_env, triggers)`` gives the engine the s
 
 from __future__ import annotations
 
-import platform as _platform
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from isula_build.image.platform import Platform, host_platform, platform_problem
 
 from .errors import DockerfileError
 from .expand import BUILTIN_BUILD_ARGS, BuildScope, StageSteps, expand_steps, located_expander, validate
@@ -24,21 +24,15 @@ from .parser import parse
 from .runmount import mount_from
 
 SCRATCH = "scratch"
-_ARCHES = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""), "arm64": ("arm64", ""),
-           "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", ""),
-           "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", "")}
-_PLATFORM = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}")
 
 
-def automatic_platform_args(machine: str | None = None) -> dict[str, str]:
-    """BuildKit's automatic global ARGs (TARGETPLATFORM, BUILDARCH, …) for this host."""
-    arch, variant = _ARCHES.get(machine or _platform.machine(), (machine or _platform.machine(), ""))
-    plat = f"linux/{arch}" + (f"/{variant}" if variant else "")
-    values: dict[str, str] = {}
-    for prefix in ("BUILD", "TARGET"):
-        values.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": "linux", f"{prefix}ARCH": arch,
-                       f"{prefix}VARIANT": variant})
-    return values
+def automatic_platform_args(machine: str | None = None,
+                            target: Platform | None = None) -> dict[str, str]:
+    """BuildKit's automatic global ARGs: BUILDPLATFORM, BUILDARCH, … for this host (`machine`
+    as uname says it; this one by default), TARGETPLATFORM, TARGETARCH, … for `target`
+    (the build platform when None)."""
+    build = host_platform(machine)
+    return {**build.automatic_args("BUILD"), **(target or build).automatic_args("TARGET")}
 
 
 @dataclass
@@ -296,8 +290,10 @@ def _check_cycles(plan: BuildPlan) -> None:
             _depth_first(plan, stage.index, done)
 
 
-def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None = None) -> BuildPlan:
-    """Dockerfile text → BuildPlan.  Raises DockerfileError (an InvalidArgument) naming the line."""
+def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None = None,
+                     platform: Platform | None = None) -> BuildPlan:
+    """Dockerfile text → BuildPlan for the target `platform` (this machine's when None: the
+    automatic TARGET* ARGs).  Raises DockerfileError (an InvalidArgument) naming the line."""
     parsed = parse(text)
     if not parsed.nodes:
         raise DockerfileError("the Dockerfile is empty: it has no instructions")
@@ -326,7 +322,7 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
             names[stage.name] = stage.index
 
     consumed: set[str] = set()
-    meta: dict[str, str] = automatic_platform_args()
+    meta: dict[str, str] = automatic_platform_args(target=platform)
     for ins in meta_instructions:
         ins = ins.expand(located_expander(meta, escape, ins.line))
         for name, default in ins.args:
@@ -345,8 +341,9 @@ def parse_dockerfile(text: str, build_args: dict[str, str], target: str | None =
         stage.from_ = stage.from_.expand(located_expander(meta, escape, stage.from_.line))
         if not stage.from_.image:
             raise DockerfileError("base name (the image after FROM) should not be blank", stage.from_.line)
-        if stage.from_.platform is not None and not _PLATFORM.fullmatch(stage.from_.platform):
-            raise DockerfileError(f"invalid --platform={stage.from_.platform}: use os/arch[/variant]",
+        problem = platform_problem(stage.from_.platform) if stage.from_.platform else None
+        if problem:
+            raise DockerfileError(f"invalid --platform={stage.from_.platform}: {problem}",
                                   stage.from_.line)
         # BuildKit looks the base name up as written among the (lower-cased) names of earlier
         # stages: "FROM Build" is not stage "build" but an image, and an invalid one.

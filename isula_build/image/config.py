@@ -7,7 +7,6 @@ only parse them to read fields, and serialize the configs this project makes in 
 from __future__ import annotations
 
 import json
-import platform
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -15,25 +14,14 @@ from typing import Any
 from isula_build.errors import InvalidArgument
 from isula_build.image.digest import is_digest
 from isula_build.image.jsondoc import load_json_object
+from isula_build.image.platform import host_platform
 
 _FRACTION = re.compile(r"\.(\d+)")
 _ZULU = re.compile(r"[zZ]$")
 
-# Python's machine names → the GOARCH names image configs use.
-_GOARCH = {
-    "x86_64": "amd64", "amd64": "amd64",
-    "aarch64": "arm64", "arm64": "arm64",
-    "armv7l": "arm", "armv6l": "arm",
-    "i386": "386", "i686": "386",
-    "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
-    "loongarch64": "loong64", "mips64": "mips64le",
-}
-
-
 def host_architecture() -> str:
     """This machine's architecture as GOARCH spells it (amd64, arm64, …)."""
-    machine = platform.machine().lower()
-    return _GOARCH.get(machine, machine)
+    return host_platform().architecture
 
 
 def parse_config(data: bytes) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from isula_build.errors import InvalidArgument, NotFound
-from isula_build.image import config as image_config
 from isula_build.image import mediatypes
 from isula_build.image.digest import digest_of, is_digest
 from isula_build.image.jsondoc import load_json_object
+from isula_build.image.platform import Platform, host_platform, matches, of_fields
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 
@@ -57,23 +57,19 @@ def is_index(data: bytes, media_type: str) -> bool:
     return "manifests" in document and "layers" not in document
 
 
-def choose_platform(index: dict[str, Any], what: str, os_name: str = "linux",
-                    arch: str | None = None, variant: str | None = None) -> Descriptor:
-    """The entry of a manifest list / index for os and arch (this machine's by default)."""
-    arch = arch or image_config.host_architecture()
+def choose_platform(index: dict[str, Any], what: str,
+                    wanted: Platform | None = None) -> Descriptor:
+    """The entry of a manifest list / index for a platform (this machine's by default): the
+    first whose platform matches, containerd's way (aliases and default variants normalized)."""
+    wanted = wanted or host_platform()
     entries = index.get("manifests")
     if not isinstance(entries, list):
         raise InvalidArgument(f"{what}: manifest list without a manifests array")
-    candidates = []
     for n, entry in enumerate(entries):
         desc = parse_descriptor(entry, f"{what}: entry {n}")
-        platform = desc.platform or {}
-        if platform.get("os") == os_name and platform.get("architecture") == arch:
-            if variant is None or platform.get("variant") == variant:
-                candidates.append(desc)
-    if not candidates:
-        raise NotFound(f"{what}: no image for {os_name}/{arch} in the manifest list")
-    return candidates[0]
+        if matches(wanted, of_fields(desc.platform or {})):
+            return desc
+    raise NotFound(f"{what}: no image for {wanted} in the manifest list")
 
 
 def _dump(document: dict[str, Any]) -> bytes:

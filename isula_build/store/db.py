@@ -97,6 +97,11 @@ class Database:
                                  (image_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def all_list_sources(self) -> list[str]:
+        """The entry sources of every manifest list."""
+        return [source for (text,) in self._conn.execute("SELECT sources FROM manifest_lists")
+                for source in json.loads(text).values()]
+
     def has_layer(self, diff_id: str) -> bool:
         return self._conn.execute("SELECT 1 FROM layers WHERE diff_id = ?", (diff_id,)).fetchone() is not None
 

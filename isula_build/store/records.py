@@ -30,3 +30,19 @@ class ManifestListData:
     record: ImageRecord
     document: bytes  # the list JSON as stored; record.id is its sha256
     sources: dict[str, str]  # entry manifest digest -> remote image name it was read from
+
+
+# A list entry's source is the remote image it was read from (`manifest create`), or, for a
+# list a multi-platform build made, an image of this store written `sha256:<image ID>` (no
+# remote name looks like that: remote names start with their registry host and hold a `/`).
+_LOCAL_PREFIX = "sha256:"
+
+
+def local_source(image_id: str) -> str:
+    return _LOCAL_PREFIX + image_id
+
+
+def local_image_of(source: str) -> str | None:
+    """The store image ID a list entry's source names, None for a remote image."""
+    rest = source[len(_LOCAL_PREFIX):] if source.startswith(_LOCAL_PREFIX) else ""
+    return rest if len(rest) == 64 and all(c in "0123456789abcdef" for c in rest) else None

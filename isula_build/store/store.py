@@ -14,7 +14,7 @@ import os
 import tarfile
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +28,7 @@ from isula_build.store.db import Database
 from isula_build.store.extract import extract_layer
 from isula_build.store.layout import StoreLayout
 from isula_build.store.lock import StoreLock
-from isula_build.store.records import ImageRecord, ManifestListData
+from isula_build.store.records import ImageRecord, ManifestListData, local_image_of
 from isula_build.store.space import SpaceGuard, SpaceReserve
 
 if TYPE_CHECKING:
@@ -171,9 +171,12 @@ class Store:
             return lines
 
     def prune(self) -> list[str]:
-        """Removes the images that have no name."""
+        """Removes the images that have no name, except those a manifest list of this store
+        holds (a multi-platform build's images are named only through their list)."""
         with self._lock:
-            lines = self._delete_images([r for r in self._db.images() if not r.names])
+            held = {local_image_of(s) for s in self._db.all_list_sources()}
+            lines = self._delete_images([r for r in self._db.images()
+                                         if not r.names and r.id not in held])
             self.gc()
             return lines
 
@@ -212,6 +215,24 @@ class Store:
                     Database.add_manifest_list(conn, list_id, datetime.now(timezone.utc),
                                                len(document), sources)
                     Database.set_name(conn, normalized, list_id)
+            finally:
+                self._discard_unreferenced([list_id])  # only when the commit failed
+            return self._db.images([list_id])[0]
+
+    def commit_manifest_list(self, names: Sequence[str], document: bytes,
+                             sources: Mapping[str, str]) -> ImageRecord:
+        """Stores a list a build made; its names move to it from any image or list holding
+        them (as a built image's names do), where create_manifest_list refuses them."""
+        normalized = [normalize_name(name) for name in names]
+        list_id = self._check_list_document(document)
+        with self._lock:
+            self._put_small_blob(list_id, document)
+            try:
+                with self._db.transaction() as conn:
+                    Database.add_manifest_list(conn, list_id, datetime.now(timezone.utc),
+                                               len(document), sources)
+                    for name in normalized:
+                        Database.set_name(conn, name, list_id)
             finally:
                 self._discard_unreferenced([list_id])  # only when the commit failed
             return self._db.images([list_id])[0]

@@ -167,6 +167,9 @@ class OciArchiveWriter(ArchiveWriter):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._images: dict[str, _Image] = {}  # by manifest digest, in the order added
+        self._manifest_of: dict[str, str] = {}  # image ID -> manifest digest
+        self._lists: dict[str, tuple[int, list[str]]] = {}  # index digest -> (size, names)
+        self._listed: set[str] = set()  # manifest digests of images in a list
         self._tar.add_bytes(LAYOUT, _LAYOUT_BYTES)
         self._tar.add_directory("blobs/")
         self._tar.add_directory("blobs/sha256/")
@@ -188,7 +191,18 @@ class OciArchiveWriter(ArchiveWriter):
         manifest_digest = self._put_blob_bytes(manifest)
         image = self._images.setdefault(manifest_digest, _Image(manifest))
         self._claim_names([i.names for i in self._images.values()], image.names, names)
+        self._manifest_of[sha256_hex(config)] = manifest_digest
         return sha256_hex(config)
+
+    def add_list(self, names: list[str], entries: list[tuple[str, dict[str, str]]]) -> None:
+        """An image index of images already written — (image ID, platform) each — as a blob,
+        named in index.json by `names` (what `skopeo … oci-archive:FILE:NAME` finds)."""
+        manifests = [Descriptor(mediatypes.OCI_MANIFEST, self._manifest_of[image_id],
+                                len(self._images[self._manifest_of[image_id]].manifest),
+                                platform=platform) for image_id, platform in entries]
+        self._listed.update(m.digest for m in manifests)
+        document = image_manifest.oci_index(manifests)
+        self._lists[self._put_blob_bytes(document)] = (len(document), list(names))
 
     def _image_count(self) -> int:
         return len(self._images)
@@ -199,9 +213,15 @@ class OciArchiveWriter(ArchiveWriter):
     def _index(self) -> bytes:
         descriptors: list[Descriptor] = []
         for digest, image in self._images.items():
+            if digest in self._listed and not image.names:
+                continue  # found through its list's index (as BuildKit's OCI exporter writes it)
             refs = [{REF_NAME_ANNOTATION: n} for n in image.names] or [{}]
             descriptors += [Descriptor(mediatypes.OCI_MANIFEST, digest, len(image.manifest), r)
                             for r in refs]
+        for digest, (size, names) in self._lists.items():
+            descriptors += [Descriptor(mediatypes.OCI_INDEX, digest, size,
+                                       {REF_NAME_ANNOTATION: n} if n else {})
+                            for n in names or [""]]
         return image_manifest.oci_index(descriptors)
 
 

@@ -1,7 +1,7 @@
 """A registry as an image source (pull) and destination (push), over registry/client.py.
 
-Source: the manifest (a manifest list or OCI index is resolved to linux and this machine's
-architecture), the config checked against its digest, the layers streamed through the
+Source: the manifest (a manifest list or OCI index is resolved to the platform asked for, this
+machine's by default), the config checked against its digest, the layers streamed through the
 decompressor with the blob digest checked as the bytes pass (the store checks the diff ID), so a
 corrupt blob fails the copy before anything is committed.
 
@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from isula_build.errors import InvalidArgument
+from isula_build.errors import InvalidArgument, NotFound
 from isula_build.image import config as image_config
 from isula_build.image import mediatypes
 from isula_build.image.compressionspec import (
@@ -26,6 +26,7 @@ from isula_build.image.compressionspec import (
 from isula_build.image.digest import HashingReader, digest_of
 from isula_build.image.jsondoc import load_json_object
 from isula_build.image.manifest import Descriptor, choose_platform, is_index, parse_descriptor
+from isula_build.image.platform import Platform, matches, of_fields
 from isula_build.progress import BlobMeter, metered
 from isula_build.registry.blobinfo import BlobInfoCache, CompressedBlob
 from isula_build.registry.client import RegistryClient
@@ -46,14 +47,18 @@ class RegistrySource(ImageSource):
     parallel_layers = 3
 
     def __init__(self, client: RegistryClient, ref: RemoteRef,
-                 blobinfo: BlobInfoCache | None = None, reference: str | None = None) -> None:
+                 blobinfo: BlobInfoCache | None = None, reference: str | None = None,
+                 platform: Platform | None = None) -> None:
+        """`platform`: the list entry to take (this machine's by default); an image that is
+        not a list must be of that platform when one is asked for."""
         self._client = client
         self._ref = ref
         self._blobinfo = blobinfo
         what = f"{ref.repo_path}:{ref.tag}"
         manifest = client.get_manifest(ref.repository, reference or ref.tag)
-        if is_index(manifest.data, manifest.media_type):
-            chosen = choose_platform(load_json_object(manifest.data, what), what)
+        listed = is_index(manifest.data, manifest.media_type)
+        if listed:
+            chosen = choose_platform(load_json_object(manifest.data, what), what, platform)
             manifest = client.get_manifest(ref.repository, chosen.digest)
             if is_index(manifest.data, manifest.media_type):
                 raise InvalidArgument(f"{what}: a manifest list inside a manifest list")
@@ -74,6 +79,9 @@ class RegistrySource(ImageSource):
         self._config = client.get_small_blob(ref.repository, config_desc.digest)
         self.config = image_config.parse_config(self._config)
         self._diff_ids = image_config.diff_ids(self.config)
+        have = of_fields(self.config)
+        if platform is not None and not listed and not matches(platform, have):
+            raise NotFound(f"{what}: the image is for {have or 'no platform'}, not {platform}")
         if len(self._diff_ids) != len(self._blobs):
             raise InvalidArgument(f"{what}: the manifest has {len(self._blobs)} layers, the "
                                   f"config {len(self._diff_ids)}")
@@ -122,7 +130,10 @@ class RegistryDestination(ImageDestination):
 
     def __init__(self, client: RegistryClient, ref: RemoteRef, image_format: str,
                  blobinfo: BlobInfoCache,
-                 compression: LayerCompression = DEFAULT_COMPRESSION) -> None:
+                 compression: LayerCompression = DEFAULT_COMPRESSION,
+                 by_digest: bool = False) -> None:
+        """by_digest: the manifest is put under its digest, not ref's tag (an image of a
+        manifest list, which the list names by digest)."""
         if image_format not in (DOCKER_FORMAT, OCI_FORMAT):
             raise InvalidArgument(f'unknown image format "{image_format}"')
         require_oci_for_zstd(compression, image_format, "the push")
@@ -133,7 +144,8 @@ class RegistryDestination(ImageDestination):
         self._blobinfo = blobinfo
         self._layers: list[tuple[str, CompressedBlob]] = []
         self._config: bytes | None = None
-        self.manifest_digest: str | None = None
+        self._by_digest = by_digest
+        self.manifest: Descriptor | None = None  # what was put, once committed
 
     @property
     def _layer_type(self) -> str:
@@ -223,6 +235,7 @@ class RegistryDestination(ImageDestination):
         repository = self._ref.repository
         self._client.put_small_blob(repository, self._config)
         data, media_type = self.manifest_bytes()
-        self.manifest_digest = self._client.put_manifest(repository, self._ref.tag, data,
-                                                         media_type)
+        reference = digest_of(data) if self._by_digest else self._ref.tag
+        digest = self._client.put_manifest(repository, reference, data, media_type)
+        self.manifest = Descriptor(media_type, digest, len(data))
         return digest_of(self._config).split(":", 1)[1]

@@ -190,3 +190,17 @@ def test_a_long_chain_of_stages_is_planned() -> None:
         f"FROM s{i} AS s{i + 1}\n" for i in range(3))
     with pytest.raises(DockerfileError, match="circular dependency detected on stage: s0"):
         parse_dockerfile(cycle, {})
+
+
+def test_automatic_platform_args_of_a_target_platform() -> None:
+    from isula_build.image.platform import Platform
+
+    text = ("FROM --platform=$BUILDPLATFORM img AS b\nFROM img:$TARGETARCH\n"
+            "ARG TARGETPLATFORM\nARG BUILDARCH\nLABEL t=$TARGETPLATFORM b=$BUILDARCH\n")
+    plan = parse_dockerfile(text, {}, platform=Platform.parse("linux/arm/v7"))
+    host = automatic_platform_args()
+    assert plan.meta_args["TARGETPLATFORM"] == "linux/arm/v7"
+    assert plan.meta_args["TARGETVARIANT"] == "v7"
+    assert plan.stages[0].from_.platform == host["BUILDPLATFORM"]
+    assert plan.stages[1].from_.image == "img:arm"
+    assert labels(plan, 1) == {"t": "linux/arm/v7", "b": host["BUILDARCH"]}

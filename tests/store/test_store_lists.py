@@ -190,3 +190,23 @@ def test_a_committed_list_survives_a_killed_process(data_root: Path) -> None:
         record = s.lookup("multi")
         assert record.id == done.stdout.decode().strip() == hashlib.sha256(doc).hexdigest()
         assert record.is_manifest_list and s.manifest_list(record.id).document == doc
+
+
+def test_a_build_list_takes_its_names_and_keeps_its_images_from_prune(store: Store) -> None:
+    from isula_build.store import local_image_of, local_source
+
+    kept = add_image(store, [BASE], [])
+    other = add_image(store, [make_tar(file("x", b"x\n"))], [])
+    old = store.create_manifest_list("app:1", document(AMD64), {AMD64: "reg.example.com/a:1"})
+    # A build's list: its names move to it (create_manifest_list refuses a used name).
+    record = store.commit_manifest_list(["app:1", "app:2"], document(ARM64),
+                                        {ARM64: local_source(kept.id)})
+    assert record.names == ("app:1", "app:2")
+    assert store.lookup("app:1").id == record.id and store.lookup(old.id).names == ()
+    assert local_image_of(local_source(kept.id)) == kept.id
+    assert local_image_of("reg.example.com/a:1") is None
+    # prune removes unnamed images, but not those a list holds.
+    lines = store.prune()
+    assert f"Deleted image: {other.id}" in lines and f"Deleted image: {old.id}" in lines
+    assert f"Deleted image: {kept.id}" not in lines
+    assert store.lookup(kept.id) == kept

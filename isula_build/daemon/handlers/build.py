@@ -108,7 +108,7 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         proxy=request.proxy, build_time=build_time, tag=request.additionalTag,
         cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile,
         no_cache=request.noCache, compression=request.compression, target=request.target,
-        build_contexts=list(request.buildContexts))
+        build_contexts=list(request.buildContexts), platform=request.platform)
 
 
 def _drain(lines: queue.Queue[str | Event | None],

@@ -64,5 +64,5 @@ def manifest_push(state: DaemonState, request: pb.ManifestPushRequest, job: Job)
     manifest_list = load_list(state.store, request.manifestList)
     if not request.dest:
         raise InvalidArgument("manifest push: no destination given")
-    digest = push_list(state.registry, manifest_list, request.dest, job.log)
+    digest = push_list(state.store, state.registry, manifest_list, request.dest, job.log)
     _log.info("manifest list %s pushed to %s (%s)", manifest_list.id, request.dest, digest)
