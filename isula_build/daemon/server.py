@@ -26,6 +26,7 @@ from isula_build.api import control_pb2_grpc
 from isula_build.builder.workdir import sweep_stale_builds
 from isula_build.builder.runtime import remove_stale_containers
 from isula_build.daemon.fsinfo import TMPFS_MAGIC, fs_magic
+from isula_build.daemon.handlers.cache import daemon_cache
 from isula_build.daemon.keys import KeyPair
 from isula_build.daemon.logstream import JobRegistry
 from isula_build.daemon.options import DaemonOptions
@@ -93,6 +94,9 @@ def _serve(options: DaemonOptions, store: Store) -> None:
     # A daemon killed mid-build leaves its runc containers running and its mounts in place.
     remove_stale_containers(options.runtime, options.run_root / "runc")
     sweep_stale_builds(options.data_root)
+    # Opened now, not at the first build: what a killed daemon left half-written in the
+    # build cache goes before anyone can list it.
+    daemon_cache(options)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
