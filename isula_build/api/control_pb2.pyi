@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "progress")
+    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "progress", "cacheTo", "cacheFrom")
     BUILDID_FIELD_NUMBER: _ClassVar[int]
     BUILDTYPE_FIELD_NUMBER: _ClassVar[int]
     CONTEXTDIR_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,8 @@ class BuildRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     NOCACHE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    CACHETO_FIELD_NUMBER: _ClassVar[int]
+    CACHEFROM_FIELD_NUMBER: _ClassVar[int]
     buildID: str
     buildType: str
     contextDir: str
@@ -45,7 +47,9 @@ class BuildRequest(_message.Message):
     format: str
     noCache: bool
     progress: bool
-    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., progress: _Optional[bool] = ...) -> None: ...
+    cacheTo: str
+    cacheFrom: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., progress: _Optional[bool] = ..., cacheTo: _Optional[str] = ..., cacheFrom: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("blob", "step")

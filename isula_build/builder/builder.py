@@ -27,6 +27,7 @@ from typing import BinaryIO
 from isula_build.builder.cache import BuildCache
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
+from isula_build.builder.remotecache import WARNING, SharedCache, SharedCacheLost
 from isula_build.builder.outputs import export, image_names, parse_output
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
@@ -35,10 +36,11 @@ from isula_build.builder.steptimes import StepClock
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
 from isula_build.distribution.pull import pull_image
 from isula_build.dockerfile import BuildPlan, DockerfileError, DockerignoreMatcher, parse_dockerfile
-from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
+from isula_build.errors import (Cancelled, FailedPrecondition, InvalidArgument, IsulaBuildError, NotFound, Unimplemented,
                                 at_line, reworded)
 from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.progress import Report
+from isula_build.registry.names import parse_remote
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
@@ -71,6 +73,9 @@ class BuildInput:
     image_format: str = "docker"
     iidfile: str = ""  # absolute; the daemon writes the image ID there (builder/result.py)
     no_cache: bool = False  # --no-cache: serve nothing from the build cache (still fill it)
+    # The shared cache (remotecache.py): REF[,mode=min|max] to export to, references to import.
+    cache_to: str = ""
+    cache_from: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,10 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     plan = parse_dockerfile(request.dockerfile, dict(request.build_args))
     for warning in plan.warnings:
         log(warning)
+    if (request.cache_to or request.cache_from) and env.cache is None:
+        raise FailedPrecondition("--cache-to and --cache-from need the daemon's build cache")
+    for ref in request.cache_from:
+        parse_remote(ref)   # a malformed reference is refused before anything is built
 
     work = create_work_dir(env.tmp_dir, request.build_id)
     ctx = BuildRun(
@@ -121,12 +130,19 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
         escape=plan.escape, check_space=env.store.space.check,
         cache=env.cache, use_cache=not request.no_cache,
-        progress=progress, steps=StepClock(progress))
+        progress=progress, steps=StepClock(progress),
+        layer_stages={plan.target, *(s.base_stage for s in plan.stages
+                                     if s.base_stage is not None)})
     try:
+        if env.cache is not None and (request.cache_to or request.cache_from):
+            ctx.shared = SharedCache(env.cache, env.registry,
+                                     [] if request.no_cache else request.cache_from,
+                                     request.cache_to, log, ctx.cache_holds)
+            ctx.materialize = ctx.shared.materialize
         with StoreDestination(env.store, names) as destination:
             ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
                 if destination.pin_layers([diff_id]) else None
-            final = _run_stages(ctx, plan, env, destination)
+            final = _run_stages_shared(ctx, plan, env, destination)
             ctx.check()
             config = _final_config(final.config, request.image_format, log)
             created = request.build_time or _reused_created(ctx, final.key) or \
@@ -142,6 +158,10 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
                    progress)
         ctx.steps.finish()
         report_image_id(image_id, request.iidfile, log)
+        if ctx.shared is not None:
+            ctx.shared.finish()
+            ctx.shared.export(ctx.stage_ends, final.key, {final.key: created.isoformat()},
+                              ctx.stage_layers)
         if env.cache is not None:
             _cache_after_build(env.cache, final.key, created)
         return image_id
@@ -159,7 +179,8 @@ def _reused_created(ctx: BuildRun, final_key: str) -> datetime | None:
     steps made before, so a rebuild with nothing changed gives the same image ID (as docker)."""
     if ctx.cache is None or not ctx.use_cache or not ctx.all_cached:
         return None
-    text = ctx.cache.image_created(final_key)
+    text = ctx.cache.image_created(final_key) or (
+        ctx.shared.created(final_key) if ctx.shared is not None else None)
     return datetime.fromisoformat(text) if text else None
 
 
@@ -223,6 +244,22 @@ def _local_or_pulled(env: BuildEnvironment, ref: str, what: str,
     except IsulaBuildError as exc:
         raise reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
                             f"failed: {exc}") from None
+
+
+def _run_stages_shared(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,
+                       destination: StoreDestination) -> StageResult:
+    """_run_stages; when a snapshot of an imported record cannot be fetched, once more without
+    the shared cache (what was fetched by then is in the local cache and serves the rerun)."""
+    try:
+        return _run_stages(ctx, plan, env, destination)
+    except SharedCacheLost as exc:
+        if ctx.shared is None:
+            raise
+        ctx.log(f"{WARNING}{exc}; building again without it")
+        ctx.shared.disable()
+        ctx.all_cached = True
+        ctx.stage_ends.clear()
+        return _run_stages(ctx, plan, env, destination)
 
 
 def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment,

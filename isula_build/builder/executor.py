@@ -35,6 +35,7 @@ from isula_build.builder.copier import copy_into_root
 from isula_build.builder.copydigest import source_digest
 from isula_build.builder.copyflags import resolve_chown
 from isula_build.builder.mounts import OverlayMount
+from isula_build.builder.remotecache import SharedCache
 from isula_build.builder.remotes import RemoteSources
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runtime import RunSpec, run_container
@@ -99,6 +100,16 @@ class BuildRun:
     progress: Report | None = None
     steps: StepClock = field(default_factory=lambda: StepClock(None))
     _serial: int = field(default=0, repr=False)
+    # The shared cache (remotecache.py): imported records the local cache lacks, and
+    # materialize(lower dirs), called before they are mounted or read, fetches the snapshots
+    # among them that imported hits named. The stages' last keys are what --cache-to exports.
+    shared: SharedCache | None = None
+    materialize: Callable[[list[Path]], None] = lambda lowers: None
+    stage_ends: dict[int, str] = field(default_factory=dict)
+    # The layers the stages wrote, by the stage's last key: (diff ID, size, tar file).
+    stage_layers: dict[str, tuple[str, int, Path]] = field(default_factory=dict)
+    # The stages whose layer the build needs (the target and the stages built FROM); None: all.
+    layer_stages: set[int] | None = None
     # ADD's URLs and git repositories, fetched once per build (for the key, then the copy).
     remotes: RemoteSources = field(init=False, repr=False)
 
@@ -153,6 +164,7 @@ def step_key(parent: str, ins: Instruction, new_args: Iterable[tuple[str, str]],
 def mounted_root(ctx: BuildRun, stack: RootStack) -> Iterator[Path]:
     """A throwaway overlay of `stack` to read from (COPY --from): nothing in it is kept."""
     base = ctx.new_dir("from")
+    ctx.materialize(stack.lowers)
     mount = OverlayMount(stack.lowers, base / "upper", base / "work", base / "merged",
                          mountopt=ctx.mountopt)
     try:

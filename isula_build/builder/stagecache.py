@@ -22,6 +22,7 @@ from typing import Any
 from isula_build.builder.cache import BuildCache, CacheEntry
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import StepKey
+from isula_build.builder.remotecache import SharedCache
 from isula_build.dockerfile import Step
 from isula_build.dockerfile.instructions import AddInstruction, CopyInstruction
 from isula_build.errors import IsulaBuildError
@@ -94,8 +95,10 @@ class StageCache:
     adopts) are appended to `holds`, which the build releases when it ends: later stages and
     COPY --from mount them too."""
 
-    def __init__(self, cache: BuildCache, use: bool, base_note: str, holds: list[str]) -> None:
+    def __init__(self, cache: BuildCache, use: bool, base_note: str, holds: list[str],
+                 shared: SharedCache | None = None) -> None:
         self.cache = cache
+        self.shared = shared         # --cache-from: looked up when the local cache misses
         self.use = use
         self.base_note = base_note   # why a first step with no sibling entry missed, if known
         self.holds = holds
@@ -111,6 +114,10 @@ class StageCache:
         if not self.use:
             return None, ""
         entry = self.cache.lookup(key.key, hold=True)
+        if entry is None and self.shared is not None:
+            entry = self.shared.lookup(key.key)
+            if entry is not None:
+                self.cache.hold(entry.snapshots)
         if entry is not None:
             self.holds.extend(entry.snapshots)
             self._hit = entry
@@ -118,7 +125,10 @@ class StageCache:
             return entry, ""
         first = position == 0
         new = step_inputs(step, text, key, position)
-        old = _comparable(self.cache.siblings(parent), new)
+        siblings = self.cache.siblings(parent)
+        if self.shared is not None:
+            siblings += self.shared.siblings(parent)
+        old = _comparable(siblings, new)
         if old is None:
             # A stage no build started before says nothing: a first build's log stays as it
             # was without a cache. Past a hit, the step is new (a line added, say).

@@ -107,7 +107,7 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         context_dir=Path(request.contextDir), build_args=args, output=request.output,
         proxy=request.proxy, build_time=build_time, tag=request.additionalTag,
         cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile,
-        no_cache=request.noCache)
+        no_cache=request.noCache, cache_to=request.cacheTo, cache_from=list(request.cacheFrom))
 
 
 def _drain(lines: queue.Queue[str | Event | None],
