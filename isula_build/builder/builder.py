@@ -169,6 +169,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         unused = unused_args_warning(plan.unused_build_args)
         if unused:
             log(unused)
+        if ctx.shared is not None:
+            ctx.shared.close()
         if env.cache is not None:
             env.cache.release(ctx.cache_holds)
         discard_work_dir(work, env.store.layout.tmp)

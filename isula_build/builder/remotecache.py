@@ -32,6 +32,7 @@ import secrets
 import tarfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import isula_build
@@ -105,6 +106,12 @@ class SharedCache:
         self._pending: dict[str, tuple[_Source, CacheBlob]] = {}   # snapshot id -> its blob
         self._hits: dict[str, CacheEntry] = {}   # served from a source, not yet in the cache
         self._lock = threading.Lock()
+        # --cache-to: blobs pushed while the build goes on (a snapshot as soon as its step
+        # ends, a stage layer once written), waited for by export().
+        self._uploads: dict[str, Future[CacheBlob]] = {}
+        self._target_repo: CacheRepository | None = None
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="cache-export") \
+            if self.target is not None else None
         for name in cache_from:
             self._open(name)
 
@@ -279,6 +286,33 @@ class SharedCache:
 
     # --- export -------------------------------------------------------------------------
 
+    def _repo(self) -> CacheRepository:
+        assert self.target is not None
+        with self._lock:
+            if self._target_repo is None:
+                self._target_repo = CacheRepository(self.settings, self.target.ref, push=True)
+            return self._target_repo
+
+    def _upload_early(self, name: str, push: Callable[[CacheRepository], CacheBlob]) -> None:
+        if self._pool is not None and name not in self._uploads:
+            self._uploads[name] = self._pool.submit(lambda: push(self._repo()))
+
+    def snapshot_made(self, snapshot: str, path: Path, size: int, final: bool) -> None:
+        """A step's snapshot was adopted: with --cache-to, pushed now, while the build goes
+        on (`final`: the stage is one the final image is made of; `min` exports no other)."""
+        if self.target is not None and (final or self.target.mode == "max"):
+            self._upload_early(snapshot, lambda repo: self._push_snapshot(repo, path, size))
+
+    def layer_made(self, diff_id: str, size: int, path: Path) -> None:
+        """A stage layer was written: with --cache-to, pushed now."""
+        self._upload_early(f"layer:{diff_id}",
+                           lambda repo: repo.push_layer(diff_id, size, path))
+
+    def close(self) -> None:
+        """At the end of a build: early pushes not started yet are dropped."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
     def export(self, stage_ends: dict[int, str], final_key: str, created: dict[str, str],
                stage_layers: dict[str, tuple[str, int, Path]]) -> None:
         """Writes to --cache-to the entries of the steps that led to the stages' last keys
@@ -289,13 +323,15 @@ class SharedCache:
         ends = list(stage_ends.values()) if self.target.mode == "max" else [final_key]
         self._forget_evicted()
         try:
-            repo = CacheRepository(self.settings, self.target.ref, push=True)
+            repo = self._repo()
             document = CacheDocument(isula_build.__version__, cache_platform(), created=created)
             for key in ends:
                 self._export_chain(repo, document, key)
             for key, (diff_id, size, path) in stage_layers.items():
                 if key in document.records:
-                    blob = repo.push_layer(diff_id, size, path)
+                    early = self._uploads.get(f"layer:{diff_id}")
+                    blob = early.result() if early is not None else \
+                        repo.push_layer(diff_id, size, path)
                     document.blobs[blob.digest] = blob
                     document.stage_layers[key] = blob.digest
             repo.write(document)
@@ -327,6 +363,12 @@ class SharedCache:
         """The digest of the snapshot's blob, which is in `repo` when this returns: one pushed
         before or imported (asked for with HEAD, or mounted from the repository it came
         from), else the snapshot compressed and pushed now."""
+        early = self._uploads.get(snapshot)
+        if early is not None:
+            blob = early.result()
+            self._remember(snapshot, blob)
+            document.blobs[blob.digest] = blob
+            return blob.digest
         with self._lock:
             pending = self._pending.get(snapshot)
         known = self._known(snapshot) or (pending[1] if pending is not None else None)

@@ -84,8 +84,9 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     layer_entry: int | None = None  # index in config.new_history of the last file change
     root = StepRoot(folder, base.stack.lowers, ctx.mountopt, ctx.materialize)
     executor = StepExecutor(ctx, root.merged, config, resolve_from)
-    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.cache_holds, ctx.shared) \
-        if ctx.cache else None
+    layer_needed = ctx.layer_stages is None or stage.index in ctx.layer_stages
+    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.cache_holds, ctx.shared,
+                       layer_needed) if ctx.cache else None
     if triggers:
         ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
 
@@ -149,7 +150,7 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     layers = list(base.layers)
     # A stage only copied from has no use for its layer: none is written (and a stage served
     # from a shared cache then downloads nothing).
-    if root.tops and (ctx.layer_stages is None or stage.index in ctx.layer_stages):
+    if root.tops and layer_needed:
         layers.append(_stage_layer(ctx, cache, stage, key, root, folder, pending is None))
         if layer_entry is None:
             config.add_history("stage changes", ctx.build_time or now_utc(), empty_layer=False)
@@ -173,6 +174,8 @@ def _stage_layer(ctx: BuildRun, cache: StageCache | None, stage: Stage, key: str
         if path is not None:
             _log.debug("stage %d: layer %s from the cache", stage.index, known[0])
             ctx.stage_layers[key] = (known[0], known[1], path)
+            if ctx.shared is not None:
+                ctx.shared.layer_made(known[0], known[1], path)
             return LayerFile(known[0], known[1], path)
     ctx.check()  # the last step may have left no room for its layer tar
     folder.mkdir(parents=True, exist_ok=True)   # all steps served: nothing was mounted here
@@ -191,6 +194,8 @@ def _stage_layer(ctx: BuildRun, cache: StageCache | None, stage: Stage, key: str
     if cache is not None:
         cache.remember_layer(key, layer.diff_id, layer.size)
     ctx.stage_layers[key] = (layer.diff_id, layer.size, path)
+    if ctx.shared is not None:
+        ctx.shared.layer_made(layer.diff_id, layer.size, path)
     _log.debug("stage %d: layer %s (%d bytes)", stage.index, layer.diff_id, layer.size)
     return layer
 

@@ -96,9 +96,10 @@ class StageCache:
     COPY --from mount them too."""
 
     def __init__(self, cache: BuildCache, use: bool, base_note: str, holds: list[str],
-                 shared: SharedCache | None = None) -> None:
+                 shared: SharedCache | None = None, final: bool = True) -> None:
         self.cache = cache
         self.shared = shared         # --cache-from: looked up when the local cache misses
+        self.final = final           # the final image is made of this stage (for --cache-to)
         self.use = use
         self.base_note = base_note   # why a first step with no sibling entry missed, if known
         self.holds = holds
@@ -158,6 +159,8 @@ class StageCache:
             return upper
         self.holds.append(snapshot)
         self.chain.insert(0, [snapshot, size])
+        if self.shared is not None:
+            self.shared.snapshot_made(snapshot, path, size, self.final)
         return path
 
     def save(self, parent: str, step: Step, text: str, position: int, key: StepKey,
