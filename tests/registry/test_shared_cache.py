@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import urllib.parse
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry.servers import GarbageServer, free_port
+from tests.registry.servers import GarbageServer, KillingProxy
 from tests.registry.test_e2e import _registries_toml
 
 STATIC = "build-time=2020-01-01 00:00:00"
@@ -243,62 +242,3 @@ def _rewrite_document(fleet: Fleet, field: str) -> str:
         f"{base}/manifests/{field}", data=json.dumps(manifest).encode(), method="PUT",
         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}))
     return f"{fleet.registry.host}/cache/app:{field}"
-
-
-class KillingProxy:
-    """Forwards each connection (the registry client opens one a request) to the registry,
-    until a request GETs one of `blobs`: then the registry is stopped and the connection cut."""
-
-    def __init__(self, registry, blobs: set[str]) -> None:
-        self.registry = registry
-        self.blobs = blobs
-        self.killed = False
-        self.port = free_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        with client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = client.recv(65536)
-                if not data:
-                    return
-                head += data
-            line = head.split(b"\r\n", 1)[0].decode()
-            if self.killed or (line.startswith("GET ") and
-                               any(blob in line for blob in self.blobs)):
-                self.killed = True
-                self.registry.stop()
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.registry.port))
-            except OSError:
-                return
-            with upstream:
-                upstream.sendall(head)
-                pump = threading.Thread(target=_pump, args=(client, upstream), daemon=True)
-                pump.start()
-                _pump(upstream, client)
-                pump.join()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-        dst.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
