@@ -137,7 +137,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         if env.cache is not None and (request.cache_to or request.cache_from):
             ctx.shared = SharedCache(env.cache, env.registry,
                                      [] if request.no_cache else request.cache_from,
-                                     request.cache_to, log, ctx.cache_holds)
+                                     request.cache_to, log, ctx.cache_holds,
+                                     push_layers=not isinstance(output, RegistryRef))
             ctx.materialize = ctx.shared.materialize
         with StoreDestination(env.store, names) as destination:
             ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \

@@ -94,7 +94,7 @@ class SharedCache:
 
     def __init__(self, cache: BuildCache, settings: RegistrySettings | None,
                  cache_from: list[str], cache_to: str, log: Callable[[str], None],
-                 holds: list[str]) -> None:
+                 holds: list[str], push_layers: bool = True) -> None:
         if settings is None:
             raise Unimplemented("--cache-from and --cache-to need the daemon's registry settings")
         self.cache = cache
@@ -102,6 +102,9 @@ class SharedCache:
         self.target: CacheTo | None = parse_cache_to(cache_to) if cache_to else None
         self.log = log
         self.holds = holds
+        # Push stage layers as soon as they are written; not when the build pushes its image
+        # (-o docker://): the export then finds them in the registry instead of sending them.
+        self._push_layers = push_layers
         self._sources: list[_Source] = []
         self._pending: dict[str, tuple[_Source, CacheBlob]] = {}   # snapshot id -> its blob
         self._hits: dict[str, CacheEntry] = {}   # served from a source, not yet in the cache
@@ -305,8 +308,9 @@ class SharedCache:
 
     def layer_made(self, diff_id: str, size: int, path: Path) -> None:
         """A stage layer was written: with --cache-to, pushed now."""
-        self._upload_early(f"layer:{diff_id}",
-                           lambda repo: repo.push_layer(diff_id, size, path))
+        if self._push_layers:
+            self._upload_early(f"layer:{diff_id}",
+                               lambda repo: repo.push_layer(diff_id, size, path))
 
     def close(self) -> None:
         """At the end of a build: early pushes not started yet are dropped."""
