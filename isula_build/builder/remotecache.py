@@ -8,15 +8,19 @@ after their blobs (`snapshots/<blob hex>`) and fetched only when a mount or the 
 needs them (materialize(), which the build calls before every mount of lower dirs), verified
 against the blob digest and the tar's diff ID, unpacked (store/extract.py turns `.wh.` entries
 back into overlay whiteouts) and adopted into the local cache, whose entry is written once all
-the record's snapshots are there: a second build needs no download. A stage served wholly from
-a shared cache whose layer nothing needs (a builder stage the final stage only copies from)
+the record's snapshots are there: a second build needs no download. A stage served wholly
+whose layer the image needs downloads that stage layer (fetch_stage_layer) instead of its
+snapshots, so a fresh builder fetches no more layer bytes than a pull of the image; a stage
+served wholly whose layer nothing needs (a builder stage the final stage only copies from)
 downloads nothing. A snapshot that cannot be fetched raises SharedCacheLost: the build starts
 again without the shared cache (one warning line), served by what the local cache has by then.
 
 Export. After a successful build, the entries of the steps it used (`max`: every stage's,
 `min`: the target stage and the stages it is built FROM, what the final image needs) are
 written to the --cache-to reference: each snapshot as a gzip tar of the upper dir (layertar.py,
-streamed from the directory through gzip to the registry), then the config, then the manifest.
+streamed from the directory through gzip to the registry, as soon as its step ends, while the
+build goes on), the layers of the stages the image is made of (as an image push sends them;
+left to the push when the build pushes its image), then the config, then the manifest.
 A snapshot pushed once is remembered (`cache/exported/<snapshot>.json`: its blob), so the
 next export asks the registry (HEAD) or mounts it from the source repository instead of
 compressing it again. Failing to export is a warning, never a failed build.
@@ -121,14 +125,9 @@ class SharedCache:
     # --- import -------------------------------------------------------------------------
 
     def _open(self, name: str) -> None:
-        try:
+        try:   # the reference itself was checked before the build (builder.py)
             repo = CacheRepository(self.settings, name)
             document = repo.read()
-        except InvalidArgument as exc:
-            if "does not name a registry" in str(exc):
-                raise
-            self._warn(f"--cache-from {name}: {exc}; building without it")
-            return
         except (IsulaBuildError, OSError) as exc:
             self._warn(f"--cache-from {name}: {exc}; building without it")
             return
