@@ -33,6 +33,7 @@ from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import export, export_list, image_names, parse_output
 from isula_build.builder.platforms import (StageMemo, check_emulation, check_output, find_base,
                                            prefixed, set_platform, stage_platform)
+from isula_build.builder.remotecache import WARNING, SharedCache, SharedCacheLost
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
 from isula_build.builder.schedule import run_stages
@@ -42,11 +43,12 @@ from isula_build.builder.workdir import create_work_dir, discard_work_dir
 from isula_build.builder.contexts import LocalContext
 from isula_build.distribution.lists import commit_build_list
 from isula_build.dockerfile import BuildPlan, DockerfileError, parse_dockerfile
-from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, Unimplemented,
-                                at_line)
+from isula_build.errors import (Cancelled, FailedPrecondition, InvalidArgument, IsulaBuildError,
+                                Unimplemented, at_line)
 from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.platform import Platform, host_platform, parse_platforms
 from isula_build.progress import Report
+from isula_build.registry.names import parse_remote
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store import ImageRecord, Store
 from isula_build.transports.base import ImageSource, LayerInfo
@@ -83,6 +85,9 @@ class BuildInput:
     # --build-context NAME=VALUE (contexts.py): a directory, docker-image://, oci-layout://
     build_contexts: list[str] = field(default_factory=list)
     platform: str = ""  # --platform, comma-separated as given; "" = this machine's (platforms.py)
+    # The shared cache (remotecache.py): REF[,mode=min|max] to export to, references to import.
+    cache_to: str = ""
+    cache_from: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -131,11 +136,26 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     for warning in plans[0][1].warnings:
         log(warning)
     check_emulation(plans, binfmt_dir(env.daemon_env))
+    if request.cache_to or request.cache_from:
+        if env.cache is None:
+            raise FailedPrecondition("--cache-to and --cache-from need the daemon's build cache")
+        if len(plans) > 1:
+            # A shared cache is for one platform (another's is ignored): which one would be
+            # exported, or imported for each, is left for later.
+            raise Unimplemented("--cache-to and --cache-from work with one --platform at a time")
+        for ref in request.cache_from:
+            parse_remote(ref)   # a malformed reference is refused before anything is built
 
     work = create_work_dir(env.tmp_dir, request.build_id)
     memo = StageMemo() if len(plans) > 1 else None
     shared = _Shared(request, env, main, contexts, cancel, progress, [])
     try:
+        if env.cache is not None and (request.cache_to or request.cache_from):
+            shared.remote = SharedCache(env.cache, env.registry,
+                                        [] if request.no_cache else request.cache_from,
+                                        request.cache_to, log, shared.holds.extend,
+                                        push_layers=not isinstance(output, RegistryRef),
+                                        platform=str(wanted[0]) if wanted[0] else None)
         if memo is None:
             target, plan = plans[0]
             image_id = _build_one(shared, plan, target, names, work, None, log)
@@ -157,6 +177,9 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
                 export_list(output, env.store, record, env.tmp_dir, log, env.registry)
         shared.steps.finish()
         report_image_id(image_id, request.iidfile, log)
+        if shared.remote is not None and shared.built is not None:
+            shared.remote.finish()
+            shared.remote.export(*shared.built)
         if env.cache is not None:
             _cache_after_build(env.cache)
         return image_id
@@ -164,6 +187,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         unused = unused_args_warning(plans[0][1].unused_build_args)
         if unused:
             log(unused)
+        if shared.remote is not None:
+            shared.remote.close()
         if env.cache is not None:
             env.cache.release(shared.holds)
         discard_work_dir(work, env.store.layout.tmp)
@@ -181,6 +206,11 @@ class _Shared:
     progress: Report | None
     holds: list[str]          # the cache's snapshots the builds mounted, released at the end
     steps: StepClock = field(init=False)
+    remote: SharedCache | None = None   # --cache-from / --cache-to
+    # What --cache-to exports once the image is out: the stages' last keys, the final key,
+    # the image's created time by key, the stage layers written.
+    built: tuple[dict[int, str], str, dict[str, str], dict[str, tuple[str, int, Path]]] | None \
+        = None
 
     def __post_init__(self) -> None:
         self.steps = StepClock(self.progress)
@@ -200,13 +230,19 @@ def _build_one(shared: _Shared, plan: BuildPlan, target: Platform | None, names:
         cap_add=list(request.cap_add), build_time=request.build_time, log=log,
         cancel=shared.cancel, escape=plan.escape, check_space=env.store.space.check,
         cache=env.cache, use_cache=not request.no_cache, data_root=env.data_root,
-        progress=shared.progress, steps=shared.steps)
+        progress=shared.progress, steps=shared.steps,
+        # A stage only copied from needs no layer (a shared cache then downloads nothing).
+        layer_stages={plan.target, *(s.base_stage for s in plan.stages
+                                     if s.base_stage is not None)})
+    if shared.remote is not None:
+        ctx.shared = shared.remote
+        ctx.materialize = shared.remote.materialize
     try:
         with StoreDestination(env.store, names) as destination:
             pins = _Pins(destination)
             ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
                 if pins.pin([diff_id]) else None
-            final = _run_stages(ctx, plan, env, pins, shared.contexts, target, memo)
+            final = _run_stages_shared(ctx, plan, env, pins, shared.contexts, target, memo)
             config = _final_config(final.config, request.image_format, log)
             platform = stage_platform(plan, plan.stages[plan.target], target)
             if platform is not None:
@@ -223,6 +259,7 @@ def _build_one(shared: _Shared, plan: BuildPlan, target: Platform | None, names:
     _log.info("build %s: image %s", request.build_id, image_id)
     if env.cache is not None:
         _remember_created(env.cache, final.key, created)
+    shared.built = (ctx.stage_ends, final.key, {final.key: created.isoformat()}, ctx.stage_layers)
     return image_id
 
 
@@ -231,7 +268,8 @@ def _reused_created(ctx: BuildRun, final_key: str) -> datetime | None:
     steps made before, so a rebuild with nothing changed gives the same image ID (as docker)."""
     if ctx.cache is None or not ctx.use_cache or not ctx.all_cached:
         return None
-    text = ctx.cache.image_created(final_key)
+    text = ctx.cache.image_created(final_key) or (
+        ctx.shared.created(final_key) if ctx.shared is not None else None)
     return datetime.fromisoformat(text) if text else None
 
 
@@ -292,6 +330,23 @@ def _load_layout(store: Store, named: NamedContext, log: Callable[[str], None]) 
         with StoreDestination(store, []) as destination:
             image_id = copy_image(source, destination, log)
     return store.lookup(image_id)
+
+
+def _run_stages_shared(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pins,
+                       contexts: Mapping[str, NamedContext], target: Platform | None,
+                       memo: StageMemo | None) -> StageResult:
+    """_run_stages; when a snapshot of an imported record cannot be fetched, once more without
+    the shared cache (what was fetched by then is in the local cache and serves the rerun)."""
+    try:
+        return _run_stages(ctx, plan, env, pins, contexts, target, memo)
+    except SharedCacheLost as exc:
+        if ctx.shared is None:
+            raise
+        ctx.log(f"{WARNING}{exc}; building again without it")
+        ctx.shared.disable()
+        ctx.forget_executed()
+        ctx.stage_ends.clear()
+        return _run_stages(ctx, plan, env, pins, contexts, target, memo)
 
 
 def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pins,

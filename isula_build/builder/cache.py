@@ -257,6 +257,12 @@ class BuildCache:
             pass
         return entry
 
+    def entry(self, key: str) -> CacheEntry | None:
+        """The entry of `key` as written, whether or not its snapshots are there; not marked
+        used (the export of a shared cache reads the entries a build used)."""
+        entry = self._read_entry(self._entry_path(key))
+        return entry if entry is not None and entry.key == key else None
+
     def hold(self, snapshots: Iterable[str]) -> None:
         with self._lock:
             self._in_use.update(snapshots)
@@ -279,12 +285,13 @@ class BuildCache:
 
     # --- writing -------------------------------------------------------------------------
 
-    def adopt(self, upper: Path) -> tuple[str, Path, int]:
+    def adopt(self, upper: Path, snapshot: str | None = None) -> tuple[str, Path, int]:
         """Moves a step's finished upper dir into the cache as a snapshot, held until
         release([id]); returns (id, its new path, its size). The upper must be on the cache's
-        filesystem (both live under the data root)."""
+        filesystem (both live under the data root). `snapshot`: the id to give it (a snapshot
+        fetched from a shared cache is named after its blob); a new one by default."""
         size = tree_size(upper)
-        snapshot = secrets.token_hex(16)
+        snapshot = snapshot or secrets.token_hex(16)
         target = self.snapshot_path(snapshot)
         with self._lock:
             os.rename(upper, target)

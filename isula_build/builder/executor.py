@@ -41,6 +41,7 @@ from isula_build.builder.copier import copy_into_root
 from isula_build.builder.copydigest import source_digest
 from isula_build.builder.copyflags import resolve_chown
 from isula_build.builder.mounts import OverlayMount
+from isula_build.builder.remotecache import SharedCache
 from isula_build.builder.remotes import RemoteSources
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runmounts import MountEnv, run_mounts
@@ -118,6 +119,16 @@ class BuildRun:
     # What the stages share, also when they run at once (for_stage gives each its own log
     # and cancel event over the same state).
     _shared: _SharedState = field(default_factory=lambda: _SharedState(), repr=False)
+    # The shared cache (remotecache.py): imported records the local cache lacks, and
+    # materialize(lower dirs), called before they are mounted or read, fetches the snapshots
+    # among them that imported hits named. The stages' last keys are what --cache-to exports.
+    shared: SharedCache | None = None
+    materialize: Callable[[list[Path]], None] = lambda lowers: None
+    stage_ends: dict[int, str] = field(default_factory=dict)
+    # The layers the stages wrote, by the stage's last key: (diff ID, size, tar file).
+    stage_layers: dict[str, tuple[str, int, Path]] = field(default_factory=dict)
+    # The stages whose layer the build needs (the target and the stages built FROM); None: all.
+    layer_stages: set[int] | None = None
     # ADD's URLs and git repositories, fetched once per build (for the key, then the copy).
     remotes: RemoteSources = field(init=False, repr=False)
 
@@ -138,6 +149,10 @@ class BuildRun:
 
     def mark_executed(self) -> None:
         self._shared.executed = True
+
+    def forget_executed(self) -> None:
+        """The stages run again from the start (a shared cache lost mid-build)."""
+        self._shared.executed = False
 
     @property
     def cache_holds(self) -> list[str]:
@@ -201,6 +216,7 @@ def step_key(parent: str, ins: Instruction, new_args: Iterable[tuple[str, str]],
 def mounted_root(ctx: BuildRun, stack: RootStack) -> Iterator[Path]:
     """A throwaway overlay of `stack` to read from (COPY --from): nothing in it is kept."""
     base = ctx.new_dir("from")
+    ctx.materialize(stack.lowers)
     mount = OverlayMount(stack.lowers, base / "upper", base / "work", base / "merged",
                          mountopt=ctx.mountopt)
     try:

@@ -83,10 +83,11 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     folder = ctx.new_dir(f"stage{stage.index}")
     key = base.key
     layer_entry: int | None = None  # index in config.new_history of the last file change
-    root = StepRoot(folder, base.stack.lowers, ctx.mountopt)
+    root = StepRoot(folder, base.stack.lowers, ctx.mountopt, ctx.materialize)
     executor = StepExecutor(ctx, root.merged, config, resolve_from)
-    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.hold) \
-        if ctx.cache else None
+    layer_needed = ctx.layer_stages is None or stage.index in ctx.layer_stages
+    cache = StageCache(ctx.cache, ctx.use_cache, base.cache_note, ctx.hold, ctx.shared,
+                       layer_needed) if ctx.cache else None
     if triggers:
         ctx.log(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
 
@@ -179,9 +180,12 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
     finally:
         root.close()
     ctx.steps.end()  # writing the stage's layer below is no step's time
+    ctx.stage_ends[stage.index] = key
     layers = list(base.layers)
-    if root.tops:
-        layers.append(_stage_layer(ctx, cache, stage, key, root, folder))
+    # A stage only copied from has no use for its layer: none is written (and a stage served
+    # from a shared cache then downloads nothing).
+    if root.tops and layer_needed:
+        layers.append(_stage_layer(ctx, cache, stage, key, root, folder, pending is None))
         if layer_entry is None:
             config.add_history("stage changes", ctx.build_time or now_utc(), empty_layer=False)
         else:
@@ -194,24 +198,40 @@ _ON_THE_ROOT = (RunInstruction, CopyInstruction, AddInstruction, WorkdirInstruct
 
 
 def _stage_layer(ctx: BuildRun, cache: StageCache | None, stage: Stage, key: str,
-                 root: StepRoot, folder: Path) -> LayerFile:
+                 root: StepRoot, folder: Path, served: bool) -> LayerFile:
     """The stage's one layer: the squash of its steps' snapshots. When an earlier build made
-    it from the same snapshots and the store still has it, that one, without reading a file."""
+    it from the same snapshots and the store still has it, that one, without reading a file.
+    served: every step came from the cache."""
     known = cache.layer(key) if cache is not None else None
     if known is not None:
         path = ctx.find_layer(known[0])
         if path is not None:
             _log.debug("stage %d: layer %s from the cache", stage.index, known[0])
+            ctx.stage_layers[key] = (known[0], known[1], path)
+            if ctx.shared is not None:
+                ctx.shared.layer_made(known[0], known[1], path)
             return LayerFile(known[0], known[1], path)
     ctx.check()  # the last step may have left no room for its layer tar
-    epoch = int(ctx.build_time.timestamp()) if ctx.build_time else None
     folder.mkdir(parents=True, exist_ok=True)   # all steps served: nothing was mounted here
     path = folder / "layer.tar"
-    stats = write_layer_file(root.tops, path, base=root.base, mtime=epoch)
+    # A stage served wholly from a shared cache downloads the layer it made there (no more
+    # bytes than the image's), not the snapshots it was squashed from.
+    fetched = ctx.shared.fetch_stage_layer(key, path) \
+        if ctx.shared is not None and cache is not None and served else None
+    if fetched is not None:
+        layer = LayerFile(fetched.diff_id, fetched.size, path, fetched)
+    else:
+        ctx.materialize(root.lowers)
+        epoch = int(ctx.build_time.timestamp()) if ctx.build_time else None
+        stats = write_layer_file(root.tops, path, base=root.base, mtime=epoch)
+        layer = LayerFile(stats.diff_id, stats.size, path, stats.verified)
     if cache is not None:
-        cache.remember_layer(key, stats.diff_id, stats.size)
-    _log.debug("stage %d: layer %s (%d bytes)", stage.index, stats.diff_id, stats.size)
-    return LayerFile(stats.diff_id, stats.size, path, stats.verified)
+        cache.remember_layer(key, layer.diff_id, layer.size)
+    ctx.stage_layers[key] = (layer.diff_id, layer.size, path)
+    if ctx.shared is not None:
+        ctx.shared.layer_made(layer.diff_id, layer.size, path)
+    _log.debug("stage %d: layer %s (%d bytes)", stage.index, layer.diff_id, layer.size)
+    return layer
 
 
 def _one_line(text: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from isula_build.builder.cache import BuildCache, CacheEntry
 from isula_build.builder.config import StageConfig
 from isula_build.builder.executor import StepKey
+from isula_build.builder.remotecache import SharedCache
 from isula_build.dockerfile import Step
 from isula_build.dockerfile.instructions import AddInstruction, CopyInstruction
 from isula_build.errors import IsulaBuildError
@@ -96,8 +97,11 @@ class StageCache:
     (later stages and COPY --from mount them too; stages running at once share the record)."""
 
     def __init__(self, cache: BuildCache, use: bool, base_note: str,
-                 hold: Callable[[Iterable[str]], None]) -> None:
+                 hold: Callable[[Iterable[str]], None], shared: SharedCache | None = None,
+                 final: bool = True) -> None:
         self.cache = cache
+        self.shared = shared         # --cache-from: looked up when the local cache misses
+        self.final = final           # the final image is made of this stage (for --cache-to)
         self.use = use
         self.base_note = base_note   # why a first step with no sibling entry missed, if known
         self.hold = hold
@@ -113,6 +117,10 @@ class StageCache:
         if not self.use:
             return None, ""
         entry = self.cache.lookup(key.key, hold=True)
+        if entry is None and self.shared is not None:
+            entry = self.shared.lookup(key.key)
+            if entry is not None:
+                self.cache.hold(entry.snapshots)
         if entry is not None:
             self.hold(entry.snapshots)
             self._hit = entry
@@ -120,7 +128,10 @@ class StageCache:
             return entry, ""
         first = position == 0
         new = step_inputs(step, text, key, position)
-        old = _comparable(self.cache.siblings(parent), new)
+        siblings = self.cache.siblings(parent)
+        if self.shared is not None:
+            siblings += self.shared.siblings(parent)
+        old = _comparable(siblings, new)
         if old is None:
             # A stage no build started before says nothing: a first build's log stays as it
             # was without a cache. Past a hit, the step is new (a line added, say).
@@ -150,6 +161,8 @@ class StageCache:
             return upper
         self.hold([snapshot])
         self.chain.insert(0, [snapshot, size])
+        if self.shared is not None:
+            self.shared.snapshot_made(snapshot, path, size, self.final)
         return path
 
     def linked(self, link_key: str) -> Path | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from isula_build.builder.layertar import is_opaque
@@ -21,8 +22,10 @@ from isula_build.builder.mounts import OverlayMount
 
 
 class StepRoot:
-    def __init__(self, folder: Path, base: list[Path], mountopt: str) -> None:
+    def __init__(self, folder: Path, base: list[Path], mountopt: str,
+                 prepare: Callable[[list[Path]], None] = lambda lowers: None) -> None:
         self.folder = folder
+        self._prepare = prepare        # called with the lower dirs before each mount
         self.merged = folder / "merged"
         self.base = base               # the stage's lower dirs, top first
         self.tops: list[Path] = []     # the snapshots of the steps so far, top first
@@ -39,6 +42,7 @@ class StepRoot:
         if self._mount is not None:
             return
         self._serial += 1
+        self._prepare(self.lowers)
         mount = OverlayMount(self.lowers, self.folder / f"upper-{self._serial}",
                              self.folder / f"work-{self._serial}", self.merged,
                              mountopt=self._mountopt)

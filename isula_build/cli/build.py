@@ -50,7 +50,8 @@ isula-build ctr-img build -f Dockerfile -o docker://registry.example.com/reposit
 isula-build ctr-img build -f Dockerfile -o isulad:image:tag .
 isula-build ctr-img build -f Dockerfile --build-static='build-time=2020-06-30 15:05:05' .
 isula-build ctr-img build --target builder -t app:build .
-isula-build ctr-img build --build-context assets=../assets --build-context base=docker-image://busybox:latest ."""
+isula-build ctr-img build --build-context assets=../assets --build-context base=docker-image://busybox:latest .
+isula-build ctr-img build --cache-to registry.example.com/app:cache,mode=max --cache-from registry.example.com/app:cache ."""
 
 OUTPUT_HELP = """\
 Destination of output images: docker-archive:PATH:NAME:TAG, oci-archive:PATH:NAME:TAG,
@@ -80,6 +81,12 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
     p.add_argument("--iidfile", default="", metavar="FILE", help="Write image ID to the file")
     p.add_argument("--no-cache", action="store_true",
                    help="Do not use the build cache (steps still refresh it)")
+    p.add_argument("--cache-to", default="", metavar="REF[,mode=min|max]",
+                   help="Export the build cache to a registry image reference (min, the "
+                        "default: the steps of the final image; max: every stage's)")
+    p.add_argument("--cache-from", action="append", default=[], metavar="REF",
+                   help="Use the build cache exported to a registry image reference "
+                        "(repeatable)")
     p.add_argument("-t", "--tag", default="", metavar="NAME[:TAG]",
                    help="Add tag to the built image")
     add_progress_flag(p)
@@ -270,12 +277,26 @@ class BuildInvocation:
     target: str = ""
     build_contexts: list[str] = field(default_factory=list)
     platform: str = ""
+    cache_to: str = ""
+    cache_from: list[str] = field(default_factory=list)
+
+
+def check_cache_refs(cache_to: str, cache_from: list[str]) -> None:
+    """Refuses a malformed --cache-to spec or --cache-from reference before the build."""
+    from isula_build.distribution.cachedoc import parse_cache_to
+    from isula_build.registry.names import parse_remote
+
+    for ref in [parse_cache_to(cache_to).ref] if cache_to else []:
+        parse_remote(ref)
+    for ref in cache_from:
+        parse_remote(ref)
 
 
 def prepare_build(args: argparse.Namespace) -> BuildInvocation:
     if args.format not in IMAGE_FORMATS:
         raise InvalidArgument(f"wrong image format {args.format!r} provided, use oci or docker")
     check_capabilities(args.cap_add)
+    check_cache_refs(args.cache_to, args.cache_from)
     build_time = parse_build_static(args.build_static)
     output = parse_output(args.output)
     check_compression(args.compression, output, args.format)
@@ -299,6 +320,8 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
         target=args.target,
         build_contexts=[resolve_build_context(spec) for spec in args.build_context],
         platform=args.platform,
+        cache_to=args.cache_to,
+        cache_from=list(args.cache_from),
     )
 
 
@@ -345,7 +368,8 @@ def run_build(args: argparse.Namespace) -> int:
         entityID=f"{hashlib.sha256(plan.content.encode()).hexdigest()}:{entity_time}",
         encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache,
         compression=plan.compression, target=plan.target,
-        buildContexts=plan.build_contexts, platform=plan.platform)
+        buildContexts=plan.build_contexts, platform=plan.platform,
+        cacheTo=plan.cache_to, cacheFrom=plan.cache_from)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
     with session(args) as conn, open_output(args.progress, FINAL_STARTS) as out:

@@ -525,3 +525,19 @@ def test_commands_without_secrets_do_not_import_cryptography(nowhere: str) -> No
     modules = _imported_modules("--host", nowhere, "ctr-img", "images")
     assert "grpc" in modules  # it did try to connect
     assert not any(m.startswith("cryptography") for m in modules)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cache-to", "reg.io/app:c,mode=all"], "mode must be min or max"),
+    (["--cache-to", "reg.io/app:c,compression=zstd"], "unknown option 'compression'"),
+    (["--cache-to", "mode=max"], "no image reference"),
+    (["--cache-to", "type=local,dest=/tmp/x"], "only type=registry"),
+    (["--cache-to", "app:cache"], "does not name a registry"),
+    (["--cache-from", "app:cache"], "does not name a registry"),
+])
+def test_bad_cache_refs_are_refused_before_connecting(
+        run_client: RunClient, context: Path, flags: list[str], message: str) -> None:
+    r = run_client("ctr-img", "build", *flags, str(context))
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert "Cannot connect" not in r.stderr

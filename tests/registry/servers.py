@@ -254,18 +254,11 @@ class TokenServer:
         self._httpd.server_close()
 
 
-class CuttingProxy:
-    """A TCP proxy to a registry that cuts one connection once it has carried `cut_after` bytes
-    in one direction ("up": client to registry, "down": registry to client)."""
+class _Listener:
+    """A TCP server on 127.0.0.1 that hands each connection to _connected on a thread."""
 
-    def __init__(self, target_port: int, cut_after: int, direction: str) -> None:
+    def __init__(self) -> None:
         self.port = free_port()
-        self.cuts = 0
-        self._target = target_port
-        self._cut_after = cut_after
-        self._direction = direction
-        self._armed = True
-        self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -279,11 +272,34 @@ class CuttingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self._target))
-            state = {"up": 0, "down": 0, "cut": False}
-            for src, dst, name in ((client, upstream, "up"), (upstream, client, "down")):
-                threading.Thread(target=self._pump, args=(src, dst, name, state, client, upstream),
-                                 daemon=True).start()
+            self._connected(client)
+
+    def _connected(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._listener.close()
+
+
+class CuttingProxy(_Listener):
+    """A TCP proxy to a registry that cuts one connection once it has carried `cut_after` bytes
+    in one direction ("up": client to registry, "down": registry to client)."""
+
+    def __init__(self, target_port: int, cut_after: int, direction: str) -> None:
+        self.cuts = 0
+        self._target = target_port
+        self._cut_after = cut_after
+        self._direction = direction
+        self._armed = True
+        self._lock = threading.Lock()
+        super().__init__()
+
+    def _connected(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self._target))
+        state = {"up": 0, "down": 0, "cut": False}
+        for src, dst, name in ((client, upstream, "up"), (upstream, client, "down")):
+            threading.Thread(target=self._pump, args=(src, dst, name, state, client, upstream),
+                             daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, name: str, state: dict,
               client: socket.socket, upstream: socket.socket) -> None:
@@ -307,8 +323,54 @@ class CuttingProxy:
                 pass
             s.close()
 
-    def stop(self) -> None:
-        self._listener.close()
+
+class KillingProxy(_Listener):
+    """Forwards each connection (the registry client opens one a request) to `registry`
+    until a request GETs one of `blobs`: then the registry is stopped and the connection cut
+    (a registry going down in the middle of a build's import)."""
+
+    def __init__(self, registry: Registry, blobs: set[str]) -> None:
+        self.registry = registry
+        self.blobs = blobs
+        self.killed = False
+        super().__init__()
+
+    def _connected(self, client: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = client.recv(65536)
+                if not data:
+                    return
+                head += data
+            line = head.split(b"\r\n", 1)[0].decode()
+            if self.killed or (line.startswith("GET ") and
+                               any(blob in line for blob in self.blobs)):
+                self.killed = True
+                self.registry.stop()
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.registry.port))
+            except OSError:
+                return
+            with upstream:
+                upstream.sendall(head)
+                back = threading.Thread(target=_forward, args=(client, upstream), daemon=True)
+                back.start()
+                _forward(upstream, client)
+                back.join()
+
+
+def _forward(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 
 
 class GarbageServer:

@@ -108,7 +108,8 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         proxy=request.proxy, build_time=build_time, tag=request.additionalTag,
         cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile,
         no_cache=request.noCache, compression=request.compression, target=request.target,
-        build_contexts=list(request.buildContexts), platform=request.platform)
+        build_contexts=list(request.buildContexts), platform=request.platform,
+        cache_to=request.cacheTo, cache_from=list(request.cacheFrom))
 
 
 def _drain(lines: queue.Queue[str | Event | None],

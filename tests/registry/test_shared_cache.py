@@ -1,0 +1,244 @@
+"""The build cache shared through a registry (issue 13): three daemons with data roots of their
+own and one docker-registry on 127.0.0.1, through the real client.
+
+A builds a multi-stage Dockerfile with --cache-to; B and C, with empty stores, build it with
+--cache-from and run no RUN step, give A's image and download no more than the final image's
+layers (counted in the registry's access log). Then an edited source file, two exports at
+once, a registry killed while a build imports, and caches that must not be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import threading
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.registry.servers import GarbageServer, KillingProxy
+from tests.registry.test_e2e import _registries_toml
+
+STATIC = "build-time=2020-01-01 00:00:00"
+USING = " ---> Using cache"
+RUNS = ("ran-builder", "ran-final", "ran-last")
+DOCKERFILE = """FROM {base} AS builder
+COPY src /src
+RUN echo ran-builder && mkdir /out && cat /src/* > /out/all && \\
+    dd if=/dev/urandom of=/out/blob bs=64k count=8 2>/dev/null
+FROM {base}
+RUN echo ran-final && mkdir /app && echo hello > /app/greeting && rm /bin/true
+COPY --from=builder /out /app/out
+RUN echo ran-last && ls /app/out > /app/list && rm -rf /app/greeting
+ENV BUILT=yes
+"""
+
+
+class Fleet:
+    """Daemons that trust the registry (insecure: plain HTTP), each with its client."""
+
+    def __init__(self, daemon_factory, client_factory, registry, busybox_tar: Path,
+                 tmp_path: Path) -> None:
+        self.registry = registry
+        self.tmp = tmp_path
+        self.base = f"{registry.host}/base/busybox:1"
+        self.cache_ref = f"{registry.host}/cache/app:latest"
+        self.clients = {}
+        for name in ("a", "b", "c"):
+            daemon = daemon_factory(name)
+            _registries_toml(daemon, [registry.host])
+            daemon.start()
+            self.clients[name] = client_factory(daemon)
+        a = self.clients["a"]
+        a("ctr-img", "import", str(busybox_tar), self.base)
+        a("ctr-img", "push", self.base)
+        self.dockerfile = DOCKERFILE.format(base=self.base)
+
+    def context(self, name: str) -> Path:
+        ctx = self.tmp / f"ctx-{name}"
+        if not ctx.exists():
+            (ctx / "src").mkdir(parents=True)
+            for i in range(5):
+                (ctx / "src" / f"file{i}.c").write_text(f"int f{i}(void) {{ return {i}; }}\n")
+            (ctx / "Dockerfile").write_text(self.dockerfile)
+        return ctx
+
+    def build(self, name: str, *flags: str, ctx: Path | None = None) -> tuple[str, str]:
+        """(image ID, build output)."""
+        out = self.clients[name]("ctr-img", "build", "--build-static", STATIC, *flags,
+                                 str(ctx or self.context(name))).stdout
+        found = re.search(r"Build success with image id: (\w+)", out)
+        assert found, out
+        return found.group(1), out
+
+    def log_size(self) -> int:
+        return (self.registry.root / "registry.log").stat().st_size
+
+    def downloaded_since(self, offset: int) -> dict[str, int]:
+        """Bytes of each blob GET from the registry after `offset` of its access log."""
+        with open(self.registry.root / "registry.log", "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        found: dict[str, int] = {}
+        for match in re.finditer(r'"GET /v2/[^ ]+/blobs/(sha256:\w+) HTTP/1.1" (\d+) (\d+)',
+                                 text):
+            if match.group(2) in ("200", "206"):
+                found[match.group(1)] = found.get(match.group(1), 0) + int(match.group(3))
+        return found
+
+
+@pytest.fixture
+def fleet(daemon_factory, client_factory, plain_registry, busybox_tar, tmp_path) -> Fleet:
+    return Fleet(daemon_factory, client_factory, plain_registry, busybox_tar, tmp_path)
+
+
+def _ran(out: str) -> list[str]:
+    """The RUN steps that executed: their echo lines (the STEP lines quote the commands)."""
+    return [line for line in out.splitlines() if line in RUNS]
+
+
+def _skopeo_raw(ref: str) -> dict:
+    return json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                                      f"docker://{ref}"], check=True, capture_output=True,
+                                     text=True).stdout)
+
+
+def test_a_fleet_shares_the_cache_through_the_registry(fleet: Fleet) -> None:
+    image_a, out = fleet.build("a", "--cache-to", f"{fleet.cache_ref},mode=max")
+    assert _ran(out) == list(RUNS) and "[Warning]" not in out
+    final_ref = f"{fleet.registry.host}/app/final:1"
+    fleet.clients["a"]("ctr-img", "tag", image_a, final_ref)
+    fleet.clients["a"]("ctr-img", "push", final_ref)
+    final_layers = sum(layer["size"] for layer in _skopeo_raw(final_ref)["layers"])
+
+    manifest = _skopeo_raw(fleet.cache_ref)   # any OCI tool reads it
+    documents = {manifest["config"]["digest"], _skopeo_raw(fleet.base)["config"]["digest"]}
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["config"]["mediaType"] == "application/vnd.isula-build.cache.config.v1+json"
+    assert manifest["layers"] and all(layer["mediaType"].endswith("tar+gzip")
+                                      for layer in manifest["layers"])
+
+    for name in ("b", "c"):
+        before = fleet.log_size()
+        image, out = fleet.build(name, "--cache-from", fleet.cache_ref)
+        assert image == image_a
+        assert _ran(out) == [] and out.count(USING) == 6, out
+        assert "[Warning]" not in out
+        # Layers: the base image's (pulled) and the final stage's; nothing of the builder
+        # stage. Besides them, the two configs (the image's and the cache's document).
+        fetched = fleet.downloaded_since(before)
+        assert set(fetched) >= documents
+        assert sum(n for d, n in fetched.items() if d not in documents) <= final_layers
+        assert sum(fetched[d] for d in documents) < 32_000
+
+    before = fleet.log_size()
+    again, out = fleet.build("b", "--cache-from", fleet.cache_ref)
+    assert again == image_a and _ran(out) == []
+    assert set(fleet.downloaded_since(before)) == {manifest["config"]["digest"]}  # no layer
+
+    ctx = fleet.context("b")
+    (ctx / "src" / "file3.c").write_text("int f3(void) { return 33; }\n")
+    changed, out = fleet.build("b", "--cache-from", fleet.cache_ref)
+    assert changed != image_a
+    assert _ran(out) == ["ran-builder", "ran-last"]   # the steps after the edited file only
+    assert "cache miss: file src/file3.c changed" in out
+
+
+def test_two_exports_at_once_leave_one_whole_cache(fleet: Fleet) -> None:
+    ctx_b, ctx_c = fleet.context("b"), fleet.context("c")
+    (ctx_c / "src" / "file0.c").write_text("int f0(void) { return 100; }\n")
+    results: dict[str, tuple[str, str]] = {}
+
+    def build(name: str, ctx: Path) -> None:
+        results[name] = fleet.build(name, "--cache-to", f"{fleet.cache_ref},mode=max", ctx=ctx)
+
+    threads = [threading.Thread(target=build, args=(n, c)) for n, c in (("b", ctx_b),
+                                                                         ("c", ctx_c))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(results) == {"b", "c"}
+    assert all("[Warning]" not in out for _, out in results.values())
+    # Every blob the manifest names is there, and a fresh daemon reads the cache whole: the
+    # build of one of the two contexts is served entirely.
+    for layer in _skopeo_raw(fleet.cache_ref)["layers"]:
+        assert fleet.registry.blob_path(layer["digest"]).is_file()
+    images = {name: image for name, (image, _) in results.items()}
+    fresh = fleet.tmp / "ctx-a"
+    winner = None
+    for name, ctx in (("b", ctx_b), ("c", ctx_c)):
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.copytree(ctx, fresh)
+        image, out = fleet.build("a", "--cache-from", fleet.cache_ref, ctx=fresh)
+        assert "[Warning]" not in out
+        if _ran(out) == []:
+            winner = name
+            assert image == images[name]
+            break
+    assert winner is not None
+
+
+def test_registry_killed_mid_import_the_build_goes_on(fleet: Fleet) -> None:
+    fleet.build("a", "--cache-to", f"{fleet.cache_ref},mode=max")
+    fleet.clients["b"]("ctr-img", "pull", fleet.base)   # B needs nothing else of the registry
+    # The registry dies once the document was read: at the first snapshot fetched.
+    layers = {layer["digest"] for layer in _skopeo_raw(fleet.cache_ref)["layers"]}
+    proxy = KillingProxy(fleet.registry, layers)
+    daemon_b = fleet.clients["b"].daemon
+    _registries_toml(daemon_b, [fleet.registry.host, proxy.host])
+    daemon_b.restart()
+    _, out = fleet.build("b", "--cache-from", f"{proxy.host}/cache/app:latest")
+    assert proxy.killed
+    warnings = [line for line in out.splitlines() if line.startswith("[Warning]")]
+    assert len(warnings) == 1 and "building again without it" in warnings[0], out
+    assert set(_ran(out)) == set(RUNS)
+
+
+@pytest.mark.parametrize("damage", ["version", "platform", "garbage", "down"])
+def test_a_cache_that_cannot_be_used_is_ignored_with_one_warning(fleet: Fleet, damage: str,
+                                                                 tmp_path: Path) -> None:
+    fleet.build("a", "--cache-to", fleet.cache_ref)
+    ref = fleet.cache_ref
+    if damage in ("version", "platform"):
+        ref = _rewrite_document(fleet, damage)
+    else:
+        host = GarbageServer(http=True).host if damage == "garbage" else "127.0.0.1:1"
+        daemon_b = fleet.clients["b"].daemon
+        _registries_toml(daemon_b, [fleet.registry.host, host])
+        daemon_b.restart()
+        ref = f"{host}/cache/app:latest"
+    _, out = fleet.build("b", "--cache-from", ref)
+    assert set(_ran(out)) == set(RUNS)   # every step runs: nothing of that cache is used
+    warnings = [line for line in out.splitlines() if line.startswith("[Warning]")]
+    assert len(warnings) == 1 and ref in warnings[0], out
+
+
+def _rewrite_document(fleet: Fleet, field: str) -> str:
+    """A copy of the cache at another tag whose config says another version or platform."""
+    base = f"http://{fleet.registry.host}/v2/cache/app"
+    request = urllib.request.Request(f"{base}/manifests/latest", headers={
+        "Accept": "application/vnd.oci.image.manifest.v1+json"})
+    manifest = json.loads(urllib.request.urlopen(request).read())
+    config = json.loads(urllib.request.urlopen(
+        f"{base}/blobs/{manifest['config']['digest']}").read())
+    config[field] = "0.0.1" if field == "version" else "linux/s390x"
+    data = json.dumps(config).encode()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = urllib.request.urlopen(urllib.request.Request(f"{base}/blobs/uploads/", data=b"",
+                                                          method="POST"))
+    location = urllib.parse.urljoin(base, start.headers["Location"])
+    separator = "&" if "?" in location else "?"
+    urllib.request.urlopen(urllib.request.Request(
+        f"{location}{separator}digest={digest}", data=data, method="PUT",
+        headers={"Content-Type": "application/octet-stream"}))
+    manifest["config"].update(digest=digest, size=len(data))
+    urllib.request.urlopen(urllib.request.Request(
+        f"{base}/manifests/{field}", data=json.dumps(manifest).encode(), method="PUT",
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}))
+    return f"{fleet.registry.host}/cache/app:{field}"
