@@ -30,6 +30,7 @@ from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import export, image_names, parse_output
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
+from isula_build.builder.session import ClientSession, check_required
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.builder.steptimes import StepClock
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
@@ -49,6 +50,8 @@ from isula_build.transports.store import StoreDestination
 _log = logging.getLogger(__name__)
 
 MAX_IGNORE_FILE = 1024 * 1024
+# Under the run root: the tmpfs of RUNs with secret or ssh mounts (secretmounts.py).
+PRIVATE_DIR = "secrets"
 DOCKERIGNORE = ".dockerignore"
 OCI_FORMAT = "oci"
 # Config fields the OCI image format has no place for (buildah drops them with a warning too).
@@ -72,6 +75,7 @@ class BuildInput:
     iidfile: str = ""  # absolute; the daemon writes the image ID there (builder/result.py)
     no_cache: bool = False  # --no-cache: serve nothing from the build cache (still fill it)
     compression: str = ""  # a registry output's layers: "gzip[:LEVEL]"/"zstd[:LEVEL]", "" gzip
+    session: ClientSession = field(default_factory=ClientSession)  # --secret, --ssh
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
     plan = parse_dockerfile(request.dockerfile, dict(request.build_args))
     for warning in plan.warnings:
         log(warning)
+    check_required(plan, request.session)
 
     work = create_work_dir(env.tmp_dir, request.build_id)
     ctx = BuildRun(
@@ -123,7 +128,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
         cap_add=list(request.cap_add), build_time=request.build_time, log=log, cancel=cancel,
         escape=plan.escape, check_space=env.store.space.check,
         cache=env.cache, use_cache=not request.no_cache, data_root=env.data_root,
-        progress=progress, steps=StepClock(progress))
+        progress=progress, steps=StepClock(progress),
+        session=request.session, private_root=env.run_root / PRIVATE_DIR)
     try:
         with StoreDestination(env.store, names) as destination:
             ctx.find_layer = lambda diff_id: env.store.layer_blob_path(diff_id) \
