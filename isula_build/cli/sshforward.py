@@ -83,6 +83,15 @@ def parse_ssh_flags(values: list[str], environ: Mapping[str, str]) -> list[Agent
     return specs
 
 
+def _end_with_parent() -> None:
+    """In the agent's child before exec: a client killed outright takes its agent along."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _start_agent(spec: AgentSpec, directory: str,
                  processes: list[subprocess.Popen[bytes]]) -> str:
     """An ssh-agent holding spec.keys, its socket in `directory`; the socket's path."""
@@ -92,7 +101,8 @@ def _start_agent(spec: AgentSpec, directory: str,
                               "ssh-add (openssh-clients)")
     path = os.path.join(directory, f"agent-{len(processes)}.sock")
     agent = subprocess.Popen([agent_bin, "-D", "-a", path], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             preexec_fn=_end_with_parent)
     processes.append(agent)
     deadline = time.monotonic() + AGENT_START_SECONDS
     while not os.path.exists(path):

@@ -55,7 +55,7 @@ class AgentRelay:
         return self._ids
 
     def relay(self, ssh_id: str, conn: socket.socket) -> None:
-        number = self._open_channel()
+        number = self._open_channel(conn)
         self._out.put(pb.SSHFrame(conn=number, id=ssh_id))
         try:
             while True:
@@ -70,7 +70,7 @@ class AgentRelay:
                 self._conns.pop(number, None)
             self._out.put(pb.SSHFrame(conn=number, close=True))
 
-    def _open_channel(self) -> int:
+    def _open_channel(self, conn: socket.socket) -> int:
         deadline = time.monotonic() + ATTACH_SECONDS
         with self._cond:
             while not (self._attached or self._ended):
@@ -83,6 +83,7 @@ class AgentRelay:
                 raise FailedPrecondition(f"build {self.build_id}: the client's ssh forwarding "
                                          "is not open (did the client end?)")
             self._serial += 1
+            self._conns[self._serial] = conn
             return self._serial
 
     def serve(self, frames: Iterator[pb.SSHFrame],

@@ -277,6 +277,5 @@ def test_ssh_agents_are_forwarded_socket_and_key_file(
     assert b"No such file or directory" in (layer["none"] or b"")
     assert (layer["none"] or b"").endswith(b"/run/buildkit/ssh_agent.0\n")
     assert not {p.split("/")[0] for p in layer} & {"run", "agent", "tools"}
-    assert "isb-agent-key" in result.stdout   # RUN's output, relayed as ever
     assert list((daemon.run_root / "secrets").iterdir()) == [] and leftovers(daemon) == []
     assert not list(Path("/tmp").glob("isula-build-ssh-*/agent-*.sock"))  # the client's agent ended
