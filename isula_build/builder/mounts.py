@@ -18,7 +18,7 @@ holds the resolved directories, not the names.  That raises the limit to overlay
 lower layers).
 
 ``BindMountPoint`` binds an open descriptor (a RUN --mount source) onto a staging point, so
-what runc mounts is what was checked. ``mount_points`` (the one reader of /proc/self/mountinfo)
+what runc mounts is what was checked; ``PrivateTmpfs`` is a RUN's own tmpfs for its secrets. ``mount_points`` (the one reader of /proc/self/mountinfo)
 and ``detach`` serve the clean-up of
 work dirs a build or a dead daemon left mounted.
 """

@@ -85,9 +85,10 @@ def _read_file(source: SecretSource) -> bytes:
     except OSError as exc:
         raise InvalidArgument(f'--secret id={source.id}: cannot read {source.file}: '
                               f"{exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidArgument(f"--secret id={source.id}: {source.file} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InvalidArgument(f"--secret id={source.id}: {source.file} is not a regular file")
         return f.read(MAX_SECRET_SIZE + 1)
 
 
