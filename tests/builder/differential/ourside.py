@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from diffcases import URL_ARG, Case
+from diffcases import URL_ARG, Case, secret_flags
 from flatten import FlatImage, flatten_archive
 
 
@@ -27,6 +27,7 @@ def build_ours(client: ClientLike, case: Case, context: Path, url_base: str | No
     cmd = ["ctr-img", "build", "-f", str(context / "Dockerfile"), "-t", tag, *extra]
     for key, value in args.items():
         cmd += ["--build-arg", f"{key}={value}"]
+    cmd += secret_flags(case, work)
     result = client(*cmd, str(context), timeout=600)
     if log is not None:
         log.extend(result.stdout.splitlines())
