@@ -63,10 +63,10 @@ class MountEnv:
 class RunMounts:
     """What one RUN's mounts give it: container mounts, variables, and the RUN's tmpfs."""
 
+    private: RunPrivate
     mounts: list[ContainerMount] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)          # secrets' env=: they win
     default_env: dict[str, str] = field(default_factory=dict)  # SSH_AUTH_SOCK: ENV wins
-    private: RunPrivate = field(default_factory=lambda: RunPrivate(None))
 
     def environment(self, env: list[str]) -> list[str]:
         """The RUN's `KEY=value` list with the mounts' variables."""
@@ -175,7 +175,7 @@ def _with_default_target(spec: MountSpec, ssh_index: int) -> MountSpec:
 def run_mounts(env: MountEnv, specs: Sequence[MountSpec], workdir: str) -> Iterator[RunMounts]:
     """The container mounts of one RUN, made ready; all undone when the block ends."""
     with ExitStack() as stack:
-        out = RunMounts(private=RunPrivate(env.private_root, env.session))
+        out = RunMounts(RunPrivate(env.private_root, env.session))
         ssh_index = 0
         for written in specs:
             spec = _with_default_target(written, ssh_index)

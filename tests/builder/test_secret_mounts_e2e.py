@@ -279,3 +279,64 @@ def test_ssh_agents_are_forwarded_socket_and_key_file(
     assert not {p.split("/")[0] for p in layer} & {"run", "agent", "tools"}
     assert list((daemon.run_root / "secrets").iterdir()) == [] and leftovers(daemon) == []
     assert not list(Path("/tmp").glob("isula-build-ssh-*/agent-*.sock"))  # the client's agent ended
+
+
+WAIT_FOR_GO = "--mount=target=/ctx while [ ! -e /ctx/go ]; do sleep 0.1; done"
+
+
+def start_build(client, ctx: Path, *flags: str, env: dict[str, str] | None = None  # type: ignore[no-untyped-def]
+                ) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen([sys.executable, "-m", "isula_build.cli.main", "--host",
+                             client.daemon.host, "ctr-img", "build", *flags, str(ctx)],
+                            env={**client.env, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_daemon_leaves_no_secret_tmpfs_after_its_restart(
+        client, daemon, busybox_image: str, tmp_path: Path) -> None:
+    ctx = context(tmp_path, f"FROM busybox\nRUN --mount=type=secret,id=tok {WAIT_FOR_GO}\n")
+    process = start_build(client, ctx, "--secret", "id=tok,env=ISB_TOK", env={"ISB_TOK": "v"})
+    secret_dir = str(daemon.run_root / "secrets") + "/"
+    try:
+        _wait_for(lambda: any(p.startswith(secret_dir) for p in tmpfs_mounts()),
+                  "secret tmpfs", process)
+        daemon.stop(signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert any(p.startswith(secret_dir) for p in tmpfs_mounts())   # what the kill left …
+    daemon.start()
+    assert not any(p.startswith(secret_dir) for p in tmpfs_mounts())   # … the start removed
+    assert list((daemon.run_root / "secrets").iterdir()) == [] and leftovers(daemon) == []
+
+
+def test_an_ssh_forwarding_stream_without_the_builds_token_is_refused(
+        client, daemon, busybox_image: str, tmp_path: Path, ssh_agent: tuple[str, str]) -> None:
+    import grpc
+
+    from isula_build.api import control_pb2, control_pb2_grpc
+
+    ctx = context(tmp_path, f"FROM busybox\nRUN --mount=type=ssh {WAIT_FOR_GO}\n")
+    process = start_build(client, ctx, "--ssh", f"default={ssh_agent[0]}")
+    work = daemon.data_root / "tmp"
+    try:
+        _wait_for(lambda: work.is_dir() and any(work.glob("build-*"))
+                  and any(p.startswith(str(daemon.run_root)) for p in tmpfs_mounts()),
+                  "running RUN with an agent", process)
+        build_id = next(work.glob("build-*")).name.removeprefix("build-")
+        with grpc.insecure_channel(daemon.host) as channel:
+            stub = control_pb2_grpc.ControlStub(channel)
+            frames = iter([control_pb2.SSHFrame(buildID=build_id, token="0" * 32)])
+            with pytest.raises(grpc.RpcError) as refused:
+                list(stub.SSHForward(frames, timeout=60))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "wrong ssh forwarding token" in str(refused.value.details())
+        (ctx / "go").touch()
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err   # the client's own stream was not disturbed
