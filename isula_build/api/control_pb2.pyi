@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BuildRequest(_message.Message):
-    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "compression", "progress", "target", "buildContexts", "platform", "cacheTo", "cacheFrom")
+    __slots__ = ("buildID", "buildType", "contextDir", "fileContent", "output", "buildArgs", "proxy", "iidfile", "buildStatic", "additionalTag", "capAddList", "entityID", "encrypted", "format", "noCache", "compression", "progress", "target", "buildContexts", "platform", "cacheTo", "cacheFrom", "secrets", "ssh")
     BUILDID_FIELD_NUMBER: _ClassVar[int]
     BUILDTYPE_FIELD_NUMBER: _ClassVar[int]
     CONTEXTDIR_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,8 @@ class BuildRequest(_message.Message):
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     CACHETO_FIELD_NUMBER: _ClassVar[int]
     CACHEFROM_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    SSH_FIELD_NUMBER: _ClassVar[int]
     buildID: str
     buildType: str
     contextDir: str
@@ -57,7 +59,45 @@ class BuildRequest(_message.Message):
     platform: str
     cacheTo: str
     cacheFrom: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., compression: _Optional[str] = ..., progress: _Optional[bool] = ..., target: _Optional[str] = ..., buildContexts: _Optional[_Iterable[str]] = ..., platform: _Optional[str] = ..., cacheTo: _Optional[str] = ..., cacheFrom: _Optional[_Iterable[str]] = ...) -> None: ...
+    secrets: _containers.RepeatedCompositeFieldContainer[BuildSecret]
+    ssh: SSHForwardSpec
+    def __init__(self, buildID: _Optional[str] = ..., buildType: _Optional[str] = ..., contextDir: _Optional[str] = ..., fileContent: _Optional[str] = ..., output: _Optional[str] = ..., buildArgs: _Optional[_Iterable[str]] = ..., proxy: _Optional[bool] = ..., iidfile: _Optional[str] = ..., buildStatic: _Optional[_Union[BuildStatic, _Mapping]] = ..., additionalTag: _Optional[str] = ..., capAddList: _Optional[_Iterable[str]] = ..., entityID: _Optional[str] = ..., encrypted: _Optional[bool] = ..., format: _Optional[str] = ..., noCache: _Optional[bool] = ..., compression: _Optional[str] = ..., progress: _Optional[bool] = ..., target: _Optional[str] = ..., buildContexts: _Optional[_Iterable[str]] = ..., platform: _Optional[str] = ..., cacheTo: _Optional[str] = ..., cacheFrom: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[BuildSecret, _Mapping]]] = ..., ssh: _Optional[_Union[SSHForwardSpec, _Mapping]] = ...) -> None: ...
+
+class BuildSecret(_message.Message):
+    __slots__ = ("id", "wrappedKey", "nonce", "sealed")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WRAPPEDKEY_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    wrappedKey: bytes
+    nonce: bytes
+    sealed: bytes
+    def __init__(self, id: _Optional[str] = ..., wrappedKey: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., sealed: _Optional[bytes] = ...) -> None: ...
+
+class SSHForwardSpec(_message.Message):
+    __slots__ = ("ids", "token")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    token: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., token: _Optional[str] = ...) -> None: ...
+
+class SSHFrame(_message.Message):
+    __slots__ = ("buildID", "token", "conn", "id", "data", "close")
+    BUILDID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CONN_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    buildID: str
+    token: str
+    conn: int
+    id: str
+    data: bytes
+    close: bool
+    def __init__(self, buildID: _Optional[str] = ..., token: _Optional[str] = ..., conn: _Optional[int] = ..., id: _Optional[str] = ..., data: _Optional[bytes] = ..., close: _Optional[bool] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("blob", "step")

@@ -140,6 +140,11 @@ class ControlStub:
                 request_serializer=isula__build_dot_api_dot_control__pb2.CachePruneRequest.SerializeToString,
                 response_deserializer=isula__build_dot_api_dot_control__pb2.CachePruneResponse.FromString,
                 _registered_method=True)
+        self.SSHForward = channel.stream_stream(
+                '/isula.build.v1.Control/SSHForward',
+                request_serializer=isula__build_dot_api_dot_control__pb2.SSHFrame.SerializeToString,
+                response_deserializer=isula__build_dot_api_dot_control__pb2.SSHFrame.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -274,6 +279,15 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SSHForward(self, request_iterator, context):
+        """SSHForward (this project's own): the client's ssh agents lent to one build (`build
+        --ssh`, BuildRequest.ssh). The client opens it beside Build and keeps it open until the
+        Build answers; see SSHFrame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -381,6 +395,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.CachePrune,
                     request_deserializer=isula__build_dot_api_dot_control__pb2.CachePruneRequest.FromString,
                     response_serializer=isula__build_dot_api_dot_control__pb2.CachePruneResponse.SerializeToString,
+            ),
+            'SSHForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.SSHForward,
+                    request_deserializer=isula__build_dot_api_dot_control__pb2.SSHFrame.FromString,
+                    response_serializer=isula__build_dot_api_dot_control__pb2.SSHFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -950,6 +969,33 @@ class Control:
             '/isula.build.v1.Control/CachePrune',
             isula__build_dot_api_dot_control__pb2.CachePruneRequest.SerializeToString,
             isula__build_dot_api_dot_control__pb2.CachePruneResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SSHForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/isula.build.v1.Control/SSHForward',
+            isula__build_dot_api_dot_control__pb2.SSHFrame.SerializeToString,
+            isula__build_dot_api_dot_control__pb2.SSHFrame.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,7 @@ from isula_build.builder.remotecache import WARNING, SharedCache, SharedCacheLos
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
                                         unused_args_warning)
 from isula_build.builder.schedule import run_stages
+from isula_build.builder.session import ClientSession, check_required
 from isula_build.builder.stage import LayerFile, StageBase, StageResult, format_step, run_stage
 from isula_build.builder.steptimes import StepClock
 from isula_build.builder.workdir import create_work_dir, discard_work_dir
@@ -59,6 +60,8 @@ from isula_build.transports.store import StoreDestination
 
 _log = logging.getLogger(__name__)
 
+# Under the run root: the tmpfs of RUNs with secret or ssh mounts (secretmounts.py).
+PRIVATE_DIR = "secrets"
 OCI_FORMAT = "oci"
 # Config fields the OCI image format has no place for (buildah drops them with a warning too).
 _DOCKER_ONLY = ("Healthcheck", "OnBuild", "Shell")
@@ -88,6 +91,7 @@ class BuildInput:
     # The shared cache (remotecache.py): REF[,mode=min|max] to export to, references to import.
     cache_to: str = ""
     cache_from: list[str] = field(default_factory=list)
+    session: ClientSession = field(default_factory=ClientSession)  # --secret, --ssh
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,8 @@ def build_image(request: BuildInput, env: BuildEnvironment, log: Callable[[str],
             raise Unimplemented("--cache-to and --cache-from work with one --platform at a time")
         for ref in request.cache_from:
             parse_remote(ref)   # a malformed reference is refused before anything is built
+    for _, plan in plans:
+        check_required(plan, request.session)
 
     work = create_work_dir(env.tmp_dir, request.build_id)
     memo = StageMemo() if len(plans) > 1 else None
@@ -233,7 +239,8 @@ def _build_one(shared: _Shared, plan: BuildPlan, target: Platform | None, names:
         progress=shared.progress, steps=shared.steps,
         # A stage only copied from needs no layer (a shared cache then downloads nothing).
         layer_stages={plan.target, *(s.base_stage for s in plan.stages
-                                     if s.base_stage is not None)})
+                                     if s.base_stage is not None)},
+        session=request.session, private_root=env.run_root / PRIVATE_DIR)
     if shared.remote is not None:
         ctx.shared = shared.remote
         ctx.materialize = shared.remote.materialize

@@ -10,7 +10,8 @@ ADD's URLs and git refs by the download's digest or the commit, fetched first: r
 the chain of keys covers every ARG value in scope. `StepExecutor.key(step)` gives it without
 executing. A RUN's --mount and --network values are in the expanded instruction; what its bind
 and cache mounts read from is added like COPY's sources: a `from` by its key, the context's
-source by its digest. A COPY/ADD --link step also gets `StepKey.link`, a key made without the
+source by its digest; secret and ssh mounts by their ids and options only, never their values
+(a changed secret is served from the cache, as BuildKit). A COPY/ADD --link step also gets `StepKey.link`, a key made without the
 parent's: its files are copied into an empty directory the stage stacks over its root as the
 step's own snapshot, so they cannot depend on the layers below, and the cache serves them by
 that key when the steps before changed.
@@ -46,6 +47,7 @@ from isula_build.builder.remotes import RemoteSources
 from isula_build.builder.rootpath import make_dirs_in_root
 from isula_build.builder.runmounts import MountEnv, run_mounts
 from isula_build.builder.runtime import RunSpec, run_container
+from isula_build.builder.session import ClientSession
 from isula_build.builder.steptimes import StepClock
 from isula_build.builder.users import resolve_user
 from isula_build.dockerfile import DockerignoreMatcher, Step
@@ -129,6 +131,9 @@ class BuildRun:
     stage_layers: dict[str, tuple[str, int, Path]] = field(default_factory=dict)
     # The stages whose layer the build needs (the target and the stages built FROM); None: all.
     layer_stages: set[int] | None = None
+    # What the client lent (--secret, --ssh), and where RUNs using it get their tmpfs.
+    session: ClientSession = field(default_factory=ClientSession)
+    private_root: Path | None = None
     # ADD's URLs and git repositories, fetched once per build (for the key, then the copy).
     remotes: RemoteSources = field(init=False, repr=False)
 
@@ -446,7 +451,8 @@ class StepExecutor:
         return MountEnv(context_dir=ctx.context_dir, data_root=ctx.data_root, new_dir=ctx.new_dir,
                         mountopt=ctx.mountopt, cancel=ctx.cancel, log=ctx.log,
                         open_from=lambda ref: mounted_root(ctx, self._resolve_from(ref)),
-                        from_key=lambda ref: self._resolve_from(ref).key)
+                        from_key=lambda ref: self._resolve_from(ref).key,
+                        session=ctx.session, private_root=ctx.private_root)
 
     def _run(self, ins: RunInstruction, step: Step) -> None:
         if ins.security == "insecure":  # sandbox is what every RUN gets
@@ -454,12 +460,15 @@ class StepExecutor:
         workdir = self.config.workdir
         user = resolve_user(self.rootfs, self.config.user)
         self._make_workdir()
-        with run_mounts(self._mount_env(), self._mount_specs(ins), workdir) as mounts:
-            spec = RunSpec(args=self.run_args(ins), env=self.run_env(step), cwd=workdir,
-                           user=user, cap_add=list(self.ctx.cap_add),
+        with run_mounts(self._mount_env(), self._mount_specs(ins), workdir) as mounted:
+            spec = RunSpec(args=self.run_args(ins), env=mounted.environment(self.run_env(step)),
+                           cwd=workdir, user=user, cap_add=list(self.ctx.cap_add),
                            hostname=STATIC_HOSTNAME if self.ctx.build_time else "",
-                           mounts=mounts, network=ins.network or "default")
-            run_container(self.ctx.runtime, self.rootfs, spec, self.ctx.new_dir("bundle"),
+                           mounts=mounted.mounts, network=ins.network or "default")
+            # With secrets, the bundle (its config.json names env= values) goes to their tmpfs.
+            private = mounted.private.directory
+            bundle = private / "bundle" if private else self.ctx.new_dir("bundle")
+            run_container(self.ctx.runtime, self.rootfs, spec, bundle,
                           output=self.ctx.log, cancel=self.ctx.cancel,
                           state_root=self.ctx.state_root)
 

@@ -18,7 +18,7 @@ holds the resolved directories, not the names.  That raises the limit to overlay
 lower layers).
 
 ``BindMountPoint`` binds an open descriptor (a RUN --mount source) onto a staging point, so
-what runc mounts is what was checked. ``mount_points`` (the one reader of /proc/self/mountinfo)
+what runc mounts is what was checked; ``PrivateTmpfs`` is a RUN's own tmpfs for its secrets. ``mount_points`` (the one reader of /proc/self/mountinfo)
 and ``detach`` serve the clean-up of
 work dirs a build or a dead daemon left mounted.
 """
@@ -271,3 +271,38 @@ class BindMountPoint:
                 self.target.unlink()
         except OSError:
             pass  # the work dir's removal takes what is left
+
+
+class PrivateTmpfs:
+    """A fresh tmpfs of at most `size` bytes at `target` (made, mode 0700), for what must never
+    reach a disk (RUN secrets, the bundle that names them). nosuid, nodev, noexec. unmount()
+    (or the block's end) unmounts it — its contents go with it — and removes `target`."""
+
+    def __init__(self, target: Path, size: int) -> None:
+        self.target = target
+        self.size = size
+        self.mounted = False
+
+    def __enter__(self) -> PrivateTmpfs:
+        self.target.mkdir(mode=0o700)
+        flags = _MS_FLAGS["nosuid"] | _MS_FLAGS["nodev"] | _MS_FLAGS["noexec"]
+        options = f"mode=0700,size={self.size}".encode()
+        if _libc.mount(b"tmpfs", os.fsencode(self.target), b"tmpfs", flags, options) != 0:
+            err = ctypes.get_errno()
+            self.target.rmdir()
+            raise InternalError(f"mounting a tmpfs at {self.target} failed: {os.strerror(err)}")
+        self.mounted = True
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.unmount()
+
+    def unmount(self) -> None:
+        if self.mounted:
+            _unmount(self.target)
+            self.mounted = False
+        try:
+            self.target.rmdir()
+        except OSError:
+            pass  # the daemon's next start sweeps what is left (secretdirs.py)

@@ -11,7 +11,9 @@ and the stubs it makes for missing mount points are removed afterwards (runtime.
   overlay already, a context directory gets one over it, a context file is copied first.
 - cache: a directory of cachemounts.py, kept across builds, seeded from `from`/`source`.
 - tmpfs: an empty tmpfs of `size`.
-- secret, ssh: refused for now ("not supported yet"); they slot into _MOUNTERS.
+- secret, ssh: the client's secrets and forwarded agents (secretmounts.py), from a tmpfs made
+  for the RUN; the RUN's bundle goes there too, since its config.json may hold secret values.
+  A secret's `env=` and ssh's SSH_AUTH_SOCK are variables of the RUN (RunMounts.environment).
 
 The context is shown as it is on disk: .dockerignore does not hide entries from a bind mount
 (BuildKit's context transfer leaves them out); the step key therefore hashes the whole source.
@@ -25,7 +27,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from isula_build.builder.cachemounts import CacheMountRequest, cache_mount
@@ -33,8 +35,10 @@ from isula_build.builder.copier import copy_into_root
 from isula_build.builder.mounts import BindMountPoint, OverlayMount
 from isula_build.builder.rootpath import resolve_in_root
 from isula_build.builder.runtime import BindMount, ContainerMount, TmpfsMount
+from isula_build.builder.secretmounts import RunPrivate, mount_secret, mount_ssh
+from isula_build.builder.session import ClientSession
 from isula_build.dockerfile.runmount import MountSpec
-from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
+from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound
 from isula_build.store.fsutil import delete_tree
 
 
@@ -51,6 +55,26 @@ class MountEnv:
     # A `from` value → its root filesystem, mounted as a throwaway overlay while the block lasts.
     open_from: Callable[[str], AbstractContextManager[Path]]
     from_key: Callable[[str], str]             # a `from` value → what stands for its content
+    session: ClientSession = field(default_factory=ClientSession)   # secrets, ssh agents
+    private_root: Path | None = None           # where RUNs' tmpfs go (None: no secret/ssh)
+
+
+@dataclass
+class RunMounts:
+    """What one RUN's mounts give it: container mounts, variables, and the RUN's tmpfs."""
+
+    private: RunPrivate
+    mounts: list[ContainerMount] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)          # secrets' env=: they win
+    default_env: dict[str, str] = field(default_factory=dict)  # SSH_AUTH_SOCK: ENV wins
+
+    def environment(self, env: list[str]) -> list[str]:
+        """The RUN's `KEY=value` list with the mounts' variables."""
+        values = dict(item.partition("=")[::2] for item in env)
+        for key, value in self.default_env.items():
+            values.setdefault(key, value)
+        values.update(self.env)
+        return [f"{k}={v}" for k, v in values.items()]
 
 
 def _open_source(root: Path, source: str, what: str) -> int:
@@ -68,7 +92,7 @@ def _open_source(root: Path, source: str, what: str) -> int:
     return fd
 
 
-def _bind(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack) -> ContainerMount:
+def _bind(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack, out: RunMounts) -> None:
     if spec.from_:
         root, what = stack.enter_context(env.open_from(spec.from_)), f"--mount from={spec.from_}"
     else:
@@ -90,10 +114,10 @@ def _bind(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack) -> Cont
             copied = base / "file"
             shutil.copy2(source, copied)
             source = copied
-    return BindMount(source, target, readonly=spec.readonly)
+    out.mounts.append(BindMount(source, target, readonly=spec.readonly))
 
 
-def _cache(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack) -> ContainerMount:
+def _cache(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack, out: RunMounts) -> None:
     if env.data_root is None:
         raise FailedPrecondition("RUN --mount=type=cache needs the daemon's data root")
     origin = repr((env.from_key(spec.from_) if spec.from_ else "", spec.source, spec.mode,
@@ -110,33 +134,58 @@ def _cache(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack) -> Con
                                 0o755 if spec.mode is None else spec.mode,
                                 spec.uid or 0, spec.gid or 0, seed if from_ else None)
     path = stack.enter_context(cache_mount(env.data_root, request, env.cancel, env.log))
-    return BindMount(path, target, readonly=spec.readonly)
+    out.mounts.append(BindMount(path, target, readonly=spec.readonly))
 
 
-def _tmpfs(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack) -> ContainerMount:
-    return TmpfsMount(target, spec.size)
+def _tmpfs(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack, out: RunMounts) -> None:
+    out.mounts.append(TmpfsMount(target, spec.size))
 
 
-_MOUNTERS: dict[str, Callable[[MountEnv, MountSpec, str, ExitStack], ContainerMount]] = {
-    "bind": _bind, "cache": _cache, "tmpfs": _tmpfs,
+def _secret(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack, out: RunMounts) -> None:
+    mount, variable = mount_secret(env.session, spec, target, out.private, stack)
+    if mount is not None:
+        out.mounts.append(mount)
+    if variable is not None:
+        out.env[variable[0]] = variable[1]
+
+
+def _ssh(env: MountEnv, spec: MountSpec, target: str, stack: ExitStack, out: RunMounts) -> None:
+    if not out.default_env:  # the first ssh mount's, present or not (BuildKit's rule)
+        out.default_env["SSH_AUTH_SOCK"] = target
+    mount = mount_ssh(env.session, spec, target, out.private, stack)
+    if mount is not None:
+        out.mounts.append(mount)
+
+
+_MOUNTERS: dict[str, Callable[[MountEnv, MountSpec, str, ExitStack, RunMounts], None]] = {
+    "bind": _bind, "cache": _cache, "tmpfs": _tmpfs, "secret": _secret, "ssh": _ssh,
 }
 
 
+def _with_default_target(spec: MountSpec, ssh_index: int) -> MountSpec:
+    """A secret's or ssh socket's target as BuildKit defaults it ("": a secret in env only)."""
+    if spec.type == "secret":
+        return replace(spec, target=spec.secret_file or "")
+    if spec.type == "ssh" and not spec.target:
+        return replace(spec, target=f"/run/buildkit/ssh_agent.{ssh_index}")
+    return spec
+
+
 @contextmanager
-def run_mounts(env: MountEnv, specs: Sequence[MountSpec], workdir: str) -> Iterator[list[ContainerMount]]:
+def run_mounts(env: MountEnv, specs: Sequence[MountSpec], workdir: str) -> Iterator[RunMounts]:
     """The container mounts of one RUN, made ready; all undone when the block ends."""
     with ExitStack() as stack:
-        mounts = []
-        for spec in specs:
-            target = spec.container_target(workdir)
+        out = RunMounts(RunPrivate(env.private_root, env.session))
+        ssh_index = 0
+        for written in specs:
+            spec = _with_default_target(written, ssh_index)
+            ssh_index += spec.type == "ssh"
+            target = spec.container_target(workdir) if spec.target else ""
             if target == "/":
                 raise InvalidArgument(f'invalid mount target "{spec.target}": with WORKDIR '
                                       f'{workdir} it is "/"')
-            mounter = _MOUNTERS.get(spec.type)
-            if mounter is None:
-                raise Unimplemented(f"RUN --mount=type={spec.type} is not supported yet")
-            mounts.append(mounter(env, spec, target, stack))
-        yield mounts
+            _MOUNTERS[spec.type](env, spec, target, stack, out)
+        yield out
 
 
-__all__ = ["MountEnv", "run_mounts"]
+__all__ = ["MountEnv", "RunMounts", "run_mounts"]

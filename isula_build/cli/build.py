@@ -12,11 +12,18 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from isula_build.cli.common import (
     ParserContext, absolute, add_compression_flag, new_id, public_key_path, session)
 from isula_build.cli.progress import add_progress_flag, open_output
+from isula_build.cli.secrets import load_secrets
+from isula_build.cli.sshforward import AgentSpec, parse_ssh_flags
 from isula_build.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from isula_build.cli.connection import Connection
+    from isula_build.cli.progress import Output
 
 MAX_DOCKERFILE_SIZE = 1024 * 1024
 BUILD_TIME_KEY = "build-time"
@@ -51,7 +58,8 @@ isula-build ctr-img build -f Dockerfile -o isulad:image:tag .
 isula-build ctr-img build -f Dockerfile --build-static='build-time=2020-06-30 15:05:05' .
 isula-build ctr-img build --target builder -t app:build .
 isula-build ctr-img build --build-context assets=../assets --build-context base=docker-image://busybox:latest .
-isula-build ctr-img build --cache-to registry.example.com/app:cache,mode=max --cache-from registry.example.com/app:cache ."""
+isula-build ctr-img build --cache-to registry.example.com/app:cache,mode=max --cache-from registry.example.com/app:cache .
+isula-build ctr-img build --secret id=token,src=token.txt --ssh default ."""
 
 OUTPUT_HELP = """\
 Destination of output images: docker-archive:PATH:NAME:TAG, oci-archive:PATH:NAME:TAG,
@@ -87,6 +95,12 @@ def add_commands(subparsers: argparse._SubParsersAction, ctx: ParserContext) -> 
     p.add_argument("--cache-from", action="append", default=[], metavar="REF",
                    help="Use the build cache exported to a registry image reference "
                         "(repeatable)")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
+                   help="A secret for RUN --mount=type=secret (repeatable; type=file|env too): "
+                        "read by the client, sent encrypted, never stored in the image")
+    p.add_argument("--ssh", action="append", default=[], metavar="default|ID[=SOCKET|KEY,...]",
+                   help="An ssh agent for RUN --mount=type=ssh (repeatable): default forwards "
+                        "$SSH_AUTH_SOCK; KEY files get an agent of the client's own")
     p.add_argument("-t", "--tag", default="", metavar="NAME[:TAG]",
                    help="Add tag to the built image")
     add_progress_flag(p)
@@ -279,6 +293,8 @@ class BuildInvocation:
     platform: str = ""
     cache_to: str = ""
     cache_from: list[str] = field(default_factory=list)
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
+    agents: list[AgentSpec] = field(default_factory=list)
 
 
 def check_cache_refs(cache_to: str, cache_from: list[str]) -> None:
@@ -322,6 +338,8 @@ def prepare_build(args: argparse.Namespace) -> BuildInvocation:
         platform=args.platform,
         cache_to=args.cache_to,
         cache_from=list(args.cache_from),
+        secrets=load_secrets(args.secret, os.environ),
+        agents=parse_ssh_flags(args.ssh, os.environ),
     )
 
 
@@ -335,6 +353,15 @@ def _seal_build_args(build_args: list[str]) -> tuple[list[str], bool]:
     return [encrypt(arg, key) for arg in build_args], True
 
 
+def _sealed_secrets(plan: BuildInvocation, build_id: str) -> list[Any]:
+    if not plan.secrets:
+        return []
+    from isula_build.cli.crypto import load_public_key
+    from isula_build.cli.secrets import seal_secrets
+
+    return seal_secrets(plan.secrets, build_id, load_public_key(public_key_path()))
+
+
 # --- the exchange with the daemon ---------------------------------------------------------------
 
 SUCCESS_LINE = "Build success with image id: {}"
@@ -346,13 +373,13 @@ def run_build(args: argparse.Namespace) -> int:
     import hashlib
     import logging
 
-    import grpc
-
     from isula_build.api import control_pb2
+    from isula_build.cli.sshforward import AgentForwarder, local_agents, new_token
 
     plan = prepare_build(args)
     build_args, encrypted = _seal_build_args(plan.build_args)
     build_id = new_id()
+    token = new_token() if plan.agents else ""
     build_static = control_pb2.BuildStatic()
     entity_time = ""
     if plan.build_time is not None:
@@ -369,34 +396,56 @@ def run_build(args: argparse.Namespace) -> int:
         encrypted=encrypted, format=plan.image_format, noCache=plan.no_cache,
         compression=plan.compression, target=plan.target,
         buildContexts=plan.build_contexts, platform=plan.platform,
-        cacheTo=plan.cache_to, cacheFrom=plan.cache_from)
+        cacheTo=plan.cache_to, cacheFrom=plan.cache_from,
+        secrets=_sealed_secrets(plan, build_id),
+        ssh=control_pb2.SSHForwardSpec(ids=[a.id for a in plan.agents], token=token)
+        if plan.agents else None)
     logging.debug("build %s: context %s, dockerfile %s", build_id, plan.context_dir, plan.dockerfile)
 
-    with session(args) as conn, open_output(args.progress, FINAL_STARTS) as out:
-        status = conn.stub.Status(control_pb2.StatusRequest(buildID=build_id))
-        build = conn.stub.Build.future(out.ask(request))
-
-        def stop_status_on_failure(future: grpc.Future) -> None:
-            # A refused or failed build ends the log too, as the original cancels its context.
-            if future.exception() is not None:
-                status.cancel()
-
-        build.add_done_callback(stop_status_on_failure)
-        finals = []  # what the stream carried of the final lines (a message may hold several)
+    with local_agents(plan.agents) as sockets, session(args) as conn, \
+            open_output(args.progress, FINAL_STARTS) as out:
+        forwarder = AgentForwarder(sockets)
+        if sockets:
+            forwarder.start(conn.stub, build_id, token)
         try:
-            for message in status:
-                out.message(message, "content")
-                if any(start in message.content for start in FINAL_STARTS):
-                    finals.append(message.content)
-        except grpc.RpcError as exc:
-            # The log is a courtesy; the Build answer below says whether the build worked.
-            logging.debug("status stream of build %s ended: %s", build_id, exc.details())
-        image_id = build.result().imageID
+            return _follow(conn, out, plan, request, build_id)
+        finally:
+            forwarder.stop()
 
-        # The daemon writes the iidfile and streams the final line, as the original daemon
-        # does; the line is printed here only when the stream was cut before it came.
-        final = (IIDFILE_LINE.format(image_id, plan.iidfile) if plan.iidfile
-                 else SUCCESS_LINE.format(image_id)) + "\n"
-        if final not in "".join(finals):
-            out.final(final)
+
+def _follow(conn: Connection, out: Output, plan: BuildInvocation, request: Any,
+            build_id: str) -> int:
+    """Sends Build, prints its Status stream, and the final line when the stream missed it."""
+    import logging
+
+    import grpc
+
+    from isula_build.api import control_pb2
+
+    status = conn.stub.Status(control_pb2.StatusRequest(buildID=build_id))
+    build = conn.stub.Build.future(out.ask(request))
+
+    def stop_status_on_failure(future: grpc.Future) -> None:
+        # A refused or failed build ends the log too, as the original cancels its context.
+        if future.exception() is not None:
+            status.cancel()
+
+    build.add_done_callback(stop_status_on_failure)
+    finals = []  # what the stream carried of the final lines (a message may hold several)
+    try:
+        for message in status:
+            out.message(message, "content")
+            if any(start in message.content for start in FINAL_STARTS):
+                finals.append(message.content)
+    except grpc.RpcError as exc:
+        # The log is a courtesy; the Build answer below says whether the build worked.
+        logging.debug("status stream of build %s ended: %s", build_id, exc.details())
+    image_id = build.result().imageID
+
+    # The daemon writes the iidfile and streams the final line, as the original daemon
+    # does; the line is printed here only when the stream was cut before it came.
+    final = (IIDFILE_LINE.format(image_id, plan.iidfile) if plan.iidfile
+             else SUCCESS_LINE.format(image_id)) + "\n"
+    if final not in "".join(finals):
+        out.final(final)
     return 0

@@ -1,7 +1,8 @@
-"""Secrets in transit (SPEC §6): RSA-OAEP with SHA-512 under the daemon's public key, hex-encoded.
+"""Secrets in transit (SPEC §6): RSA-OAEP with SHA-512 under the daemon's public key, hex-encoded;
+build secrets, which can be large, sealed with AES-256-GCM under a key sent that way (`seal`).
 
 cryptography is imported only here and only when something is encrypted (login, or a build
-with proxy build args), so the other commands start without it.
+with proxy build args or --secret), so the other commands start without it.
 """
 
 from __future__ import annotations
@@ -50,3 +51,22 @@ def encrypt(text: str, key: RSAPublicKey) -> str:
         padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA512()), algorithm=hashes.SHA512(),
                      label=None))
     return ciphertext.hex()
+
+
+def seal(plain: bytes, aad: bytes, key: RSAPublicKey) -> tuple[bytes, bytes, bytes]:
+    """Hybrid encryption for values of any size (build secrets): a random AES-256 key wrapped
+    with RSA-OAEP as `encrypt` does, the value sealed with AES-256-GCM under it and `aad`.
+    Returns (wrapped key, nonce, ciphertext with its tag)."""
+    import os
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from isula_build.api.sealed import KEY_BYTES, NONCE_BYTES
+
+    secret_key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+    nonce = os.urandom(NONCE_BYTES)
+    wrapped = key.encrypt(secret_key, padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA512()),
+                                                   algorithm=hashes.SHA512(), label=None))
+    return wrapped, nonce, AESGCM(secret_key).encrypt(nonce, plain, aad)

@@ -3,7 +3,8 @@
 A fresh RSA-2048 pair is made at every start. The public key goes to
 `<config dir>/isula-build.pub` (PEM SubjectPublicKeyInfo, mode 0400) for the client; the private
 key never leaves memory. Clients encrypt the login password and proxy build args with RSA-OAEP
-(SHA-512) and send the ciphertext hex-encoded; `decrypt_hex` undoes that.
+(SHA-512) and send the ciphertext hex-encoded; `decrypt_hex` undoes that. Build secrets come
+sealed with AES-GCM under a key wrapped the same way (`decrypt`; daemon/secrets.py).
 """
 
 from __future__ import annotations
@@ -36,16 +37,22 @@ class KeyPair:
         inflight.replace_file(target, self.public_pem(), PUBLIC_KEY_MODE)
         return target
 
-    def decrypt_hex(self, ciphertext_hex: str) -> str:
-        """Decrypts a hex-encoded RSA-OAEP (SHA-512) ciphertext made with our public key."""
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        """Decrypts an RSA-OAEP (SHA-512) ciphertext made with our public key."""
         try:
-            ciphertext = bytes.fromhex(ciphertext_hex)
-            plain = self._private.decrypt(ciphertext, padding.OAEP(
+            return self._private.decrypt(ciphertext, padding.OAEP(
                 mgf=padding.MGF1(algorithm=hashes.SHA512()),
                 algorithm=hashes.SHA512(),
                 label=None))
-            return plain.decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             # The key changes at every daemon start: a client holding an old key lands here.
+            raise InvalidArgument("cannot decrypt the secret sent by the client (was it encrypted "
+                                  f"with the current key in {PUBLIC_KEY_FILE}?)") from exc
+
+    def decrypt_hex(self, ciphertext_hex: str) -> str:
+        """Decrypts a hex-encoded RSA-OAEP (SHA-512) ciphertext made with our public key."""
+        try:
+            return self.decrypt(bytes.fromhex(ciphertext_hex)).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument("cannot decrypt the secret sent by the client (was it encrypted "
                                   f"with the current key in {PUBLIC_KEY_FILE}?)") from exc

@@ -24,7 +24,9 @@ import grpc
 
 from isula_build.api import control_pb2_grpc
 from isula_build.builder.workdir import sweep_stale_builds
+from isula_build.builder.builder import PRIVATE_DIR
 from isula_build.builder.runtime import remove_stale_containers
+from isula_build.builder.secretmounts import sweep_stale_private
 from isula_build.daemon.fsinfo import TMPFS_MAGIC, fs_magic
 from isula_build.daemon.handlers.cache import daemon_cache
 from isula_build.daemon.keys import KeyPair
@@ -93,6 +95,7 @@ def _serve(options: DaemonOptions, store: Store) -> None:
     state = DaemonState(options=options, store=store, keys=keys, jobs=JobRegistry())
     # A daemon killed mid-build leaves its runc containers running and its mounts in place.
     remove_stale_containers(options.runtime, options.run_root / "runc")
+    sweep_stale_private(options.run_root / PRIVATE_DIR)   # RUN secrets' tmpfs
     sweep_stale_builds(options.data_root)
     # Opened now, not at the first build: what a killed daemon left half-written in the
     # build cache goes before anyone can list it.

@@ -216,3 +216,8 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     def CachePrune(self, request: pb.CachePruneRequest,
                    context: grpc.ServicerContext) -> pb.CachePruneResponse:
         return cache.cache_prune(self.state, request)
+
+    @_streaming
+    def SSHForward(self, request_iterator: Iterator[pb.SSHFrame],
+                   context: grpc.ServicerContext) -> Iterator[pb.SSHFrame]:
+        return self.state.ssh_relays.forward(request_iterator, context)

@@ -34,6 +34,7 @@ _TRUE, _FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE"
 _RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
 _RAM_FACTORS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 MAX_ID = 2**32 - 1
+DEFAULT_SSH_ID = "default"   # the agent an ssh mount without an id forwards
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,23 @@ class MountSpec:
     @property
     def cache_id(self) -> str:
         return self.id or posixpath.normpath(self.target)
+
+    @property
+    def secret_id(self) -> str:
+        """A secret's id: `id` (or `source`, BuildKit's older name), else the target's name."""
+        return self.source or self.id or posixpath.basename(self.target.rstrip("/"))
+
+    @property
+    def secret_file(self) -> str | None:
+        """Where a secret's file goes: `target`, by default /run/secrets/ID unless `env` asks
+        for a variable only (BuildKit's rule); None: no file."""
+        if self.target:
+            return self.target
+        return None if self.env else "/run/secrets/" + posixpath.basename(self.secret_id)
+
+    @property
+    def ssh_id(self) -> str:
+        return self.id or DEFAULT_SSH_ID
 
     def container_target(self, workdir: str) -> str:
         """The absolute mount point: a relative target is under the WORKDIR (BuildKit's join)."""
@@ -207,8 +225,14 @@ def _check_spec(text: str, spec: MountSpec, line: int) -> None:
             raise _error(text, "invalid secret mount. one of source, target required", line)
         if spec.source and spec.id:
             raise _error(text, "both source and id can't be set", line)
+        if spec.env is not None and not re.fullmatch(r"[^=\0]+", spec.env):
+            raise _error(text, f"invalid value for env: {spec.env!r} is no variable name", line)
         return
     if spec.type == "ssh":
+        if spec.source:
+            raise _error(text, "ssh does not support source", line)
+        if spec.from_ is not None:
+            raise _error(text, "ssh mount should not have a from", line)
         return
     if not spec.target:
         raise _error(text, f"a {spec.type} mount needs a target", line)
@@ -217,5 +241,5 @@ def _check_spec(text: str, spec: MountSpec, line: int) -> None:
                      line)
 
 
-__all__ = ["MOUNT_TYPES", "MountSpec", "SHARING_MODES", "check_mount", "expand_mount",
+__all__ = ["DEFAULT_SSH_ID", "MOUNT_TYPES", "MountSpec", "SHARING_MODES", "check_mount", "expand_mount",
            "mount_from", "parse_mount", "parse_ram_size"]

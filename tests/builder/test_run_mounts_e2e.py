@@ -1,4 +1,4 @@
-"""`RUN --mount` (bind, cache, tmpfs) and `RUN --network` through the real client and daemon,
+"""`RUN --mount` (bind, cache, tmpfs; secret and ssh: test_secret_mounts_e2e.py) and `RUN --network` through the real client and daemon,
 runc and busybox: what RUN sees, that nothing of a mount enters the image, cache mounts kept
 across builds (and listed, counted and pruned with the cache), the step keys, bad input."""
 
@@ -198,15 +198,6 @@ def test_bad_mounts_are_refused_with_their_line_before_any_step(
     assert "must-not-run" not in result.stdout
     assert image_ids(client) == {busybox_image[:12]}
     assert leftovers(daemon) == []
-
-
-@pytest.mark.parametrize("kind", ["secret", "ssh"])
-def test_secret_and_ssh_mounts_parse_but_are_not_supported_yet(
-        client, busybox_image: str, tmp_path: Path, kind: str) -> None:
-    ctx = context(tmp_path, f"FROM busybox\nRUN --mount=type={kind},id=x,target=/x true\n")
-    result = build(client, ctx, check=False)
-    assert result.returncode == 1
-    assert f"Dockerfile line 2: RUN --mount=type={kind} is not supported yet" in result.stderr
 
 
 def test_a_bind_source_that_leads_out_of_the_context_is_refused(

@@ -36,6 +36,19 @@ def test_defaults_the_executor_reads() -> None:
     assert parse_mount("target=//abs/", 1).container_target("/app") == "/abs"
 
 
+def test_secret_and_ssh_defaults_are_buildkits() -> None:
+    def mount(text: str) -> MountSpec:
+        return parse_mount(text, 1)
+
+    assert mount("type=secret,id=tok").secret_file == "/run/secrets/tok"
+    assert mount("type=secret,id=a/b").secret_file == "/run/secrets/b"
+    assert mount("type=secret,source=tok").secret_id == "tok"        # source: id's old name
+    assert mount("type=secret,target=/etc/pw").secret_id == "pw"     # no id: the target's name
+    assert mount("type=secret,id=tok,env=TOK").secret_file is None  # env= alone: no file
+    assert mount("type=secret,id=tok,env=TOK,target=/t").secret_file == "/t"
+    assert mount("type=ssh").ssh_id == "default" and mount("type=ssh,id=git").ssh_id == "git"
+
+
 @pytest.mark.parametrize("value, size", [("4096", 4096), ("1k", 1024), ("1KiB", 1024),
                                          ("2 g", 2 << 30), ("1.5m", 3 << 19)])
 def test_tmpfs_sizes_are_binary_as_go_units_reads_them(value: str, size: int) -> None:
@@ -74,6 +87,9 @@ def test_mount_from_adds_the_stage_or_image_to_the_plan() -> None:
     ("--mount=type=secret", "one of source, target required"),
     ("--mount=type=secret,source=a,id=b", "both source and id can't be set"),
     ("--mount=type=tmpfs,target=//", 'invalid mount target "//"'),
+    ("--mount=type=secret,id=x,env=A=B", "invalid value for env: 'A=B' is no variable name"),
+    ("--mount=type=ssh,source=/s", "ssh does not support source"),
+    ("--mount=type=ssh,from=a", "ssh mount should not have a from"),
     ("--mount=type=,target=/x", "unsupported mount type ''"),
 ])
 def test_bad_mounts_name_the_line(flag: str, message: str) -> None:

@@ -23,10 +23,12 @@ import grpc
 
 from isula_build.api import control_pb2 as pb
 from isula_build.builder.builder import BuildEnvironment, BuildInput, build_image
+from isula_build.builder.session import ClientSession
 from isula_build.daemon.builds import BuildRegistry, BuildSession
 from isula_build.daemon.experimental import check_format
 from isula_build.daemon.handlers.cache import daemon_cache
 from isula_build.daemon.progress import wire_progress
+from isula_build.daemon.secrets import open_secrets
 from isula_build.daemon.state import DaemonState
 from isula_build.errors import Cancelled, InvalidArgument, NotFound
 from isula_build.progress import Event
@@ -47,8 +49,11 @@ def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
         raise InvalidArgument(f'unknown build type "{request.buildType}" (only ctr-img)')
     session = registry.begin_build(request.buildID)
     state.builds_running = registry.running()
+    relay = None
     try:
-        build_input = _decode(state, request, image_format)
+        relay = state.ssh_relays.open(request.buildID, request.ssh, session.job.cancelled)
+        lent = ClientSession(open_secrets(state.keys, request.buildID, request.secrets), relay)
+        build_input = _decode(state, request, image_format, lent)
         options = state.options
         environment = BuildEnvironment(store=state.store, data_root=options.data_root,
                                        run_root=options.run_root, runtime=options.runtime,
@@ -58,6 +63,8 @@ def build(state: DaemonState, registry: BuildRegistry, request: pb.BuildRequest,
         image_id = _run(state, session, build_input, environment, context, request.progress)
         return pb.BuildResponse(imageID=image_id)
     finally:
+        if relay is not None:
+            state.ssh_relays.close(relay)
         registry.end_build(session)
         state.builds_running = registry.running()
 
@@ -90,7 +97,8 @@ def _run(state: DaemonState, session: BuildSession, build_input: BuildInput,
     return str(outcome["id"])
 
 
-def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> BuildInput:
+def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str,
+            lent: ClientSession) -> BuildInput:
     args: dict[str, str] = {}
     for raw in request.buildArgs:
         text = state.keys.decrypt_hex(raw) if request.encrypted else raw
@@ -109,7 +117,7 @@ def _decode(state: DaemonState, request: pb.BuildRequest, image_format: str) -> 
         cap_add=list(request.capAddList), image_format=image_format, iidfile=request.iidfile,
         no_cache=request.noCache, compression=request.compression, target=request.target,
         build_contexts=list(request.buildContexts), platform=request.platform,
-        cache_to=request.cacheTo, cache_from=list(request.cacheFrom))
+        cache_to=request.cacheTo, cache_from=list(request.cacheFrom), session=lent)
 
 
 def _drain(lines: queue.Queue[str | Event | None],

@@ -5,6 +5,7 @@ A case is `cases/<name>/Dockerfile` plus context files and an optional `case.jso
     {
       "build_args": {"K": "v"},          # --build-arg for both builders
       "target": "stage",                 # --target for both builders
+      "secrets": {"tok": "value"},       # --secret id=tok,src=FILE holding value, for both
       "url_server": true,                # serve cases/<name>/www on 127.0.0.1; build arg URL_BASE
       "docker_dockerfile": "Dockerfile.docker",  # docker builds this equivalent file instead
       "docker_dockerfile_reason": "...",  #   (required with it: why docker cannot build ours)
@@ -51,6 +52,7 @@ class Case:
     docker_dockerfile: str = "Dockerfile"
     differences: tuple[dict[str, Any], ...] = ()
     setup: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def expected_path(self) -> Path:
@@ -61,7 +63,7 @@ def load_case(path: Path) -> Case:
     spec: dict[str, Any] = {}
     if (path / CASE_FILE).exists():
         spec = json.loads((path / CASE_FILE).read_text())
-    known = {"build_args", "target", "url_server", "docker_dockerfile",
+    known = {"build_args", "target", "secrets", "url_server", "docker_dockerfile",
              "docker_dockerfile_reason", "setup", "differences", "description"}
     unknown = set(spec) - known
     assert not unknown, f"{path / CASE_FILE}: unknown keys {sorted(unknown)}"
@@ -77,7 +79,18 @@ def load_case(path: Path) -> Case:
         docker_dockerfile=spec.get("docker_dockerfile", "Dockerfile"),
         differences=tuple(spec.get("differences", [])),
         setup=dict(spec.get("setup", {})),
+        secrets=dict(spec.get("secrets", {})),
     )
+
+
+def secret_flags(case: Case, work: Path) -> list[str]:
+    """The --secret flags of the case, each value in a file under `work` (outside the context)."""
+    flags = []
+    for ident, value in case.secrets.items():
+        path = work / f"secret-{ident}"
+        path.write_text(value)
+        flags += ["--secret", f"id={ident},src={path}"]
+    return flags
 
 
 def all_cases() -> list[Case]:

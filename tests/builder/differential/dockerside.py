@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from diffcases import HERE, URL_ARG, Case, content_key, prepare_context
+from diffcases import HERE, URL_ARG, Case, content_key, prepare_context, secret_flags
 from flatten import FlatImage, flatten_archive
 
 BUILDKIT_DOCKER = "/usr/bin/docker"
@@ -72,6 +72,7 @@ def build_with_buildkit(case: Case, context: Path, build_args: dict[str, str],
         cmd += ["--build-arg", f"{key}={value}"]
     if case.target:
         cmd += ["--target", case.target]
+    cmd += secret_flags(case, work)
     built = _run([*cmd, str(context)], env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=600)
     assert built.returncode == 0, f"BuildKit failed on case {case.name}:\n{built.stderr[-4000:]}"
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from diffcases import URL_ARG, Case
+from diffcases import URL_ARG, Case, secret_flags
 from flatten import FlatImage, flatten_archive
 
 
@@ -29,6 +29,7 @@ def build_ours(client: ClientLike, case: Case, context: Path, url_base: str | No
         cmd += ["--build-arg", f"{key}={value}"]
     if case.target:
         cmd += ["--target", case.target]
+    cmd += secret_flags(case, work)
     result = client(*cmd, str(context), timeout=600)
     if log is not None:
         log.extend(result.stdout.splitlines())
