@@ -55,6 +55,9 @@ class _LayerOutput:
     TarStreamChecker in the same pass, in large chunks. Small entries are gathered into one
     buffer, so a layer of many small files costs a few large writes, not thousands.
 
+    Chunks are written on a thread of their own while the next ones are read, checked and
+    hashed (writing and hashing release the GIL), one write in flight at a time.
+
     A tar the checker refuses is still written (an earlier stage's layer never reaches the
     store, and the store refuses it with the same message when it does): it is only not
     verified."""
@@ -65,6 +68,26 @@ class _LayerOutput:
         self.digest = hashlib.sha256()
         self.checker: TarStreamChecker | None = TarStreamChecker()
         self.size = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="layer-writer")
+        self._writing: Future[object] | None = None
+
+    def _write_out(self, data: bytes | bytearray | memoryview) -> None:
+        """Hands data to the writer thread once the write before it is done (so a buffer
+        handed over two writes ago may be filled again)."""
+        self._wait()
+        self._writing = self._pool.submit(self._out.write, data)
+
+    def _wait(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def close(self) -> None:
+        """Waits for the last write and ends the writer thread."""
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown()
 
     def add(self, data: bytes | bytearray | memoryview) -> None:
         self._pending += data
@@ -73,12 +96,9 @@ class _LayerOutput:
 
     def flush(self) -> None:
         if self._pending:
-            self._emit(self._pending)
-            self._pending = bytearray()
-
-    def _emit(self, data: bytes | bytearray | memoryview) -> None:
-        self._account(data)
-        self._out.write(data)
+            data, self._pending = self._pending, bytearray()   # the writer owns it now
+            self._account(data)
+            self._write_out(data)
 
     def _account(self, data: bytes | bytearray | memoryview) -> None:
         """Checks, hashes and counts bytes on their way out."""
@@ -107,30 +127,24 @@ class _LayerOutput:
             self.add(bytes(tarfile.BLOCKSIZE - remainder))
 
     def _add_large(self, name: str, fd: int, size: int) -> None:
-        """A large file in 1 MiB chunks, each written on a second thread while the next one is
-        read and hashed (both release the GIL), with two buffers taking turns."""
+        """A large file in 1 MiB chunks read straight into two buffers taking turns."""
         buffers = (bytearray(_CHUNK), bytearray(_CHUNK))
-        writing: Future[object] | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="layer-writer") as pool:
-            left, turn = size, 0
-            while left:
-                # The buffer of this turn was written two turns ago: that write has been waited for.
-                view = memoryview(buffers[turn])[:min(left, _CHUNK)]
-                _readinto_exact(name, fd, view)
-                self._account(view)
-                if writing is not None:
-                    writing.result()
-                writing = pool.submit(self._out.write, view)
-                left -= len(view)
-                turn = 1 - turn
-            if writing is not None:
-                writing.result()
+        left, turn = size, 0
+        while left:
+            # The buffer of this turn was handed over two writes ago: that write is done.
+            view = memoryview(buffers[turn])[:min(left, _CHUNK)]
+            _readinto_exact(name, fd, view)
+            self._account(view)
+            self._write_out(view)
+            left -= len(view)
+            turn = 1 - turn
 
     def finish(self) -> None:
         """The end-of-archive blocks and the padding to a whole record, as tarfile.close()."""
         end = 2 * tarfile.BLOCKSIZE
         self.add(bytes(end + -(self.size + len(self._pending) + end) % tarfile.RECORDSIZE))
         self.flush()
+        self._wait()
         if self.checker is not None:
             try:
                 self.checker.finish()
@@ -342,6 +356,15 @@ def _tops(upper: Path | list[Path]) -> list[Path]:
 
 def _write(tops: list[Path], base: list[Path], out: BinaryIO, mtime: int | None) -> _LayerOutput:
     layer = _LayerOutput(out)
+    try:
+        _write_entries(layer, tops, base, mtime)
+    finally:
+        layer.close()
+    return layer
+
+
+def _write_entries(layer: _LayerOutput, tops: list[Path], base: list[Path],
+                   mtime: int | None) -> None:
     links: dict[tuple[int, int], str] = {}
     for name, path, st, opaque in _walk(tops, base):
         info = _base_info(name, st, mtime)
@@ -396,4 +419,3 @@ def _write(tops: list[Path], base: list[Path], out: BinaryIO, mtime: int | None)
             info.type = tarfile.FIFOTYPE
             layer.add_entry(info)
     layer.finish()
-    return layer
