@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlib import BASE, DOCKER, ensure_docker_busybox, run, start_daemon
+from benchlib import BASE, DOCKER, ensure_docker_busybox, run, start_daemon, stop_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -143,8 +143,7 @@ def main() -> None:
                 line += f"; classic {classic_t:.2f} s, ours/classic {ours_t / classic_t:.2f}"
             print(line, flush=True)
     finally:
-        proc.terminate()
-        proc.wait()
+        stop_daemon(proc)
         shutil.rmtree(root, ignore_errors=True)
 
 

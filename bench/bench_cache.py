@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import BASE, DOCKER, ensure_docker_busybox, run, start_daemon
+from benchlib import BASE, DOCKER, ensure_docker_busybox, run, start_daemon, stop_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 LOOP_DOCKERFILE = """FROM busybox
@@ -133,8 +133,7 @@ def main() -> None:
             print(line, flush=True)
             run([DOCKER, "rmi", "-f", f"isb-test-bench-cache-{label}:latest"])
     finally:
-        proc.terminate()
-        proc.wait()
+        stop_daemon(proc)
         shutil.rmtree(root, ignore_errors=True)
 
 

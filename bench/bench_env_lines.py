@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import start_daemon
+from benchlib import start_daemon, stop_daemon
 
 MAX_DOCKERFILE_BYTES = 1 << 20
 TARGET_SECONDS = 3.0
@@ -78,8 +78,7 @@ def main() -> int:
             print(f"bench_env_lines: {lines} ENV lines, {len(text.encode())} bytes: "
                   f"best of {opts.repeat} = {best:.2f} s{verdict}", flush=True)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_daemon(proc)
         subprocess.run(["rm", "-rf", str(root)], check=False)
     return status
 

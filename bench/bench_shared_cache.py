@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import run, start_daemon
+from benchlib import run, start_daemon, stop_daemon
 from bench_cache import LOOP_DOCKERFILE, loop_context, touch_one
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,8 +65,7 @@ class Daemons:
 
     def stop_all(self) -> None:
         for proc in self.procs:
-            proc.terminate()
-            proc.wait()
+            stop_daemon(proc)
         self.procs.clear()
         for home in self.root.glob("*-*"):
             if home.is_dir() and (home / "data").exists():

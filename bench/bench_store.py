@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import start_daemon
+from benchlib import start_daemon, stop_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,8 +109,7 @@ def main() -> None:
         theirs = timed(["docker", "load", "-i", str(docker_tar)], args.repeat, empty_docker)
         print(f"load ({args.size_mb} MB): ours {ours:.2f} s, docker {theirs:.2f} s, ratio {ours / theirs:.2f}")
     finally:
-        proc.terminate()
-        proc.wait()
+        stop_daemon(proc)
         if docker_names:
             subprocess.run(["docker", "rmi", "-f", *docker_names], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(root, ignore_errors=True)

@@ -31,6 +31,12 @@ def start_daemon(root: Path, name: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"isula-builder did not start:\n{log_path.read_text(errors='replace')}")
 
 
+def stop_daemon(proc: subprocess.Popen) -> None:
+    """Stops an isula-builder start_daemon started, waiting for it to end."""
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
 DOCKER = "/usr/bin/docker"  # Debian's 20.10 CLI: the one with BuildKit built in (no buildx here)
 BASE = "busybox:latest"
 

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import secrets
-import stat
 import tempfile
 import threading
 import time
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isula_build.store.fsutil import delete_tree, syncfs, write_all
+from isula_build.store.fsutil import delete_tree, syncfs, tree_size, write_all
 
 _log = logging.getLogger(__name__)
 
@@ -105,19 +104,6 @@ class _Indexed:
 def _hex(key: str) -> str:
     """A file name for any key (keys are sha256:<hex>, or a base's `scratch`)."""
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def tree_size(path: Path) -> int:
-    """Bytes a directory tree takes on disk (what `du` counts), without following links."""
-    total = 0
-    stack = [os.fspath(path)]
-    while stack:
-        for entry in os.scandir(stack.pop()):
-            st = entry.stat(follow_symlinks=False)
-            total += st.st_blocks * 512
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(entry.path)
-    return total
 
 
 class BuildCache:
@@ -290,7 +276,7 @@ class BuildCache:
         release([id]); returns (id, its new path, its size). The upper must be on the cache's
         filesystem (both live under the data root). `snapshot`: the id to give it (a snapshot
         fetched from a shared cache is named after its blob); a new one by default."""
-        size = tree_size(upper)
+        size = tree_size(upper, on_disk=True)
         snapshot = snapshot or secrets.token_hex(16)
         target = self.snapshot_path(snapshot)
         with self._lock:
@@ -503,4 +489,4 @@ def open_cache(data_root: Path, max_size: int | None = None,
         return cache
 
 
-__all__ = ["BOOT_ID", "BuildCache", "CacheEntry", "CacheUsage", "open_cache", "tree_size"]
+__all__ = ["BOOT_ID", "BuildCache", "CacheEntry", "CacheUsage", "open_cache"]

@@ -27,7 +27,6 @@ import fcntl
 import hashlib
 import json
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isula_build.errors import Cancelled
-from isula_build.store.fsutil import delete_tree
+from isula_build.store.fsutil import delete_tree, tree_size
 
 # Orders making lock files and directories against pruning's unlinking (one daemon per root).
 # Reentrant: pruning tries a lock (which opens the file under it) while holding it.
@@ -177,29 +176,6 @@ class CacheMountRow:
     last_used: float   # seconds since the epoch
 
 
-def _tree_size(top: Path) -> int:
-    """Bytes of the files under `top` (hard links once), walked without recursion."""
-    total, seen = 0, set()
-    stack = [os.fspath(top)]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(entry.path)
-            elif (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
-
-
 def _instances(data_root: Path) -> Iterator[tuple[Path, str, str]]:
     """(cache folder, instance number, cache id) of every instance on disk."""
     root = mounts_root(data_root)
@@ -225,14 +201,14 @@ def cache_mount_rows(data_root: Path) -> list[CacheMountRow]:
             last_used = os.stat(lock).st_mtime
         except FileNotFoundError:
             continue
-        rows.append(CacheMountRow(f"{folder.name}/{n}", cache_id, _tree_size(folder / n),
+        rows.append(CacheMountRow(f"{folder.name}/{n}", cache_id, tree_size(folder / n),
                                   fd is None, last_used))
     return rows
 
 
 def cache_mount_usage(data_root: Path) -> int:
     """Bytes the cache mounts hold (the build cache's size counts them)."""
-    return sum(_tree_size(folder / n) for folder, n, _ in _instances(data_root))
+    return sum(tree_size(folder / n) for folder, n, _ in _instances(data_root))
 
 
 def prune_cache_mounts(data_root: Path, max_age: float | None = None) -> tuple[int, int]:
@@ -249,7 +225,7 @@ def prune_cache_mounts(data_root: Path, max_age: float | None = None) -> tuple[i
         try:
             if max_age is not None and now - os.fstat(fd).st_mtime <= max_age:
                 continue
-            freed += _tree_size(folder / n)
+            freed += tree_size(folder / n)
             for leftover in (folder / n, folder / f"{n}.new"):
                 if leftover.exists():
                     delete_tree(leftover, ignore_errors=True)

@@ -64,7 +64,7 @@ from isula_build.dockerfile.lex import expand_heredoc
 from isula_build.dockerfile.parser import Heredoc
 from isula_build.dockerfile.runmount import MountSpec, parse_mount
 from isula_build.dockerfile.sources import git_source, is_remote
-from isula_build.errors import (Cancelled, InvalidArgument, IsulaBuildError, RunError,
+from isula_build.errors import (Cancelled, InternalError, InvalidArgument, IsulaBuildError, RunError,
                                 Unimplemented, at_line)
 from isula_build.progress import Report
 
@@ -495,8 +495,10 @@ class StepExecutor:
             raise InvalidArgument(f"When using {what} with more than one source file, "
                                   f"the destination must be a directory and end with a /")
         try:
-            if not ins.link or link_into is None:
+            if not ins.link:
                 return self._copy_sources(ins, sources, env, self.rootfs, ins.chown)
+            if link_into is None:   # stage.py gives every linked step its own directory
+                raise InternalError(f"COPY --link on line {ins.line} has no directory to go to")
             link_into.mkdir(parents=True)
             # Names are looked up in the stage's root, as BuildKit reads the user database
             # from the state before the step even with --link.

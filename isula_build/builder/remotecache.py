@@ -40,7 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import isula_build
-from isula_build.builder.cache import BuildCache, CacheEntry, tree_size
+from isula_build.builder.cache import BuildCache, CacheEntry
 from isula_build.builder.layertar import LayerStats, write_layer
 from isula_build.distribution.cachedoc import (CacheBlob, CacheDocument, CacheRecord, CacheTo,
                                                parse_cache_to)
@@ -52,7 +52,7 @@ from isula_build.image.tarsafety import TarStreamChecker
 from isula_build.registry.gzipper import gzip_stream
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store.extract import extract_layer
-from isula_build.store.fsutil import delete_tree
+from isula_build.store.fsutil import delete_tree, tree_size
 
 _log = logging.getLogger(__name__)
 
@@ -418,7 +418,8 @@ class SharedCache:
                 raise failed[0]
 
         digest, size = repo.upload(produce)
-        return CacheBlob(digest, size, stats[-1].diff_id, unpacked or tree_size(path))
+        return CacheBlob(digest, size, stats[-1].diff_id,
+                         unpacked or tree_size(path, on_disk=True))
 
     # --- what was pushed ----------------------------------------------------------------
 

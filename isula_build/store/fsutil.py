@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 import tempfile
 import uuid
 from pathlib import Path
@@ -133,3 +134,28 @@ def _remove_entries(directory: str, ignore_errors: bool) -> list[str]:
         return subdirs
     finally:
         os.close(fd)
+
+
+def tree_size(top: Path | str, *, on_disk: bool = False) -> int:
+    """Bytes of the files under `top`, each hard-linked file once, walked without recursion and
+    without following links; entries that vanish meanwhile are skipped. `on_disk`: the blocks
+    everything takes (directories too, what `du` counts) rather than the files' sizes."""
+    total, seen = 0, set()
+    stack = [os.fspath(top)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(entry.path)
+                total += st.st_blocks * 512 if on_disk else 0
+            elif (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512 if on_disk else st.st_size
+    return total

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from isula_build.builder.cache import tree_size
+from isula_build.store.fsutil import tree_size
 from isula_build.units import parse_size
 
 USING = " ---> Using cache"
@@ -22,7 +22,7 @@ def _build(client, tmp_path: Path) -> str:
 
 def _snapshot_bytes(daemon) -> int:
     """What the cache's snapshots (its steps' upper dirs) take on disk."""
-    return sum(tree_size(p) for p in (daemon.data_root / "cache/snapshots").iterdir())
+    return sum(tree_size(p, on_disk=True) for p in (daemon.data_root / "cache/snapshots").iterdir())
 
 
 def _ls_rows(client) -> tuple[list[list[str]], str]:
