@@ -48,11 +48,11 @@ from isula_build.distribution.cacheremote import CacheRepository
 from isula_build.dockerfile.plan import automatic_platform_args
 from isula_build.errors import InvalidArgument, IsulaBuildError, Unimplemented
 from isula_build.image.layerfile import VerifiedLayerFile
-from isula_build.image.tarsafety import TarStreamChecker
 from isula_build.registry.gzipper import gzip_stream
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store.extract import extract_layer
 from isula_build.store.fsutil import delete_tree, tree_size
+from isula_build.store.pipe import copy_checked_tar
 
 _log = logging.getLogger(__name__)
 
@@ -200,18 +200,11 @@ class SharedCache:
 
     def _download_layer(self, source: _Source, blob: CacheBlob,
                         path: Path) -> VerifiedLayerFile | None:
-        hasher = hashlib.sha256()
-        checker = TarStreamChecker()
-        size = 0
+        # As a pull stores a layer: downloading, decompressing, checking, and hashing with
+        # writing each on a thread of its own.
         with source.repo.open_snapshot(blob) as stream, open(path, "wb") as out:
-            while chunk := stream.read(_CHUNK):
-                hasher.update(chunk)
-                checker.feed(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            checker.finish()
-            out.flush()
-            diff_id = f"sha256:{hasher.hexdigest()}"
+            digest, size = copy_checked_tar(stream, out.fileno())
+            diff_id = f"sha256:{digest}"
             if diff_id != blob.diff_id:
                 raise InvalidArgument(f"its tar has diff ID {diff_id}, the cache says "
                                       f"{blob.diff_id}")

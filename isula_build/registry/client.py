@@ -30,7 +30,7 @@ from isula_build.image.digest import digest_of, is_digest
 from isula_build.registry.auth import MAX_TOKEN_ANSWER, Authenticator, repository_scope
 from isula_build.registry.credentials import Credentials
 from isula_build.registry.names import DOCKER_HUB, DOCKER_HUB_API
-from isula_build.registry.tls import ssl_context
+from isula_build.registry.tls import ssl_context, system_context
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer  # the buffer type io's stubs give readinto
@@ -100,7 +100,7 @@ class RegistryClient:
         if scheme == "https":
             # The registry's TLS settings serve its token server and redirects too, as in
             # containers/image (one HTTP client per registry).
-            context = self._context or ssl.create_default_context()
+            context = self._context or system_context()
             return http.client.HTTPSConnection(netloc, timeout=self.timeout, context=context)
         return http.client.HTTPConnection(netloc, timeout=self.timeout)
 

@@ -6,6 +6,8 @@ As docker and containers/image do, every `*.crt` there is an extra CA, and each 
 
 from __future__ import annotations
 
+import functools
+import os
 import ssl
 from pathlib import Path
 
@@ -19,13 +21,48 @@ def certs_dir(config_dir: Path, registry: str) -> Path:
 
 
 def ssl_context(config_dir: Path, registry: str, verify: bool = True) -> ssl.SSLContext:
-    """A client context for registry; verify=False only for registries listed as insecure."""
+    """A client context for registry; verify=False only for registries listed as insecure.
+
+    Contexts are made once per process for the same certs.d files (a changed, added or removed
+    file makes a new one): loading the system roots costs tens of milliseconds, more than a
+    small pull. As with Go's system cert pool in docker and containers/image, the system roots
+    are read once per daemon. An SSLContext may serve many connections on many threads."""
+    directory = certs_dir(config_dir, registry)
+    return _context(str(directory), verify, _files_of(directory))
+
+
+def system_context() -> ssl.SSLContext:
+    """The system roots only, verifying (made once, like the others)."""
+    return _context("", True, ())
+
+
+def _files_of(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the contents of directory's files: names, sizes and change times."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot use the certificates in {directory}: {exc}") from None
+    files = []
+    for entry in entries:
+        try:
+            info = entry.stat()
+        except OSError:
+            continue
+        files.append((entry.name, info.st_size, info.st_mtime_ns))
+    return tuple(sorted(files))
+
+
+@functools.lru_cache(maxsize=32)
+def _context(directory_name: str, verify: bool,
+             files: tuple[tuple[str, int, int], ...]) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    directory = certs_dir(config_dir, registry)
-    if not directory.is_dir():
+    directory = Path(directory_name)
+    if not files:
         return context
     try:
         for ca in sorted(directory.glob("*.crt")):

@@ -1,16 +1,21 @@
 """A file writer on a thread of its own, so reading and checking a stream overlap hashing and
-writing it."""
+writing it; and the copy of a layer tar that the store, and a build fetching a layer, make
+through it."""
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-from isula_build.store.fsutil import write_all
+from isula_build.errors import ResourceExhausted
+from isula_build.image.tarsafety import TarStreamChecker
+from isula_build.store.fsutil import EarlyWriteback, write_all
 
 # Large chunks keep the per-chunk Python overhead negligible next to hashing and writing.
 CHUNK = 1 << 20
@@ -28,6 +33,7 @@ class BackgroundWriter:
     def __init__(self, fd: int, hasher: _Hash | None = None) -> None:
         self._fd = fd
         self._hasher = hasher
+        self._writeback = EarlyWriteback(fd)
         self._free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(_BUFFERS):
             self._free.put(bytearray(CHUNK))
@@ -66,6 +72,47 @@ class BackgroundWriter:
                     self._hasher.update(data)
                 try:
                     write_all(self._fd, data)
+                    self._writeback.wrote(length)
                 except OSError as exc:
                     self._error = exc  # reported to the reader at its next buffer or at exit
             self._free.put(buffer)
+
+
+def copy_checked_tar(stream: BinaryIO, fd: int, limit: int | None = None,
+                     counted: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """Copies an uncompressed layer tar read once from stream to fd: the tar checks on this
+    thread while the writer's thread hashes and writes; (sha256 hex, size). InvalidArgument
+    for a tar the checker refuses; ResourceExhausted past limit bytes. counted is told each
+    chunk's length before it is written (the store's free-space meter may refuse it)."""
+    checker = TarStreamChecker()
+    hasher = hashlib.sha256()
+    size = 0
+    with BackgroundWriter(fd, hasher) as out:
+        while True:
+            buffer = out.free_buffer()
+            chunk = _read_into(stream, buffer)
+            if not chunk:
+                out.give_back(buffer)
+                break
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
+            if counted is not None:
+                counted(len(chunk))
+            checker.feed(chunk)
+            out.write(buffer, len(chunk))
+    checker.finish()
+    return hasher.hexdigest(), size
+
+
+def _read_into(stream: BinaryIO, buffer: bytearray) -> memoryview:
+    """Fills the front of buffer from stream (readinto when it has one, else read and copy) and
+    returns a view of the bytes read: the background writer writes the buffer itself."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        n = readinto(buffer) or 0
+    else:
+        data = stream.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+    return memoryview(buffer)[:n]

@@ -22,7 +22,6 @@ space reserve (store/space.py).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import uuid
@@ -36,11 +35,10 @@ from isula_build.image.config import parse_config
 from isula_build.image.digest import hex_of, is_digest, sha256_hex
 from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.reference import normalize_name
-from isula_build.image.tarsafety import TarStreamChecker
 from isula_build.store import fsutil
 from isula_build.store.created import parse_created
 from isula_build.store.db import Database
-from isula_build.store.pipe import BackgroundWriter
+from isula_build.store.pipe import copy_checked_tar
 from isula_build.store.records import ImageRecord, LayerRecord
 from isula_build.store.space import SpaceMeter
 
@@ -62,19 +60,6 @@ def _link_open_file(fd: int, path: Path) -> None:
 def _check_expected(expected_diff_id: str | None) -> None:
     if expected_diff_id is not None and not is_digest(expected_diff_id):
         raise InvalidArgument(f'invalid layer digest "{expected_diff_id}"')
-
-
-def _read_into(stream: BinaryIO, buffer: bytearray) -> memoryview:
-    """Fills the front of buffer from stream (readinto when it has one, else read and copy) and
-    returns a view of the bytes read: the background writer writes the buffer itself."""
-    readinto = getattr(stream, "readinto", None)
-    if readinto is not None:
-        n = readinto(buffer) or 0
-    else:
-        data = stream.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-    return memoryview(buffer)[:n]
 
 
 class ImageWriter:
@@ -210,24 +195,7 @@ class ImageWriter:
     @staticmethod
     def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,
                       space: SpaceMeter) -> tuple[str, int]:
-        checker = TarStreamChecker()
-        hasher = hashlib.sha256()  # fed on the writer's thread, beside the tar checks here
-        size = 0
-        with BackgroundWriter(fd, hasher) as out:
-            while True:
-                buffer = out.free_buffer()
-                chunk = _read_into(stream, buffer)
-                if not chunk:
-                    out.give_back(buffer)
-                    break
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise ResourceExhausted(f"layer is larger than the limit of {limit} bytes")
-                space.wrote(len(chunk))
-                checker.feed(chunk)
-                out.write(buffer, len(chunk))
-        checker.finish()
-        return hasher.hexdigest(), size
+        return copy_checked_tar(stream, fd, limit, space.wrote)
 
     def _install(self, hex_digest: str, tmp_path: Path) -> None:
         """Moves a complete, fsynced temporary file to blobs/<hex> (pinned first against gc)."""

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from isula_build.errors import InvalidArgument
-from isula_build.image.tarsafety import EntryChecker, TarStreamChecker
+from isula_build.image.tarsafety import EntryChecker, TarStreamChecker, _byte_sum
 
 
 def entry(name: str, type_: bytes = tarfile.REGTYPE, data: bytes = b"", linkname: str = "",
@@ -245,3 +245,30 @@ def test_accepted_paths_never_leave_the_root(entries: list[tuple[str, bytes, str
             links[path] = links[checker.hardlink_target(target)]
         else:
             links.pop(path, None)
+
+
+@given(st.binary(min_size=512, max_size=512))
+@settings(max_examples=300, deadline=None)
+def test_the_fast_header_sum_is_the_byte_sum(block: bytes) -> None:
+    assert _byte_sum(block) == sum(block)
+
+
+def test_the_fast_header_sum_at_its_extremes() -> None:
+    for block in (bytes(512), b"\xff" * 512, b"\xff" * 256 + bytes(256), bytes(256) + b"\xff" * 256):
+        assert _byte_sum(block) == sum(block)
+
+
+def test_a_header_summed_with_signed_chars_is_accepted_and_a_wrong_sum_refused() -> None:
+    # Old tars summed the bytes as signed chars; tarfile takes both, so the checker does.
+    info = tarfile.TarInfo("caf\xe9")
+    block = bytearray(info.tobuf(tarfile.USTAR_FORMAT, "latin-1", "strict"))
+    signed = sum(b - 256 if b >= 128 else b for b in block[:148] + b" " * 8 + block[156:])
+    for checksum, accepted in ((signed, True), (signed + 1, False)):
+        block[148:156] = b"%06o\0 " % checksum
+        checker = TarStreamChecker()
+        if accepted:
+            checker.feed(bytes(block) + bytes(1024))
+            checker.finish()
+        else:
+            with pytest.raises(InvalidArgument, match="bad header checksum"):
+                checker.feed(bytes(block) + bytes(1024))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from isula_build.registry.config import RegistryPolicy
 from isula_build.registry.gzipper import gzip_stream
 from isula_build.registry.names import RemoteRef, parse_remote
 from isula_build.registry.settings import Registries
+from isula_build.registry.tls import certs_dir, ssl_context
+from tests.registry.servers import make_ca
 
 
 @pytest.mark.parametrize("name, ref", [
@@ -67,3 +70,18 @@ def test_gzip_stream_roundtrip_and_determinism(size: int) -> None:
     first = b"".join(gzip_stream(io.BytesIO(data)))
     assert gzip.decompress(first) == data
     assert b"".join(gzip_stream(io.BytesIO(data))) == first
+
+
+def test_tls_contexts_are_made_once_until_the_certificates_change(tmp_path: Path) -> None:
+    directory = certs_dir(tmp_path, "reg.example.com:5000")
+    first = ssl_context(tmp_path, "reg.example.com:5000")
+    assert ssl_context(tmp_path, "reg.example.com:5000") is first
+    assert ssl_context(tmp_path, "reg.example.com:5000", verify=False) is not first
+    directory.mkdir(parents=True)
+    make_ca(directory)   # ca.crt (and its key) appear in certs.d
+    with_ca = ssl_context(tmp_path, "reg.example.com:5000")
+    assert with_ca is not first
+    assert with_ca.cert_store_stats()["x509_ca"] == first.cert_store_stats()["x509_ca"] + 1
+    (directory / "ca.crt").write_text("not a certificate")
+    with pytest.raises(InvalidArgument, match="cannot use the certificates"):
+        ssl_context(tmp_path, "reg.example.com:5000")
