@@ -241,9 +241,17 @@ def _build_one(shared: _Shared, plan: BuildPlan, target: Platform | None, names:
         layer_stages={plan.target, *(s.base_stage for s in plan.stages
                                      if s.base_stage is not None)},
         session=request.session, private_root=env.run_root / PRIVATE_DIR)
-    if shared.remote is not None:
-        ctx.shared = shared.remote
-        ctx.materialize = shared.remote.materialize
+    # Lower dirs come into being when first mounted or read: the base image's layers are
+    # extracted then (a build served wholly by the cache extracts none), and a shared cache's
+    # snapshots are fetched.
+    remote = ctx.shared = shared.remote
+    if remote is None:
+        ctx.materialize = env.store.extract_layer_dirs
+    else:
+        def materialize(lowers: list[Path]) -> None:
+            env.store.extract_layer_dirs(lowers)
+            remote.materialize(lowers)
+        ctx.materialize = materialize
     try:
         with StoreDestination(env.store, names) as destination:
             pins = _Pins(destination)
@@ -392,10 +400,10 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
 
     def record_base(ref: str, record: ImageRecord, platform: Platform | None) -> StageBase:
         # Pinned, so that a concurrent rm cannot take the lower dirs away mid-build (a layer
-        # already gone fails at layer_dir below).
+        # already gone fails when its dir is first extracted, ctx.materialize).
         pins.pin([layer.diff_id for layer in record.layers])
         return StageBase(
-            RootStack([store.layer_dir(layer.diff_id) for layer in reversed(record.layers)],
+            RootStack([store.layer_dir_path(layer.diff_id) for layer in reversed(record.layers)],
                       "sha256:" + record.id),
             [LayerFile(layer.diff_id, layer.size, store.layer_blob_path(layer.diff_id))
              for layer in record.layers],

@@ -121,10 +121,11 @@ class BuildRun:
     # What the stages share, also when they run at once (for_stage gives each its own log
     # and cancel event over the same state).
     _shared: _SharedState = field(default_factory=lambda: _SharedState(), repr=False)
-    # The shared cache (remotecache.py): imported records the local cache lacks, and
-    # materialize(lower dirs), called before they are mounted or read, fetches the snapshots
-    # among them that imported hits named. The stages' last keys are what --cache-to exports.
+    # The shared cache (remotecache.py): imported records the local cache lacks. The stages'
+    # last keys are what --cache-to exports.
     shared: SharedCache | None = None
+    # Called with lower dirs before they are mounted or read: extracts the store layers among
+    # them (the base image's), fetches the shared cache's snapshots that imported hits named.
     materialize: Callable[[list[Path]], None] = lambda lowers: None
     stage_ends: dict[int, str] = field(default_factory=dict)
     # The layers the stages wrote, by the stage's last key: (diff ID, size, tar file).

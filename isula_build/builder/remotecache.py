@@ -1,7 +1,7 @@
 """The build cache shared through a registry: `--cache-from` imports, `--cache-to` exports.
 
 Import. At the start of a build each --cache-from reference's document is read (manifest and
-config: a few KiB); one written by another isula-builder version or for another platform is
+config: a few KiB), on a thread of its own while the build pulls its base; one written by another isula-builder version or for another platform is
 ignored, as is one that cannot be read, each with one warning line. A step key the local cache
 lacks is then looked up in the documents: a record found is a hit whose snapshots are named
 after their blobs (`snapshots/<blob hex>`) and fetched only when a mount or the stage's layer
@@ -121,10 +121,23 @@ class SharedCache:
         self._target_repo: CacheRepository | None = None
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="cache-export") \
             if self.target is not None else None
-        for name in cache_from:
-            self._open(name)
+        # The documents are read while the build pulls its base image; the first lookup
+        # waits for them (_ready).
+        self._loading: threading.Thread | None = None
+        if cache_from:
+            self._loading = threading.Thread(target=self._open_all, args=(cache_from,),
+                                             name="cache-from", daemon=True)
+            self._loading.start()
 
     # --- import -------------------------------------------------------------------------
+
+    def _open_all(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                self._open(name)
+            except Exception as exc:   # on this thread, nothing else would ever report it
+                _log.exception("--cache-from %s", name)
+                self._warn(f"--cache-from {name}: {exc}; building without it")
 
     def _open(self, name: str) -> None:
         try:   # the reference itself was checked before the build (builder.py)
@@ -142,6 +155,12 @@ class SharedCache:
         else:
             self._sources.append(_Source(repo, document))
 
+    def _ready(self) -> list[_Source]:
+        """The documents read (waiting for them the first time)."""
+        if self._loading is not None:
+            self._loading.join()
+        return self._sources
+
     def _warn(self, text: str) -> None:
         _log.warning("%s", text)
         self.log(WARNING + text)
@@ -149,7 +168,7 @@ class SharedCache:
     def lookup(self, key: str) -> CacheEntry | None:
         """The imported record of `key` as a cache entry, its snapshots named after their
         blobs (fetched by materialize() when needed); None when no document has it."""
-        for source in self._sources:
+        for source in self._ready():
             record = source.document.records.get(key)
             if record is not None:
                 entry = self._as_entry(source, record)
@@ -160,7 +179,7 @@ class SharedCache:
 
     def siblings(self, parent: str) -> list[CacheEntry]:
         """Imported records of parent key `parent` (for the reason of a miss)."""
-        return [self._as_entry(source, record, pending=False) for source in self._sources
+        return [self._as_entry(source, record, pending=False) for source in self._ready()
                 for record in source.children.get(parent, [])]
 
     def _as_entry(self, source: _Source, record: CacheRecord, pending: bool = True) -> CacheEntry:
@@ -177,7 +196,7 @@ class SharedCache:
 
     def created(self, key: str) -> str | None:
         """The `created` time of the image a build ending at `key` made, when a document says."""
-        for source in self._sources:
+        for source in self._ready():
             if key in source.document.created:
                 return source.document.created[key]
         return None
@@ -186,7 +205,7 @@ class SharedCache:
         """The layer of a stage ending at `key` that a document has, downloaded into `path`
         (an uncompressed tar, checked against the blob's digest and diff ID and by the store's
         tar checker); None when no document has it."""
-        for source in self._sources:
+        for source in self._ready():
             digest = source.document.stage_layers.get(key)
             if digest is None:
                 continue
@@ -213,6 +232,7 @@ class SharedCache:
 
     def disable(self) -> None:
         """Stops serving imported records (after SharedCacheLost)."""
+        self._ready()
         self._sources = []
         with self._lock:
             self._pending.clear()
@@ -307,7 +327,9 @@ class SharedCache:
                                lambda repo: repo.push_layer(diff_id, size, path))
 
     def close(self) -> None:
-        """At the end of a build: early pushes not started yet are dropped."""
+        """At the end of a build: early pushes not started yet are dropped; documents still
+        being read (a build that ended before its first lookup) are waited for."""
+        self._ready()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -105,6 +105,18 @@ class Store:
         with self._lock:
             return self._db.has_layer(diff_id)
 
+    def layer_dir_path(self, diff_id: str) -> Path:
+        """Where layer_dir puts the layer; nothing is extracted (see extract_layer_dirs)."""
+        return self.layout.layer(hex_of(diff_id))
+
+    def extract_layer_dirs(self, paths: Iterable[Path]) -> None:
+        """Makes the layer dirs among paths (others are left alone) that are not extracted
+        yet: a build names its base's lower dirs by layer_dir_path and calls this before it
+        mounts or reads them, so a build whose steps all come from a cache extracts nothing."""
+        for path in paths:
+            if path.parent == self.layout.layers and not path.is_dir():
+                self.layer_dir(f"sha256:{path.name}")
+
     def layer_dir(self, diff_id: str) -> Path:
         """The layer extracted for overlayfs (a lower dir), made on first use."""
         hex_digest = hex_of(diff_id)

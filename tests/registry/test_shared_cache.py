@@ -49,11 +49,13 @@ class Fleet:
         self.base = f"{registry.host}/base/busybox:1"
         self.cache_ref = f"{registry.host}/cache/app:latest"
         self.clients = {}
+        self.data_roots: dict[str, Path] = {}
         for name in ("a", "b", "c"):
             daemon = daemon_factory(name)
             _registries_toml(daemon, [registry.host])
             daemon.start()
             self.clients[name] = client_factory(daemon)
+            self.data_roots[name] = daemon.data_root
         a = self.clients["a"]
         a("ctr-img", "import", str(busybox_tar), self.base)
         a("ctr-img", "push", self.base)
@@ -135,6 +137,8 @@ def test_a_fleet_shares_the_cache_through_the_registry(fleet: Fleet) -> None:
         assert set(fetched) >= documents
         assert sum(n for d, n in fetched.items() if d not in documents) <= final_layers
         assert sum(fetched[d] for d in documents) < 32_000
+        # Nothing was mounted, so the base image's layer was never extracted either.
+        assert list((fleet.data_roots[name] / "storage" / "layers").iterdir()) == []
 
     before = fleet.log_size()
     again, out = fleet.build("b", "--cache-from", fleet.cache_ref)
