@@ -37,16 +37,17 @@ class _End:
 class ThreadedReader(io.RawIOBase):
     """The bytes an iterator produces on another thread, read as a stream."""
 
-    def __init__(self, produce: Callable[[threading.Event], Iterator[bytes]], name: str) -> None:
+    def __init__(self, produce: Callable[[threading.Event], Iterator[bytes | bytearray]],
+                 name: str) -> None:
         super().__init__()
         self._stop = threading.Event()
-        self._chunks: queue.Queue[bytes | _End] = queue.Queue(DEPTH)
+        self._chunks: queue.Queue[bytes | bytearray | _End] = queue.Queue(DEPTH)
         self._current = memoryview(b"")
         self._done = False
         self._thread = threading.Thread(target=self._run, args=(produce,), name=name, daemon=True)
         self._thread.start()
 
-    def _run(self, produce: Callable[[threading.Event], Iterator[bytes]]) -> None:
+    def _run(self, produce: Callable[[threading.Event], Iterator[bytes | bytearray]]) -> None:
         error: BaseException | None = None
         try:
             for chunk in produce(self._stop):
@@ -56,7 +57,7 @@ class ThreadedReader(io.RawIOBase):
             error = exc
         self._put(_End(error))
 
-    def _put(self, item: bytes | _End) -> bool:
+    def _put(self, item: bytes | bytearray | _End) -> bool:
         while not self._stop.is_set():
             try:
                 self._chunks.put(item, timeout=0.2)
@@ -85,6 +86,22 @@ class ThreadedReader(io.RawIOBase):
         self._current = self._current[n:]
         return n
 
+    def read_chunk(self) -> bytes | bytearray:
+        """The next chunk as the producing thread made it, without a copy (what is left of
+        one that readinto began, else a whole one); b"" at the end."""
+        if self._current:
+            rest, self._current = self._current, memoryview(b"")
+            return bytes(rest)
+        if self._done:
+            return b""
+        item = self._chunks.get()
+        if isinstance(item, _End):
+            self._done = True
+            if item.error is not None:
+                raise item.error
+            return b""
+        return item
+
     def close(self) -> None:
         if not self.closed:
             self._stop.set()
@@ -92,16 +109,20 @@ class ThreadedReader(io.RawIOBase):
         super().close()
 
 
-Producer = Callable[[threading.Event], Iterator[bytes]]
+Producer = Callable[[threading.Event], Iterator[bytes | bytearray]]
 
 
 def _download(raw: BinaryIO, digest: str, what: str) -> Producer:
-    def produce(stop: threading.Event) -> Iterator[bytes]:
+    def produce(stop: threading.Event) -> Iterator[bytes | bytearray]:
         hasher = hashlib.sha256()
+        readinto = getattr(raw, "readinto", None)
         try:
-            held: bytes | None = None  # the last chunk waits for the digest check
+            held: bytes | bytearray | None = None  # the last chunk waits for the digest check
             while not stop.is_set():
-                chunk = raw.read(CHUNK)
+                if readinto is None:
+                    chunk: bytes | bytearray = raw.read(CHUNK)
+                else:   # a new buffer each time, handed on as it is (read() would copy it)
+                    chunk = _filled(readinto)
                 if not chunk:
                     break
                 hasher.update(chunk)
@@ -117,6 +138,17 @@ def _download(raw: BinaryIO, digest: str, what: str) -> Producer:
         finally:
             raw.close()
     return produce
+
+
+def _filled(readinto: Callable[[memoryview], int | None]) -> bytearray:
+    """A new chunk of up to CHUNK bytes, filled by as many readinto calls as it takes."""
+    chunk = bytearray(CHUNK)
+    with memoryview(chunk) as view:
+        filled = 0
+        while filled < CHUNK and (n := readinto(view[filled:])):
+            filled += n
+    del chunk[filled:]
+    return chunk
 
 
 def _decompress(compressed: ThreadedReader, what: str) -> Producer:

@@ -17,6 +17,7 @@ from isula_build.errors import ResourceExhausted
 from isula_build.image.tarsafety import TarStreamChecker
 from isula_build.store.fsutil import EarlyWriteback, write_all
 
+Chunk = bytes | bytearray | memoryview
 # Large chunks keep the per-chunk Python overhead negligible next to hashing and writing.
 CHUNK = 1 << 20
 _BUFFERS = 4
@@ -37,7 +38,8 @@ class BackgroundWriter:
         self._free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(_BUFFERS):
             self._free.put(bytearray(CHUNK))
-        self._full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        # (what to write, its length, the free buffer to hand back once it is written)
+        self._full: queue.Queue[tuple[Chunk, int, bytearray] | None] = queue.Queue()
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
         self._thread.start()
@@ -61,11 +63,16 @@ class BackgroundWriter:
         self._free.put(buffer)
 
     def write(self, buffer: bytearray, length: int) -> None:
-        self._full.put((buffer, length))
+        self._full.put((buffer, length, buffer))
+
+    def write_chunk(self, chunk: Chunk) -> None:
+        """Writes a chunk the caller hands over whole (it must not change it afterwards), with
+        no copy into a buffer; waits, as free_buffer does, while every buffer is in flight."""
+        self._full.put((chunk, len(chunk), self.free_buffer()))
 
     def _run(self) -> None:
         while (item := self._full.get()) is not None:
-            buffer, length = item
+            buffer, length, free = item
             if self._error is None:
                 data = memoryview(buffer)[:length]
                 if self._hasher is not None:
@@ -75,7 +82,7 @@ class BackgroundWriter:
                     self._writeback.wrote(length)
                 except OSError as exc:
                     self._error = exc  # reported to the reader at its next buffer or at exit
-            self._free.put(buffer)
+            self._free.put(free)
 
 
 def copy_checked_tar(stream: BinaryIO, fd: int, limit: int | None = None,
@@ -87,12 +94,19 @@ def copy_checked_tar(stream: BinaryIO, fd: int, limit: int | None = None,
     checker = TarStreamChecker()
     hasher = hashlib.sha256()
     size = 0
+    # A pipeline's stream (registry/pipeline.py) hands its chunks on as they are: copying them
+    # into buffers would hold the GIL for a memcpy of every byte.
+    read_chunk: Callable[[], Chunk] | None = getattr(stream, "read_chunk", None)
     with BackgroundWriter(fd, hasher) as out:
         while True:
-            buffer = out.free_buffer()
-            chunk = _read_into(stream, buffer)
+            if read_chunk is not None:
+                buffer, chunk = None, read_chunk()
+            else:
+                buffer = out.free_buffer()
+                chunk = _read_into(stream, buffer)
             if not chunk:
-                out.give_back(buffer)
+                if buffer is not None:
+                    out.give_back(buffer)
                 break
             size += len(chunk)
             if limit is not None and size > limit:
@@ -100,12 +114,15 @@ def copy_checked_tar(stream: BinaryIO, fd: int, limit: int | None = None,
             if counted is not None:
                 counted(len(chunk))
             checker.feed(chunk)
-            out.write(buffer, len(chunk))
+            if buffer is None:
+                out.write_chunk(chunk)
+            else:
+                out.write(buffer, len(chunk))
     checker.finish()
     return hasher.hexdigest(), size
 
 
-def _read_into(stream: BinaryIO, buffer: bytearray) -> memoryview:
+def _read_into(stream: BinaryIO, buffer: bytearray) -> Chunk:
     """Fills the front of buffer from stream (readinto when it has one, else read and copy) and
     returns a view of the bytes read: the background writer writes the buffer itself."""
     readinto = getattr(stream, "readinto", None)

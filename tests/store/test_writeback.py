@@ -1,16 +1,20 @@
-"""Early writeback: a big file being stored has its disk writes started as it is written, so the
-fsync that ends it waits for the last few MiB only (store/fsutil.EarlyWriteback)."""
+"""Writing a layer as it arrives: a big file's disk writes start while it is written, so the fsync
+that ends it waits for the last few MiB only (store/fsutil.EarlyWriteback); a pipeline's chunks
+are written as they are, never copied (store/pipe.copy_checked_tar)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from isula_build.store import fsutil
-from isula_build.store.pipe import CHUNK, BackgroundWriter
+from isula_build.registry.pipeline import _filled
+from isula_build.store.pipe import CHUNK, BackgroundWriter, copy_checked_tar
 
 
 def test_the_writer_starts_the_disk_writes_of_each_step_it_wrote(
@@ -52,3 +56,48 @@ def test_where_writeback_cannot_be_started_writing_goes_on(tmp_path: Path) -> No
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+class _Chunks:
+    """A stream of chunks made elsewhere, as registry/pipeline.ThreadedReader hands them on."""
+
+    def __init__(self, chunks: list[bytearray]) -> None:
+        self.chunks = chunks
+
+    def read_chunk(self) -> bytes | bytearray:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+def test_a_pipeline_s_chunks_go_to_the_writer_as_they_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("big")
+        info.size = 3 * CHUNK
+        tar.addfile(info, io.BytesIO(os.urandom(info.size)))
+    data = layer.getvalue()
+    chunks = [bytearray(data[i:i + CHUNK]) for i in range(0, len(data), CHUNK)]
+    handed: list[int] = []
+    write_chunk = BackgroundWriter.write_chunk
+    monkeypatch.setattr(BackgroundWriter, "write_chunk",
+                        lambda self, chunk: (handed.append(id(chunk)), write_chunk(self, chunk)))
+    expected_ids = [id(chunk) for chunk in chunks]
+    fd = os.open(tmp_path / "layer", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        digest, size = copy_checked_tar(_Chunks(chunks), fd)  # type: ignore[arg-type]  # a chunk stream
+    finally:
+        os.close(fd)
+    assert handed == expected_ids   # the very objects: no copy into buffers
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (tmp_path / "layer").read_bytes() == data
+
+
+def test_a_download_chunk_is_filled_by_short_reads() -> None:
+    source = io.BytesIO(os.urandom(CHUNK + 100))
+
+    def short_readinto(view: memoryview) -> int:
+        return source.readinto(view[:1000])
+
+    first, second, end = _filled(short_readinto), _filled(short_readinto), _filled(short_readinto)
+    assert (len(first), len(second), len(end)) == (CHUNK, 100, 0)
+    assert bytes(first + second) == source.getvalue()
