@@ -20,7 +20,9 @@ Export. After a successful build, the entries of the steps it used (`max`: every
 written to the --cache-to reference: each snapshot as a gzip tar of the upper dir (layertar.py,
 streamed from the directory through gzip to the registry, as soon as its step ends, while the
 build goes on), the layers of the stages the image is made of (as an image push sends them;
-left to the push when the build pushes its image), then the config, then the manifest.
+left to the push when the build pushes its image; not at all for a stage of disjoint snapshots,
+whose layer is their merge, tarmerge.py: an importer merges them), then the config, then the
+manifest.
 A snapshot pushed once is remembered (`cache/exported/<snapshot>.json`: its blob), so the
 next export asks the registry (HEAD) or mounts it from the source repository instead of
 compressing it again. Failing to export is a warning, never a failed build.
@@ -43,8 +45,9 @@ from pathlib import Path
 import isula_build
 from isula_build.builder.cache import BuildCache, CacheEntry
 from isula_build.builder.layertar import LayerStats, write_layer
+from isula_build.builder.tarmerge import disjoint, merge_snapshots
 from isula_build.distribution.cachedoc import (CacheBlob, CacheDocument, CacheRecord, CacheTo,
-                                               parse_cache_to)
+                                               MergedLayer, parse_cache_to)
 from isula_build.distribution.cacheremote import CacheRepository
 from isula_build.dockerfile.plan import automatic_platform_args
 from isula_build.errors import InvalidArgument, IsulaBuildError, Unimplemented
@@ -70,6 +73,25 @@ class SharedCacheLost(IsulaBuildError):
 def cache_platform() -> str:
     """The platform the steps run for (a cache of another one is not used)."""
     return automatic_platform_args()["TARGETPLATFORM"]
+
+
+class _ChunkStream:
+    """Pieces made on this thread, read as copy_checked_tar reads a pipeline's chunks: large
+    ones as they are, small ones (headers, small files) gathered into chunks of up to 1 MiB,
+    so the writer's thread is not handed a write per tar header."""
+
+    def __init__(self, pieces: Iterator[bytes | memoryview]) -> None:
+        self._pieces = pieces
+
+    def read_chunk(self) -> bytes | bytearray | memoryview:
+        gathered = bytearray()
+        for piece in self._pieces:
+            if not gathered and len(piece) >= _CHUNK // 4:
+                return piece
+            gathered += piece
+            if len(gathered) >= _CHUNK:
+                break
+        return gathered
 
 
 class _Source:
@@ -119,6 +141,8 @@ class SharedCache:
         # --cache-to: blobs pushed while the build goes on (a snapshot as soon as its step
         # ends, a stage layer once written), waited for by export().
         self._uploads: dict[str, Future[CacheBlob]] = {}
+        # Stage layers that are the merge of their snapshots: diff ID -> the snapshots.
+        self._merged: dict[str, list[str]] = {}
         self._target_repo: CacheRepository | None = None
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="cache-export") \
             if self.target is not None else None
@@ -208,15 +232,38 @@ class SharedCache:
         tar checker); None when no document has it."""
         for source in self._ready():
             digest = source.document.stage_layers.get(key)
-            if digest is None:
+            merged = source.document.merged_layers.get(key)
+            if digest is None and merged is None:
                 continue
-            blob = source.document.blobs[digest]
             try:
-                return self._download_layer(source, blob, path)
+                if digest is not None:
+                    return self._download_layer(source, source.document.blobs[digest], path)
+                assert merged is not None
+                return self._merge_layer(source, merged, path)
             except (IsulaBuildError, OSError) as exc:
-                raise SharedCacheLost(f"--cache-from {source.repo.name}: cannot fetch stage "
-                                      f"layer {digest}: {exc}") from None
+                raise SharedCacheLost(f"--cache-from {source.repo.name}: cannot fetch the "
+                                      f"layer of stage {key}: {exc}") from None
         return None
+
+    def _merge_layer(self, source: _Source, merged: MergedLayer,
+                     path: Path) -> VerifiedLayerFile | None:
+        """The stage layer made from its snapshots' blobs, downloaded at once and merged as
+        they arrive; checked as a downloaded one, its diff ID the one the exporter recorded."""
+        streams = [source.repo.open_snapshot(source.document.blobs[d]) for d in merged.parts]
+        try:
+            chunks = merge_snapshots(streams, f"the layer {merged.diff_id}")
+            with open(path, "wb") as out:
+                digest, size = copy_checked_tar(_ChunkStream(chunks), out.fileno())  # type: ignore[arg-type]  # read_chunk is all copy_checked_tar asks
+                diff_id = f"sha256:{digest}"
+                if diff_id != merged.diff_id:
+                    raise InvalidArgument(f"its snapshots merge to diff ID {diff_id}, the cache "
+                                          f"says {merged.diff_id}")
+                _log.info("shared cache: stage layer %s merged from %d snapshots", diff_id,
+                          len(merged.parts))
+                return VerifiedLayerFile.of_written_file(out.fileno(), path, diff_id, size)
+        finally:
+            for stream in streams:
+                stream.close()
 
     def _download_layer(self, source: _Source, blob: CacheBlob,
                         path: Path) -> VerifiedLayerFile | None:
@@ -321,11 +368,18 @@ class SharedCache:
         if self.target is not None and (final or self.target.mode == "max"):
             self._upload_early(snapshot, lambda repo: self._push_snapshot(repo, path, size))
 
-    def layer_made(self, diff_id: str, size: int, path: Path) -> None:
-        """A stage layer was written: with --cache-to, pushed now."""
-        if self._push_layers:
-            self._upload_early(f"layer:{diff_id}",
-                               lambda repo: repo.push_layer(diff_id, size, path))
+    def layer_made(self, diff_id: str, size: int, path: Path, tops: list[Path],
+                   clamped: bool) -> None:
+        """A stage layer was written over the snapshots `tops` (top first): with --cache-to,
+        pushed now; unless it is their merge (disjoint snapshots, all on disk and so exported
+        as blobs of their own, mtimes not clamped by --build-static): then the document gives
+        it as that merge (tarmerge.py), and its bytes are not sent a second time."""
+        if not self._push_layers:
+            return   # the image's push sends it; export() finds it in the registry
+        if not clamped and tops and all(top.is_dir() for top in tops) and disjoint(tops):
+            self._merged[diff_id] = [top.name for top in tops]
+            return
+        self._upload_early(f"layer:{diff_id}", lambda repo: repo.push_layer(diff_id, size, path))
 
     def close(self) -> None:
         """At the end of a build: early pushes not started yet are dropped; documents still
@@ -349,7 +403,11 @@ class SharedCache:
             for key in ends:
                 self._export_chain(repo, document, key)
             for key, (diff_id, size, path) in stage_layers.items():
-                if key in document.records:
+                merged = self._merged.get(diff_id)
+                if key in document.records and merged is not None:
+                    parts = [self._exported_blob(repo, document, name, 0) for name in merged]
+                    document.merged_layers[key] = MergedLayer(diff_id, size, parts)
+                elif key in document.records:
                     early = self._uploads.get(f"layer:{diff_id}")
                     blob = early.result() if early is not None else \
                         repo.push_layer(diff_id, size, path)

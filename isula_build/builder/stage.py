@@ -209,7 +209,8 @@ def _stage_layer(ctx: BuildRun, cache: StageCache | None, stage: Stage, key: str
             _log.debug("stage %d: layer %s from the cache", stage.index, known[0])
             ctx.stage_layers[key] = (known[0], known[1], path)
             if ctx.shared is not None:
-                ctx.shared.layer_made(known[0], known[1], path)
+                ctx.shared.layer_made(known[0], known[1], path, root.tops,
+                                      ctx.build_time is not None)
             return LayerFile(known[0], known[1], path)
     ctx.check()  # the last step may have left no room for its layer tar
     folder.mkdir(parents=True, exist_ok=True)   # all steps served: nothing was mounted here
@@ -229,7 +230,8 @@ def _stage_layer(ctx: BuildRun, cache: StageCache | None, stage: Stage, key: str
         cache.remember_layer(key, layer.diff_id, layer.size)
     ctx.stage_layers[key] = (layer.diff_id, layer.size, path)
     if ctx.shared is not None:
-        ctx.shared.layer_made(layer.diff_id, layer.size, path)
+        ctx.shared.layer_made(layer.diff_id, layer.size, path, root.tops,
+                              ctx.build_time is not None)
     _log.debug("stage %d: layer %s (%d bytes)", stage.index, layer.diff_id, layer.size)
     return layer
 

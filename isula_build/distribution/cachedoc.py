@@ -3,7 +3,9 @@
 A cache is an OCI image manifest: its config, of our own media type CONFIG_TYPE, is a JSON
 document listing the build cache's records (one per step key); its layers are the records'
 snapshots (a step's overlay upper dir) as gzip tars in the upper-dir format of image layers
-(`.wh.` whiteouts, `.wh..wh..opq` opaque markers), and the stage layers of the final image. Any OCI registry stores it, and its garbage
+(`.wh.` whiteouts, `.wh..wh..opq` opaque markers), and the stage layers of the final image (but
+the layer of a stage whose snapshots are disjoint, which is their merge and is not sent twice).
+Any OCI registry stores it, and its garbage
 collection keeps the blobs because the manifest references them.
 
 This module only makes and reads the documents; it checks their shape, not their meaning
@@ -74,6 +76,16 @@ class CacheBlob:
 
 
 @dataclass(frozen=True)
+class MergedLayer:
+    """A stage layer the cache does not hold as a blob of its own: the merge of its disjoint
+    snapshots (builder/tarmerge.py), whose result must have diff_id."""
+
+    diff_id: str
+    size: int                 # of the tar
+    parts: list[str]          # the snapshots' blob digests, top first
+
+
+@dataclass(frozen=True)
 class CacheRecord:
     """A build cache entry (builder/cache.py's CacheEntry) with its chain as blob digests."""
 
@@ -95,6 +107,8 @@ class CacheDocument:
     # A stage's last key -> the blob of the stage's one layer (the squash of its snapshots),
     # for the stages the final image is made of: a build they serve wholly downloads that.
     stage_layers: dict[str, str] = field(default_factory=dict)
+    # A stage's last key -> its layer as the merge of its snapshots, when no blob holds it.
+    merged_layers: dict[str, MergedLayer] = field(default_factory=dict)
 
     def config_bytes(self) -> bytes:
         return json.dumps({
@@ -104,6 +118,8 @@ class CacheDocument:
                       for b in self.blobs.values()],
             "created": self.created,
             "stageLayers": [{"key": k, "digest": d} for k, d in self.stage_layers.items()],
+            "mergedLayers": [{"key": k, "diffID": m.diff_id, "size": m.size, "parts": m.parts}
+                             for k, m in self.merged_layers.items()],
         }, sort_keys=True, separators=(",", ":")).encode()
 
     def manifest_bytes(self, config: bytes) -> bytes:
@@ -162,6 +178,12 @@ def read_config(data: bytes, layers: list[Descriptor], what: str) -> CacheDocume
             if digest not in doc.blobs:
                 raise InvalidArgument(f"{what}: stage layer {digest} is not a layer")
             doc.stage_layers[_text(item["key"])] = digest
+        for item in raw.get("mergedLayers", []):
+            merged = MergedLayer(_digest(item["diffID"]), _count(item["size"]),
+                                 [_digest(d) for d in item["parts"]])
+            if not merged.parts or any(digest not in doc.blobs for digest in merged.parts):
+                raise InvalidArgument(f"{what}: a merged stage layer names a missing snapshot")
+            doc.merged_layers[_text(item["key"])] = merged
         return doc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidArgument(f"{what}: the cache config is malformed ({exc!r})") from None
@@ -196,4 +218,4 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 __all__ = ["CONFIG_TYPE", "CacheBlob", "CacheDocument", "CacheRecord", "CacheTo", "LAYER_TYPE",
-           "parse_cache_to", "read_config", "read_manifest"]
+           "MergedLayer", "parse_cache_to", "read_config", "read_manifest"]

@@ -70,9 +70,11 @@ class Fleet:
             (ctx / "Dockerfile").write_text(self.dockerfile)
         return ctx
 
-    def build(self, name: str, *flags: str, ctx: Path | None = None) -> tuple[str, str]:
+    def build(self, name: str, *flags: str, ctx: Path | None = None,
+              static: bool = True) -> tuple[str, str]:
         """(image ID, build output)."""
-        out = self.clients[name]("ctr-img", "build", "--build-static", STATIC, *flags,
+        fixed = ("--build-static", STATIC) if static else ()
+        out = self.clients[name]("ctr-img", "build", *fixed, *flags,
                                  str(ctx or self.context(name))).stdout
         found = re.search(r"Build success with image id: (\w+)", out)
         assert found, out
@@ -246,3 +248,47 @@ def _rewrite_document(fleet: Fleet, field: str) -> str:
         f"{base}/manifests/{field}", data=json.dumps(manifest).encode(), method="PUT",
         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}))
     return f"{fleet.registry.host}/cache/app:{field}"
+
+
+DISJOINT = """FROM {base}
+RUN echo ran-big && mkdir -p /opt/pkg && \\
+    dd if=/dev/urandom of=/opt/pkg/blob bs=64k count=16 2>/dev/null
+COPY src /src
+RUN echo ran-sum && cat /src/* > /src.sum
+"""
+
+
+def test_a_stage_of_disjoint_steps_is_sent_once(fleet: Fleet) -> None:
+    # Its steps change disjoint trees (/opt, /src, /src.sum): the stage's layer is the merge of
+    # their snapshots, so the cache holds the snapshots only and a fresh builder merges them.
+    # Not --build-static: that clamps the layer's mtimes, and then the layer is sent as well.
+    ctx = fleet.tmp / "ctx-disjoint"
+    (ctx / "src").mkdir(parents=True)
+    for i in range(3):
+        (ctx / "src" / f"file{i}.c").write_text(f"int f{i}(void) {{ return {i}; }}\n")
+    (ctx / "Dockerfile").write_text(DISJOINT.format(base=fleet.base))
+    image_a, out = fleet.build("a", "--cache-to", fleet.cache_ref, ctx=ctx, static=False)
+    assert "[Warning]" not in out
+    manifest = _skopeo_raw(fleet.cache_ref)
+    config = json.loads(fleet.registry.blob_path(manifest["config"]["digest"]).read_bytes())
+    assert len(config["mergedLayers"]) == 1 and config["stageLayers"] == []
+    parts = config["mergedLayers"][0]["parts"]
+    assert len(parts) == 3 and sorted(parts) == sorted(l["digest"] for l in manifest["layers"])
+    final_ref = f"{fleet.registry.host}/app/disjoint:1"
+    fleet.clients["a"]("ctr-img", "tag", image_a, final_ref)
+    fleet.clients["a"]("ctr-img", "push", final_ref)
+    final_layers = sum(layer["size"] for layer in _skopeo_raw(final_ref)["layers"])
+
+    before = fleet.log_size()
+    image_b, out = fleet.build("b", "--cache-from", fleet.cache_ref, ctx=ctx, static=False)
+    assert image_b == image_a and "ran-" not in out.replace("echo ran-", "")
+    fetched = fleet.downloaded_since(before)
+    config_digest = manifest["config"]["digest"]
+    base_config = _skopeo_raw(fleet.base)["config"]["digest"]
+    assert sum(n for d, n in fetched.items() if d not in (config_digest, base_config)) \
+        <= final_layers * 1.05   # the snapshots' gzip framing, not a second copy
+
+    # After an edit, the first RUN's snapshot is fetched as before (a blob of its own).
+    (ctx / "src" / "file1.c").write_text("int f1(void) { return 11; }\n")
+    _, out = fleet.build("c", "--cache-from", fleet.cache_ref, ctx=ctx, static=False)
+    assert "ran-sum" in out.splitlines() and "ran-big" not in out.splitlines()
