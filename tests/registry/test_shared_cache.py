@@ -258,15 +258,20 @@ RUN echo ran-sum && cat /src/* > /src.sum
 """
 
 
-def test_a_stage_of_disjoint_steps_is_sent_once(fleet: Fleet) -> None:
-    # Its steps change disjoint trees (/opt, /src, /src.sum): the stage's layer is the merge of
-    # their snapshots, so the cache holds the snapshots only and a fresh builder merges them.
-    # Not --build-static: that clamps the layer's mtimes, and then the layer is sent as well.
+def _disjoint_context(fleet: Fleet) -> Path:
     ctx = fleet.tmp / "ctx-disjoint"
     (ctx / "src").mkdir(parents=True)
     for i in range(3):
         (ctx / "src" / f"file{i}.c").write_text(f"int f{i}(void) {{ return {i}; }}\n")
     (ctx / "Dockerfile").write_text(DISJOINT.format(base=fleet.base))
+    return ctx
+
+
+def test_a_stage_of_disjoint_steps_is_sent_once(fleet: Fleet) -> None:
+    # Its steps change disjoint trees (/opt, /src, /src.sum): the stage's layer is the merge of
+    # their snapshots, so the cache holds the snapshots only and a fresh builder merges them.
+    # Not --build-static: that clamps the layer's mtimes, and then the layer is sent as well.
+    ctx = _disjoint_context(fleet)
     image_a, out = fleet.build("a", "--cache-to", fleet.cache_ref, ctx=ctx, static=False)
     assert "[Warning]" not in out
     manifest = _skopeo_raw(fleet.cache_ref)
@@ -292,3 +297,21 @@ def test_a_stage_of_disjoint_steps_is_sent_once(fleet: Fleet) -> None:
     (ctx / "src" / "file1.c").write_text("int f1(void) { return 11; }\n")
     _, out = fleet.build("c", "--cache-from", fleet.cache_ref, ctx=ctx, static=False)
     assert "ran-sum" in out.splitlines() and "ran-big" not in out.splitlines()
+
+
+def test_registry_killed_while_a_stage_layer_is_merged_the_build_goes_on(fleet: Fleet) -> None:
+    ctx = _disjoint_context(fleet)
+    fleet.build("a", "--cache-to", fleet.cache_ref, ctx=ctx, static=False)
+    fleet.clients["b"]("ctr-img", "pull", fleet.base)
+    layers = {layer["digest"] for layer in _skopeo_raw(fleet.cache_ref)["layers"]}
+    proxy = KillingProxy(fleet.registry, layers)
+    daemon_b = fleet.clients["b"].daemon
+    _registries_toml(daemon_b, [fleet.registry.host, proxy.host])
+    daemon_b.restart()
+    image, out = fleet.build("b", "--cache-from", f"{proxy.host}/cache/app:latest", ctx=ctx,
+                             static=False)
+    assert proxy.killed
+    warnings = [line for line in out.splitlines() if line.startswith("[Warning]")]
+    assert len(warnings) == 1 and "building again without it" in warnings[0], out
+    assert {"ran-big", "ran-sum"} <= set(out.splitlines())
+    assert image
