@@ -24,7 +24,6 @@ Rules (a violation raises InvalidArgument naming the entry):
 from __future__ import annotations
 
 import tarfile
-from typing import NamedTuple
 from zlib import adler32
 
 from isula_build.errors import InvalidArgument
@@ -163,6 +162,11 @@ def _text(field: bytes) -> str:
 
 
 def _number(field: bytes) -> int:
+    if field[-1] == 0:   # the common form, "%0*o\0": what the general path below reads too
+        try:
+            return int(field[:-1], 8)
+        except ValueError:
+            pass
     if field[0] in (0o200, 0o377):  # GNU base-256 for values too large for octal (as tarfile)
         value = int.from_bytes(field[1:], "big")
         return value - 256 ** (len(field) - 1) if field[0] == 0o377 else value
@@ -172,11 +176,9 @@ def _number(field: bytes) -> int:
 _LINK_TYPES = (tarfile.LNKTYPE, tarfile.SYMTYPE)
 
 
-class _Header(NamedTuple):
-    name: str
-    type: bytes
-    size: int
-    linkname: str  # "" unless a hard or symbolic link: no other entry uses it
+# (name, type, size, linkname): linkname is "" unless a hard or symbolic link (no other entry
+# uses it). A plain tuple: one is made per header.
+_Header = tuple[str, bytes, int, str]
 
 
 def _byte_sum(block: bytes) -> int:
@@ -205,7 +207,7 @@ def _parse_header(block: bytes) -> _Header:
     if block[345] and type_ not in _GNU_TYPES:  # a ustar prefix
         name = _text(block[345:500]) + "/" + name
     linkname = _text(block[157:257]) if type_ in _LINK_TYPES else ""
-    return _Header(name, type_, _number(block[124:136]), linkname)
+    return name, type_, _number(block[124:136]), linkname
 
 
 class TarStreamChecker:
@@ -263,10 +265,10 @@ class TarStreamChecker:
             if self._meta_left:
                 if end - pos < self._meta_left:
                     break
-                self._meta += view[pos:pos + self._meta_left]
+                meta = bytes(view[pos:pos + self._meta_left])
                 pos += self._meta_left
                 self._meta_left = 0
-                self._finish_meta()
+                self._finish_meta(meta)
             if self._skip:
                 if end - pos < self._skip:
                     break
@@ -290,28 +292,29 @@ class TarStreamChecker:
             self._ended = True
             return
         try:
-            info = _parse_header(block)
+            name, type_, size, linkname = _parse_header(block)
         except (ValueError, tarfile.HeaderError):
             if self._headers_seen == 0:
                 raise InvalidArgument("not a tar archive (bad header checksum)") from None
             raise InvalidArgument(f"corrupt tar: bad header at byte {header_offset}") from None
         self._headers_seen += 1
-        if info.type in _META:
-            if info.size > _MAX_META_SIZE:
-                raise InvalidArgument(f"corrupt tar: {info.size}-byte extended header")
+        if type_ in _META:
+            if size > _MAX_META_SIZE:
+                raise InvalidArgument(f"corrupt tar: {size}-byte extended header")
             self._meta.clear()
-            self._meta_type = info.type
-            self._meta_left = info.size
-            self._meta_pad = _padding(info.size)
-            if not info.size:
+            self._meta_type = type_
+            self._meta_left = size
+            self._meta_pad = _padding(size)
+            if not size:
                 self._finish_meta()
             return
-        if info.type == tarfile.GNUTYPE_SPARSE:
-            raise _unsafe(info.name, "sparse files are not supported")
-        self._on_entry(info)
+        if type_ == tarfile.GNUTYPE_SPARSE:
+            raise _unsafe(name, "sparse files are not supported")
+        self._on_entry(name, type_, size, linkname)
 
-    def _finish_meta(self) -> None:
-        data = bytes(self._meta)
+    def _finish_meta(self, whole: bytes | None = None) -> None:
+        """The extended header's payload is complete: `whole`, or what _meta gathered."""
+        data = whole if whole is not None else bytes(self._meta)
         self._meta.clear()
         self._skip = self._meta_pad
         if self._meta_type == tarfile.GNUTYPE_LONGNAME:
@@ -323,8 +326,7 @@ class TarStreamChecker:
         else:
             self._local.update(_parse_pax(data))
 
-    def _on_entry(self, info: _Header) -> None:
-        name, linkname, size = info.name, info.linkname, info.size
+    def _on_entry(self, name: str, type_: bytes, size: int, linkname: str) -> None:
         if self._global or self._local:
             fields = {**self._global, **self._local}
             self._local = {}
@@ -340,6 +342,6 @@ class TarStreamChecker:
                     raise _unsafe(name, "malformed pax size") from None
         if size < 0:
             raise _unsafe(name, "negative size")
-        self.entries.check(name, info.type, linkname)
-        if info.type not in _HEADER_ONLY:
+        self.entries.check(name, type_, linkname)
+        if type_ not in _HEADER_ONLY:
             self._skip = size + _padding(size)
