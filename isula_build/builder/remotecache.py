@@ -1,8 +1,9 @@
 """The build cache shared through a registry: `--cache-from` imports, `--cache-to` exports.
 
 Import. At the start of a build each --cache-from reference's document is read (manifest and
-config: a few KiB), on a thread of its own while the build pulls its base; one written by another isula-builder version or for another platform is
-ignored, as is one that cannot be read, each with one warning line. A step key the local cache
+config: a few KiB), on a thread of its own while the build pulls its base; one written by
+another isula-builder version or for another platform is ignored, as is one that cannot be
+read, each with one warning line. A step key the local cache
 lacks is then looked up in the documents: a record found is a hit whose snapshots are named
 after their blobs (`snapshots/<blob hex>`) and fetched only when a mount or the stage's layer
 needs them (materialize(), which the build calls before every mount of lower dirs), verified
@@ -40,7 +41,9 @@ import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
+from typing import BinaryIO
 
 import isula_build
 from isula_build.builder.cache import BuildCache, CacheEntry
@@ -56,7 +59,7 @@ from isula_build.registry.gzipper import gzip_stream
 from isula_build.registry.settings import RegistrySettings
 from isula_build.store.extract import extract_layer
 from isula_build.store.fsutil import delete_tree, tree_size
-from isula_build.store.pipe import copy_checked_tar
+from isula_build.store.pipe import ChunkSource, copy_checked_tar
 
 _log = logging.getLogger(__name__)
 
@@ -92,6 +95,19 @@ class _ChunkStream:
             if len(gathered) >= _CHUNK:
                 break
         return gathered
+
+
+def _write_layer_file(stream: BinaryIO | ChunkSource, path: Path, diff_id: str,
+                      mismatch: str) -> VerifiedLayerFile | None:
+    """A fetched stage layer's tar written to `path` as a pull stores a layer (downloading,
+    decompressing, checking, and hashing with writing, each on a thread of its own), trusted
+    only with the diff ID the cache recorded."""
+    with open(path, "wb") as out:
+        digest, size = copy_checked_tar(stream, out.fileno())
+        if f"sha256:{digest}" != diff_id:
+            raise InvalidArgument(f"{mismatch} sha256:{digest}, the cache says {diff_id}")
+        _log.info("shared cache: fetched stage layer %s (%d bytes)", diff_id, size)
+        return VerifiedLayerFile.of_written_file(out.fileno(), path, diff_id, size)
 
 
 class _Source:
@@ -248,35 +264,18 @@ class SharedCache:
     def _merge_layer(self, source: _Source, merged: MergedLayer,
                      path: Path) -> VerifiedLayerFile | None:
         """The stage layer made from its snapshots' blobs, downloaded at once and merged as
-        they arrive; checked as a downloaded one, its diff ID the one the exporter recorded."""
-        streams = [source.repo.open_snapshot(source.document.blobs[d]) for d in merged.parts]
-        try:
-            chunks = merge_snapshots(streams, f"the layer {merged.diff_id}")
-            with open(path, "wb") as out:
-                digest, size = copy_checked_tar(_ChunkStream(chunks), out.fileno())  # type: ignore[arg-type]  # read_chunk is all copy_checked_tar asks
-                diff_id = f"sha256:{digest}"
-                if diff_id != merged.diff_id:
-                    raise InvalidArgument(f"its snapshots merge to diff ID {diff_id}, the cache "
-                                          f"says {merged.diff_id}")
-                _log.info("shared cache: stage layer %s merged from %d snapshots", diff_id,
-                          len(merged.parts))
-                return VerifiedLayerFile.of_written_file(out.fileno(), path, diff_id, size)
-        finally:
-            for stream in streams:
-                stream.close()
+        they arrive."""
+        with ExitStack() as streams:
+            parts = [streams.enter_context(source.repo.open_snapshot(source.document.blobs[d]))
+                     for d in merged.parts]
+            pieces = merge_snapshots(parts, f"the layer {merged.diff_id}")
+            return _write_layer_file(_ChunkStream(pieces), path, merged.diff_id,
+                                     "its snapshots merge to diff ID")
 
     def _download_layer(self, source: _Source, blob: CacheBlob,
                         path: Path) -> VerifiedLayerFile | None:
-        # As a pull stores a layer: downloading, decompressing, checking, and hashing with
-        # writing each on a thread of its own.
-        with source.repo.open_snapshot(blob) as stream, open(path, "wb") as out:
-            digest, size = copy_checked_tar(stream, out.fileno())
-            diff_id = f"sha256:{digest}"
-            if diff_id != blob.diff_id:
-                raise InvalidArgument(f"its tar has diff ID {diff_id}, the cache says "
-                                      f"{blob.diff_id}")
-            _log.info("shared cache: fetched stage layer %s (%d bytes)", blob.digest, blob.size)
-            return VerifiedLayerFile.of_written_file(out.fileno(), path, diff_id, size)
+        with source.repo.open_snapshot(blob) as stream:
+            return _write_layer_file(stream, path, blob.diff_id, "its tar has diff ID")
 
     def disable(self) -> None:
         """Stops serving imported records (after SharedCacheLost)."""

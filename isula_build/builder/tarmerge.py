@@ -23,14 +23,9 @@ from typing import BinaryIO
 
 from isula_build.builder.layertar import OPAQUE_MARKER, WHITEOUT_PREFIX
 from isula_build.errors import InvalidArgument
-from isula_build.image.tarsafety import BLOCK, _parse_header, _parse_pax
-
-_CHUNK = 1 << 20
-_META = (tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-# Entries without data, whatever their size field says (as the tar checker reads them).
-_HEADER_ONLY = (tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
-                tarfile.DIRTYPE, tarfile.FIFOTYPE)
-_MAX_META = 1 << 20
+from isula_build.image.tarsafety import (BLOCK, HEADER_ONLY_TYPES, MAX_META_SIZE, META_TYPES,
+                                         padding, parse_header, parse_pax)
+from isula_build.store.pipe import CHUNK
 
 
 def disjoint(tops: list[Path]) -> bool:
@@ -59,7 +54,7 @@ class _Snapshot:
         # A pipeline's chunks (registry/pipeline.py) are taken as they are: data passes through
         # as views of them, never copied here.
         self._read_chunk: Callable[[], bytes | bytearray] = getattr(
-            stream, "read_chunk", lambda: stream.read(_CHUNK))
+            stream, "read_chunk", lambda: stream.read(CHUNK))
         self._chunk = memoryview(b"")
         self._what = what
         self.entry: _Entry | None = self._next()
@@ -92,18 +87,18 @@ class _Snapshot:
                     raise InvalidArgument(f"{self._what}: an extended header without an entry")
                 return None
             try:
-                name, type_, size, _ = _parse_header(block)
+                name, type_, size, _ = parse_header(block)
             except ValueError:
                 raise InvalidArgument(f"{self._what}: a bad tar header") from None
             headers.append(block)
-            if type_ not in _META:
+            if type_ not in META_TYPES:
                 break
-            if size > _MAX_META:
+            if size > MAX_META_SIZE:
                 raise InvalidArgument(f"{self._what}: a {size}-byte extended header")
-            payload = self._read(size + -size % BLOCK)
+            payload = self._read(size + padding(size))
             headers.append(payload)
-            if type_ == tarfile.XHDTYPE:
-                records = _parse_pax(payload[:size])
+            if type_ in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
+                records = parse_pax(payload[:size])
                 if "size" in records:   # never written by layertar: not a snapshot of ours
                     raise InvalidArgument(f"{self._what}: an extended size record")
                 path = records.get("path", path)
@@ -113,8 +108,8 @@ class _Snapshot:
         top, _, rest = full.partition("/")
         if not rest and top.startswith(WHITEOUT_PREFIX) and top != OPAQUE_MARKER:
             top = top[len(WHITEOUT_PREFIX):]   # the walk sorts a whiteout by the name it hides
-        data = 0 if type_ in _HEADER_ONLY else size
-        return _Entry(b"".join(headers), top, data + -data % BLOCK)
+        data = 0 if type_ in HEADER_ONLY_TYPES else size
+        return _Entry(b"".join(headers), top, data + padding(data))
 
     def take(self) -> Iterator[bytes | memoryview]:
         """The current entry's bytes; then the next entry becomes current."""

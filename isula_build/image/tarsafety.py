@@ -31,13 +31,16 @@ from isula_build.errors import InvalidArgument
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
 # pax and GNU long-name payloads are metadata; anything larger is an attack, not a file name.
-_MAX_META_SIZE = 1 << 20
+MAX_META_SIZE = 1 << 20
 
 _REGULAR = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE}
-_HEADER_ONLY = {tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
-                tarfile.DIRTYPE, tarfile.FIFOTYPE}
-_META = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
+# Entries without data, whatever their size field says; headers whose payload describes the
+# next entry. (Public with parse_header, parse_pax and padding: builder/tarmerge.py walks
+# snapshot tars by the same reading.)
+HEADER_ONLY_TYPES = {tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
+                     tarfile.DIRTYPE, tarfile.FIFOTYPE}
+META_TYPES = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+              tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
 
 
 def _unsafe(name: str, reason: str) -> InvalidArgument:
@@ -97,7 +100,7 @@ class EntryChecker:
             self._check_hardlink(name, linkname)
         elif type_ == tarfile.SYMTYPE and not linkname:
             raise _unsafe(name, "symlink without a target")
-        elif type_ not in _REGULAR and type_ not in _HEADER_ONLY:
+        elif type_ not in _REGULAR and type_ not in HEADER_ONLY_TYPES:
             raise _unsafe(name, f"unsupported entry type {type_!r}")
         path = "/".join(parts)
         if type_ == tarfile.SYMTYPE or (type_ == tarfile.LNKTYPE
@@ -127,7 +130,7 @@ class EntryChecker:
             raise _unsafe(name, f'hard link target "{linkname}" passes through the symlink "{via}"')
 
 
-def _parse_pax(data: bytes) -> dict[str, str]:
+def parse_pax(data: bytes) -> dict[str, str]:
     """Records "<len> <key>=<value>\\n" of a pax extended header."""
     records: dict[str, str] = {}
     pos = 0
@@ -149,7 +152,7 @@ def _parse_pax(data: bytes) -> dict[str, str]:
     return records
 
 
-def _padding(size: int) -> int:
+def padding(size: int) -> int:
     return -size % BLOCK
 
 
@@ -187,7 +190,7 @@ def _byte_sum(block: bytes) -> int:
     return (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
 
 
-def _parse_header(block: bytes) -> _Header:
+def parse_header(block: bytes) -> _Header:
     """The fields of a 512-byte header this checker needs, read exactly as tarfile reads them
     (TarInfo.frombuf), but without the fields it does not need: headers are the hot path of
     layers made of many small files. ValueError for a bad checksum or number."""
@@ -292,19 +295,19 @@ class TarStreamChecker:
             self._ended = True
             return
         try:
-            name, type_, size, linkname = _parse_header(block)
+            name, type_, size, linkname = parse_header(block)
         except (ValueError, tarfile.HeaderError):
             if self._headers_seen == 0:
                 raise InvalidArgument("not a tar archive (bad header checksum)") from None
             raise InvalidArgument(f"corrupt tar: bad header at byte {header_offset}") from None
         self._headers_seen += 1
-        if type_ in _META:
-            if size > _MAX_META_SIZE:
+        if type_ in META_TYPES:
+            if size > MAX_META_SIZE:
                 raise InvalidArgument(f"corrupt tar: {size}-byte extended header")
             self._meta.clear()
             self._meta_type = type_
             self._meta_left = size
-            self._meta_pad = _padding(size)
+            self._meta_pad = padding(size)
             if not size:
                 self._finish_meta()
             return
@@ -322,9 +325,9 @@ class TarStreamChecker:
         elif self._meta_type == tarfile.GNUTYPE_LONGLINK:
             self._local["linkpath"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         elif self._meta_type == tarfile.XGLTYPE:
-            self._global.update(_parse_pax(data))
+            self._global.update(parse_pax(data))
         else:
-            self._local.update(_parse_pax(data))
+            self._local.update(parse_pax(data))
 
     def _on_entry(self, name: str, type_: bytes, size: int, linkname: str) -> None:
         if self._global or self._local:
@@ -343,5 +346,5 @@ class TarStreamChecker:
         if size < 0:
             raise _unsafe(name, "negative size")
         self.entries.check(name, type_, linkname)
-        if type_ not in _HEADER_ONLY:
-            self._skip = size + _padding(size)
+        if type_ not in HEADER_ONLY_TYPES:
+            self._skip = size + padding(size)

@@ -8,7 +8,7 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -18,6 +18,16 @@ from isula_build.image.tarsafety import TarStreamChecker
 from isula_build.store.fsutil import EarlyWriteback, write_all
 
 Chunk = bytes | bytearray | memoryview
+
+
+@runtime_checkable
+class ChunkSource(Protocol):
+    """A stream that hands on chunks it made whole (registry/pipeline.ThreadedReader): copying
+    them into buffers would hold the GIL for a memcpy of every byte. b"" at the end."""
+
+    def read_chunk(self) -> Chunk: ...
+
+
 # Large chunks keep the per-chunk Python overhead negligible next to hashing and writing.
 CHUNK = 1 << 20
 _BUFFERS = 4
@@ -85,7 +95,7 @@ class BackgroundWriter:
             self._free.put(free)
 
 
-def copy_checked_tar(stream: BinaryIO, fd: int, limit: int | None = None,
+def copy_checked_tar(stream: BinaryIO | ChunkSource, fd: int, limit: int | None = None,
                      counted: Callable[[int], None] | None = None) -> tuple[str, int]:
     """Copies an uncompressed layer tar read once from stream to fd: the tar checks on this
     thread while the writer's thread hashes and writes; (sha256 hex, size). InvalidArgument
@@ -94,16 +104,16 @@ def copy_checked_tar(stream: BinaryIO, fd: int, limit: int | None = None,
     checker = TarStreamChecker()
     hasher = hashlib.sha256()
     size = 0
-    # A pipeline's stream (registry/pipeline.py) hands its chunks on as they are: copying them
-    # into buffers would hold the GIL for a memcpy of every byte.
-    read_chunk: Callable[[], Chunk] | None = getattr(stream, "read_chunk", None)
+    chunks, plain = (stream, None) if isinstance(stream, ChunkSource) else (None, stream)
     with BackgroundWriter(fd, hasher) as out:
         while True:
-            if read_chunk is not None:
-                buffer, chunk = None, read_chunk()
+            buffer: bytearray | None = None
+            if chunks is not None:   # handed on as they are
+                chunk = chunks.read_chunk()
             else:
+                assert plain is not None
                 buffer = out.free_buffer()
-                chunk = _read_into(stream, buffer)
+                chunk = _read_into(plain, buffer)
             if not chunk:
                 if buffer is not None:
                     out.give_back(buffer)
