@@ -36,15 +36,15 @@ _BUFFERS = 4
 class BackgroundWriter:
     """Writes filled buffers to fd in order on a worker thread and hands them back for reuse;
     with `hasher`, each buffer is hashed there too, just before it is written (hashlib releases
-    the GIL, so this runs beside the reader's work).
+    the GIL, so this runs beside the reader's work). drop_behind: see fsutil.EarlyWriteback.
 
     Use as a context manager; leaving it waits for every write and re-raises a write error.
     """
 
-    def __init__(self, fd: int, hasher: _Hash | None = None) -> None:
+    def __init__(self, fd: int, hasher: _Hash | None = None, drop_behind: bool = False) -> None:
         self._fd = fd
         self._hasher = hasher
-        self._writeback = EarlyWriteback(fd)
+        self._writeback = EarlyWriteback(fd, drop_behind)
         self._free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(_BUFFERS):
             self._free.put(bytearray(CHUNK))
@@ -100,12 +100,14 @@ def copy_checked_tar(stream: BinaryIO | ChunkSource, fd: int, limit: int | None 
     """Copies an uncompressed layer tar read once from stream to fd: the tar checks on this
     thread while the writer's thread hashes and writes; (sha256 hex, size). InvalidArgument
     for a tar the checker refuses; ResourceExhausted past limit bytes. counted is told each
-    chunk's length before it is written (the store's free-space meter may refuse it)."""
+    chunk's length before it is written (the store's free-space meter may refuse it). The
+    layer's pages leave the page cache as they reach the disk: it is read again only when an
+    image is extracted, pushed or saved, maybe never."""
     checker = TarStreamChecker()
     hasher = hashlib.sha256()
     size = 0
     chunks, plain = (stream, None) if isinstance(stream, ChunkSource) else (None, stream)
-    with BackgroundWriter(fd, hasher) as out:
+    with BackgroundWriter(fd, hasher, drop_behind=True) as out:
         while True:
             buffer: bytearray | None = None
             if chunks is not None:   # handed on as they are

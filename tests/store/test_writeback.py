@@ -1,11 +1,14 @@
 """Writing a layer as it arrives: a big file's disk writes start while it is written, so the fsync
-that ends it waits for the last few MiB only (store/fsutil.EarlyWriteback); a pipeline's chunks
-are written as they are, never copied (store/pipe.copy_checked_tar)."""
+that ends it waits for the last few MiB only, and a layer's pages leave the page cache once on disk
+(store/fsutil.EarlyWriteback); a pipeline's chunks are written as they are, never copied
+(store/pipe.copy_checked_tar)."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
+import mmap
 import os
 import tarfile
 from pathlib import Path
@@ -44,10 +47,69 @@ def test_the_writer_starts_the_disk_writes_of_each_step_it_wrote(
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+def _resident_bytes(path: Path) -> int:
+    """How much of the file is in the page cache (mincore over a mapping nobody touches)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    vector = (ctypes.c_ubyte * pages)()
+    with open(path, "r+b") as file, mmap.mmap(file.fileno(), size) as mapping:
+        anchor = ctypes.c_char.from_buffer(mapping)
+        try:
+            assert libc.mincore(ctypes.addressof(anchor), size, vector) == 0, ctypes.get_errno()
+        finally:
+            del anchor   # the mapping cannot close while a ctypes object holds its buffer
+    return sum(byte & 1 for byte in vector) * mmap.PAGESIZE
+
+
+def _write_through(path: Path, data: bytes, drop_behind: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with BackgroundWriter(fd, drop_behind=drop_behind) as out:
+            for start in range(0, len(data), CHUNK):
+                out.write_chunk(data[start:start + CHUNK])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def test_a_layer_s_pages_leave_the_page_cache_once_on_disk(tmp_path: Path) -> None:
+    step = fsutil.WRITEBACK_STEP
+    data = os.urandom(CHUNK) * (6 * step // CHUNK)
+    dropped, kept = tmp_path / "layer", tmp_path / "copied-file"
+    _write_through(dropped, data, drop_behind=True)
+    _write_through(kept, data, drop_behind=False)
+    # Every step but the last two went to disk and out of memory while the file was written.
+    assert _resident_bytes(dropped) <= 2 * step
+    assert _resident_bytes(kept) == len(data)   # a COPY's file stays for the commit to read
+    assert dropped.read_bytes() == data == kept.read_bytes()
+
+
+def test_copy_checked_tar_writes_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dropped: list[tuple[int, int]] = []
+    drop_written = fsutil._drop_written
+    monkeypatch.setattr(fsutil, "_drop_written", lambda fd, offset, length: (
+        dropped.append((offset, length)), drop_written(fd, offset, length)))
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("big")
+        info.size = 3 * fsutil.WRITEBACK_STEP
+        tar.addfile(info, io.BytesIO(os.urandom(info.size)))
+    layer.seek(0)
+    fd = os.open(tmp_path / "layer", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        copy_checked_tar(layer, fd)
+    finally:
+        os.close(fd)
+    step = fsutil.WRITEBACK_STEP
+    assert dropped == [(0, step), (step, step)]   # each step once it is on disk, in order
+
+
 def test_where_writeback_cannot_be_started_writing_goes_on(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()   # sync_file_range fails on a pipe (ESPIPE)
     try:
-        writeback = fsutil.EarlyWriteback(write_end)
+        writeback = fsutil.EarlyWriteback(write_end, drop_behind=True)
         os.set_blocking(read_end, False)
         for _ in range(3):
             os.write(write_end, b"x" * 4096)
