@@ -31,7 +31,9 @@ from isula_build.builder.contextbase import directory_base
 from isula_build.builder.contexts import NamedContext, local_context, parse_build_contexts
 from isula_build.builder.executor import PROXY_VARIABLES, BuildRun, RootStack
 from isula_build.builder.outputs import export, export_list, image_names, parse_output
+from isula_build.builder.heldoutput import HeldOutput
 from isula_build.builder.platforms import (StageMemo, check_emulation, check_output, find_base,
+                                           pull_failed, start_base,
                                            prefixed, set_platform, stage_platform)
 from isula_build.builder.remotecache import WARNING, SharedCache, SharedCacheLost
 from isula_build.builder.result import (check_iidfile, committed_line, report_image_id,
@@ -46,6 +48,8 @@ from isula_build.distribution.lists import commit_build_list
 from isula_build.dockerfile import BuildPlan, DockerfileError, parse_dockerfile
 from isula_build.errors import (Cancelled, FailedPrecondition, InvalidArgument, IsulaBuildError,
                                 Unimplemented, at_line)
+from isula_build.distribution.pull import PullUnderWay
+from isula_build.image import config as image_config
 from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.platform import Platform, host_platform, parse_platforms
 from isula_build.progress import Report
@@ -417,6 +421,74 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
             record = find_base(env.store, env.registry, ref, what, log, platform, ctx.progress)
         return record_base(ref, record, platform)
 
+    def started_base(ref: str, sctx: BuildRun, line: int, platform: Platform | None) -> StageBase:
+        """image_base for a stage's FROM when the build imports a shared cache: a pull is
+        started, and the stage goes on with the image's config while the layers come (its
+        lookups, and the fetch of what they hit, overlap the pull). The stage's output is
+        held until then (heldoutput.py); its `ready` waits, and raises the pull's error."""
+        lock = locks(ref)
+        lock.acquire()   # held until the layers are in: a stage FROM the same ref waits
+        try:
+            found = start_base(store, env.registry, ref, "base image", sctx.log, platform,
+                               ctx.progress)
+        except BaseException:
+            lock.release()
+            raise
+        if not isinstance(found, PullUnderWay):
+            lock.release()
+            return record_base(ref, found, platform)
+        pull = found
+        try:
+            diff_ids = image_config.diff_ids(image_config.parse_config(pull.config))
+            config = StageConfig.from_bytes(pull.config)
+        except BaseException:
+            try:
+                pull.wait()
+            finally:
+                lock.release()
+            raise
+        held = HeldOutput(sctx.log, sctx.steps)
+        log, steps, materialize = sctx.log, sctx.steps, sctx.materialize
+        sctx.log, sctx.steps = held.log, held.steps
+        pull_done = False
+
+        def ready() -> None:
+            nonlocal pull_done
+            if pull_done:
+                return
+            pull_done = True
+            try:
+                record = pull.wait()
+            except IsulaBuildError as exc:
+                held.drop()
+                raise at_line(pull_failed(exc, "base image", ref), line) from None
+            except BaseException:
+                held.drop()
+                raise
+            finally:
+                sctx.log, sctx.steps, sctx.materialize = log, steps, materialize
+                lock.release()
+            held.release()
+            pins.pin([layer.diff_id for layer in record.layers])
+            base.layers[:] = [LayerFile(layer.diff_id, layer.size,
+                                        store.layer_blob_path(layer.diff_id))
+                              for layer in record.layers]
+
+        def materialize_when_ready(lowers: list[Path]) -> None:
+            ready()
+            materialize(lowers)
+
+        sctx.materialize = materialize_when_ready
+        base = StageBase(
+            RootStack([store.layer_dir_path(diff_id) for diff_id in reversed(diff_ids)],
+                      "sha256:" + pull.image_id),
+            [],   # filled by ready()
+            config,
+            root_key("sha256:" + pull.image_id, platform),
+            cache_note(ref if platform is None else f"{ref} for {platform}", pull.image_id),
+            ready=ready)
+        return base
+
     def context_base(named: NamedContext, sctx: BuildRun) -> StageBase:
         if named.kind == "image":
             return image_base(named.image, f"image of --build-context {named.name}", sctx.log)
@@ -468,13 +540,23 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
         else:
             named = contexts.get(stage.base_image)
             try:
-                base = context_base(named, sctx) if named is not None else \
-                    image_base(stage.base_image, "base image", sctx.log, platform)
+                if named is not None:
+                    base = context_base(named, sctx)
+                elif ctx.shared is not None and ctx.shared.imports:
+                    base = started_base(stage.base_image, sctx, stage.from_.line, platform)
+                else:
+                    base = image_base(stage.base_image, "base image", sctx.log, platform)
             except Cancelled:
                 raise
             except IsulaBuildError as exc:
                 raise at_line(exc, stage.from_.line) from None
-        result = run_stage(sctx, stage, base, numbers[index] + 1, resolver(sctx))
+        try:
+            result = run_stage(sctx, stage, base, numbers[index] + 1, resolver(sctx))
+        finally:
+            if base.ready is not None:
+                # Also when the stage failed first: the pull ends before the build does, its
+                # error first if it failed too (it would have come first without the overlap).
+                base.ready()
         if memo is not None:
             memo.keep(plan, stage, target, result)
         return result

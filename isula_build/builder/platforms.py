@@ -27,7 +27,7 @@ from isula_build.builder.binfmt import check_can_run
 from isula_build.builder.config import StageConfig
 from isula_build.builder.stage import StageResult
 from isula_build.distribution.lists import load_list
-from isula_build.distribution.pull import pull_image
+from isula_build.distribution.pull import PullUnderWay, pull_image, start_pull
 from isula_build.dockerfile import BuildPlan, Stage
 from isula_build.dockerfile.instructions import ArgInstruction, RunInstruction
 from isula_build.errors import (Cancelled, FailedPrecondition, IsulaBuildError, NotFound,
@@ -85,6 +85,46 @@ def find_base(store: Store, registry: RegistrySettings | None, ref: str, what: s
               progress: Report | None = None) -> ImageRecord:
     """The stored image `ref` (of `platform` when one is asked for), pulled when the store
     lacks it and there are registry settings to pull with (the bytes told to `progress`)."""
+    found = _base(store, registry, ref, what, log, platform, progress, pull_image)
+    assert isinstance(found, ImageRecord)
+    return found
+
+
+def start_base(store: Store, registry: RegistrySettings | None, ref: str, what: str,
+               log: Callable[[str], None], platform: Platform | None = None,
+               progress: Report | None = None) -> ImageRecord | PullUnderWay:
+    """find_base, except that a pull returns once the image is known, its layers still being
+    copied (PullUnderWay.wait; its errors go through pull_failed)."""
+    return _base(store, registry, ref, what, log, platform, progress, start_pull)
+
+
+def _base(store: Store, registry: RegistrySettings | None, ref: str, what: str,
+          log: Callable[[str], None], platform: Platform | None, progress: Report | None,
+          pull: Callable[..., ImageRecord | PullUnderWay]) -> ImageRecord | PullUnderWay:
+    found = _stored_base(store, registry, ref, what, platform)
+    if found is not None:
+        return found
+    assert registry is not None
+    try:
+        # The copy lines go to the build log; a short name is stored under its full name,
+        # so the returned record (not a second lookup of `ref`) is the image. An image of a
+        # platform asked for stays unnamed: the name keeps meaning this machine's image.
+        return pull(store, registry, ref, log, progress, platform, named=platform is None)
+    except Cancelled:
+        raise
+    except IsulaBuildError as exc:
+        raise pull_failed(exc, what, ref) from None
+
+
+def pull_failed(exc: IsulaBuildError, what: str, ref: str) -> IsulaBuildError:
+    return reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
+                         f"failed: {exc}")
+
+
+def _stored_base(store: Store, registry: RegistrySettings | None, ref: str, what: str,
+                 platform: Platform | None) -> ImageRecord | None:
+    """The stored image find_base looks for; None when it is to be pulled. NotFound when it
+    is not stored and there is nothing to pull with."""
     try:
         record = store.lookup(ref)
     except NotFound:
@@ -100,16 +140,7 @@ def find_base(store: Store, registry: RegistrySettings | None, ref: str, what: s
             f" ({ref} is {_platform_of(store, record) or 'a manifest list without it'})"
         raise NotFound(f'{what} "{ref}"{" for " + str(platform) if platform else ""} not found '
                        f"in the local store{have} (pull it first, or load or import it)")
-    try:
-        # The copy lines go to the build log; a short name is stored under its full name,
-        # so the returned record (not a second lookup of `ref`) is the image. An image of a
-        # platform asked for stays unnamed: the name keeps meaning this machine's image.
-        return pull_image(store, registry, ref, log, progress, platform, named=platform is None)
-    except Cancelled:
-        raise
-    except IsulaBuildError as exc:
-        raise reworded(exc, f'{what} "{ref}" not found in the local store, and pulling it '
-                            f"failed: {exc}") from None
+    return None
 
 
 def _platform_of(store: Store, record: ImageRecord) -> Platform | None:
@@ -172,5 +203,5 @@ def prefixed(log: Callable[[str], None], platform: Platform) -> Callable[[str], 
     return lambda line: log(f"[{platform}] {line}")
 
 
-__all__ = ["StageMemo", "check_emulation", "check_output", "find_base", "prefixed",
-           "set_platform", "stage_platform"]
+__all__ = ["StageMemo", "check_emulation", "check_output", "find_base", "prefixed", "pull_failed",
+           "set_platform", "stage_platform", "start_base"]

@@ -54,6 +54,9 @@ class StageBase:
     config: StageConfig         # a private copy the stage may change
     key: str                    # the parent key of the first step
     cache_note: str = ""        # why the first step missed when no build ran it from this base
+    # A base image still being pulled: called before the stage reads its root or its
+    # layers, it waits for the pull and fills `layers` (builder.py, heldoutput.py).
+    ready: Callable[[], None] | None = None
 
 
 @dataclass
@@ -181,11 +184,15 @@ def run_stage(ctx: BuildRun, stage: Stage, base: StageBase, first_step: int,
         root.close()
     ctx.steps.end()  # writing the stage's layer below is no step's time
     ctx.stage_ends[stage.index] = key
-    layers = list(base.layers)
     # A stage only copied from has no use for its layer: none is written (and a stage served
     # from a shared cache then downloads nothing).
-    if root.tops and layer_needed:
-        layers.append(_stage_layer(ctx, cache, stage, key, root, folder, pending is None))
+    own = _stage_layer(ctx, cache, stage, key, root, folder, pending is None) \
+        if root.tops and layer_needed else None
+    if base.ready is not None:   # the stage layer above was fetched while the base came
+        base.ready()
+    layers = list(base.layers)
+    if own is not None:
+        layers.append(own)
         if layer_entry is None:
             config.add_history("stage changes", ctx.build_time or now_utc(), empty_layer=False)
         else:

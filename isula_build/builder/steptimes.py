@@ -18,15 +18,18 @@ class StepClock:
         self._step: int | None = None
         self._since = self._started
 
-    def begin(self, step: int) -> None:
-        """Step `step` starts (its STEP line was logged); the one before it has ended."""
-        self.end()
-        self._step, self._since = step, time.monotonic()
+    def begin(self, step: int, at: float | None = None) -> None:
+        """Step `step` starts (its STEP line was logged); the one before it has ended. at: when
+        (time.monotonic()), for a stage whose lines were held back (builder/heldoutput.py)."""
+        now = time.monotonic() if at is None else at
+        self.end(now)
+        self._step, self._since = step, now
 
-    def end(self) -> None:
+    def end(self, at: float | None = None) -> None:
         """The running step, if any, has ended."""
         if self._step is not None and self._report is not None:
-            self._report(StepTime(self._step, time.monotonic() - self._since))
+            now = time.monotonic() if at is None else at
+            self._report(StepTime(self._step, now - self._since))
         self._step = None
 
     def finish(self) -> None:

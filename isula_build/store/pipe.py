@@ -96,18 +96,19 @@ class BackgroundWriter:
 
 
 def copy_checked_tar(stream: BinaryIO | ChunkSource, fd: int, limit: int | None = None,
-                     counted: Callable[[int], None] | None = None) -> tuple[str, int]:
+                     counted: Callable[[int], None] | None = None,
+                     drop_behind: bool = False) -> tuple[str, int]:
     """Copies an uncompressed layer tar read once from stream to fd: the tar checks on this
     thread while the writer's thread hashes and writes; (sha256 hex, size). InvalidArgument
     for a tar the checker refuses; ResourceExhausted past limit bytes. counted is told each
-    chunk's length before it is written (the store's free-space meter may refuse it). The
-    layer's pages leave the page cache as they reach the disk: it is read again only when an
-    image is extracted, pushed or saved, maybe never."""
+    chunk's length before it is written (the store's free-space meter may refuse it).
+    drop_behind: the layer's pages leave the page cache as they reach the disk (for a layer
+    that came over the network, read again only when a build extracts it, maybe never)."""
     checker = TarStreamChecker()
     hasher = hashlib.sha256()
     size = 0
     chunks, plain = (stream, None) if isinstance(stream, ChunkSource) else (None, stream)
-    with BackgroundWriter(fd, hasher, drop_behind=True) as out:
+    with BackgroundWriter(fd, hasher, drop_behind) as out:
         while True:
             buffer: bytearray | None = None
             if chunks is not None:   # handed on as they are

@@ -144,10 +144,11 @@ class Store:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def writer(self) -> ImageWriter:
-        """A writer for one image; use it as a context manager (see ImageWriter)."""
+    def writer(self, drop_behind: bool = False) -> ImageWriter:
+        """A writer for one image; use it as a context manager (see ImageWriter).
+        drop_behind: its layers leave the page cache as they reach the disk (a pull's)."""
         from isula_build.store.writer import ImageWriter
-        return ImageWriter(self)
+        return ImageWriter(self, drop_behind)
 
     def tag(self, ref: str, name: str) -> ImageRecord:
         """Adds name to the image ref; never removes another name of it (SPEC §9). A name that

@@ -46,9 +46,10 @@ class StoreDestination(ImageDestination):
     # stores the layers it downloads side by side.
     parallel_layers = 4
 
-    def __init__(self, store: Store, names: Sequence[str]) -> None:
+    def __init__(self, store: Store, names: Sequence[str], drop_behind: bool = False) -> None:
+        """drop_behind: see Store.writer (a pull's layers)."""
         self._names = list(names)
-        self._writer: ImageWriter = store.writer()
+        self._writer: ImageWriter = store.writer(drop_behind)
 
     def has_layer(self, layer: LayerInfo) -> bool:
         # copy_image does not copy a layer found here, so the image will rely on the stored one:

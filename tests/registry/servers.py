@@ -8,6 +8,7 @@ import base64
 import datetime
 import http.server
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -16,6 +17,7 @@ import urllib.parse
 import urllib.request
 import uuid
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -324,7 +326,24 @@ class CuttingProxy(_Listener):
             s.close()
 
 
-class KillingProxy(_Listener):
+class _RequestProxy(_Listener):
+    """A proxy that sees each connection's first request (the registry client opens one
+    connection a request) and answers it in _answer, on a thread of its own."""
+
+    def _connected(self, client: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            head = _request_head(client)
+            if head is not None:
+                self._answer(client, head, head.split(b"\r\n", 1)[0].decode())
+
+    def _answer(self, client: socket.socket, head: bytes, line: str) -> None:
+        raise NotImplementedError
+
+
+class KillingProxy(_RequestProxy):
     """Forwards each connection (the registry client opens one a request) to `registry`
     until a request GETs one of `blobs`: then the registry is stopped and the connection cut
     (a registry going down in the middle of a build's import)."""
@@ -335,33 +354,85 @@ class KillingProxy(_Listener):
         self.killed = False
         super().__init__()
 
-    def _connected(self, client: socket.socket) -> None:
-        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+    def _answer(self, client: socket.socket, head: bytes, line: str) -> None:
+        if self.killed or (line.startswith("GET ") and any(blob in line for blob in self.blobs)):
+            self.killed = True
+            self.registry.stop()
+            return
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.registry.port))
+        except OSError:
+            return
+        with upstream:
+            upstream.sendall(head)
+            _relay(client, upstream)
 
-    def _serve(self, client: socket.socket) -> None:
-        with client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = client.recv(65536)
-                if not data:
-                    return
-                head += data
-            line = head.split(b"\r\n", 1)[0].decode()
-            if self.killed or (line.startswith("GET ") and
-                               any(blob in line for blob in self.blobs)):
-                self.killed = True
-                self.registry.stop()
+
+def _request_head(client: socket.socket) -> bytes | None:
+    """The request line and headers; None when the client closes first or starts a TLS
+    handshake (plain HTTP only, as a registry without TLS answers)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = client.recv(65536)
+        if not data or head + data[:1] == b"\x16":
+            return None
+        head += data
+    return head
+
+
+def _relay(client: socket.socket, upstream: socket.socket) -> None:
+    """Both directions until each side is done."""
+    back = threading.Thread(target=_forward, args=(client, upstream), daemon=True)
+    back.start()
+    _forward(upstream, client)
+    back.join()
+
+
+class BlobProxy(_RequestProxy):
+    """Forwards each connection (one request each, as the registry client makes them) to
+    `registry`, except for the blob GETs it was told about:
+    - a GET of one of `held` waits until a GET of one of `opening` has been answered in full
+      (or `timeout` seconds: then `timed_out` is set), so a test can tell which came first;
+    - a GET of one of `corrupt` is answered with one byte of the body changed."""
+
+    def __init__(self, registry: Registry, held: Iterable[str] = (),
+                 opening: Iterable[str] = (), corrupt: Iterable[str] = (),
+                 timeout: float = 30.0) -> None:
+        self.registry = registry
+        self.held, self.opening, self.corrupt = set(held), set(opening), set(corrupt)
+        self.timeout = timeout
+        self.opened = threading.Event()
+        self.timed_out = False
+        self.corrupted = 0
+        super().__init__()
+
+    def _answer(self, client: socket.socket, head: bytes, line: str) -> None:
+        def names(blobs: set[str]) -> bool:
+            return line.startswith("GET ") and any(blob in line for blob in blobs)
+
+        if names(self.held) and not self.opened.wait(self.timeout):
+            self.timed_out = True
+        with socket.create_connection(("127.0.0.1", self.registry.port)) as upstream:
+            upstream.sendall(head)
+            if names(self.corrupt):
+                self._send_corrupted(upstream, client)
                 return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.registry.port))
-            except OSError:
-                return
-            with upstream:
-                upstream.sendall(head)
-                back = threading.Thread(target=_forward, args=(client, upstream), daemon=True)
-                back.start()
-                _forward(upstream, client)
-                back.join()
+            _relay(client, upstream)
+        if names(self.opening):
+            self.opened.set()
+
+    def _send_corrupted(self, upstream: socket.socket, client: socket.socket) -> None:
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += upstream.recv(65536)
+        head, _, body = response.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            body += upstream.recv(65536)
+        body = bytearray(body)
+        body[length // 2] ^= 0xFF
+        self.corrupted += 1
+        client.sendall(head + b"\r\n\r\n" + bytes(body))
 
 
 def _forward(src: socket.socket, dst: socket.socket) -> None:

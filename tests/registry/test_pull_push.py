@@ -3,8 +3,11 @@ the handlers and the build engine use; round trips with skopeo."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,9 @@ import pytest
 from isula_build.distribution.pull import pull_image
 from isula_build.distribution.push import push_image
 from isula_build.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryUnavailable
+from isula_build.store.fsutil import WRITEBACK_STEP
 from tests.registry.conftest import import_busybox
+from tests.store.pagecache import resident_bytes
 
 COPY_LINES = ["Getting image source signatures", "Writing manifest to image destination",
               "Storing signatures"]
@@ -76,6 +81,28 @@ def test_second_push_does_not_recompress(make_state, plain_registry, big_layer_t
     assert oci["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert oci["layers"][0]["digest"] == raw["layers"][0]["digest"]
     assert oci["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def test_a_pulled_layer_leaves_the_page_cache_an_imported_one_stays(
+        make_state, plain_registry, tmp_path: Path) -> None:
+    layer = tmp_path / "big.tar"
+    with tarfile.open(layer, "w") as tar:
+        info = tarfile.TarInfo("blob.bin")
+        info.size = 5 * WRITEBACK_STEP
+        tar.addfile(info, io.BytesIO(os.urandom(info.size)))
+    host = plain_registry.host
+    pusher, puller = make_state("pusher", insecure=(host,)), make_state("puller", insecure=(host,))
+    import_busybox(pusher, layer, f"{host}/big:1")
+    imported = pusher.store.lookup(f"{host}/big:1").layers[0].diff_id
+    # A local copy keeps its pages (a save or push often reads it next)...
+    assert resident_bytes(pusher.store.layer_blob_path(imported)) > 4 * WRITEBACK_STEP
+    push_image(pusher.store, pusher.registry, f"{host}/big:1", f"{host}/big:1", "docker",
+               lambda line: None)
+    pulled = pull_image(puller.store, puller.registry, f"{host}/big:1", lambda line: None)
+    # ...a pulled one leaves them as it reaches the disk, all but the last steps.
+    blob = puller.store.layer_blob_path(pulled.layers[0].diff_id)
+    assert resident_bytes(blob) <= 2 * WRITEBACK_STEP
+    assert blob.read_bytes() == pusher.store.layer_blob_path(imported).read_bytes()
 
 
 def test_skopeo_pushed_image_is_pulled(make_state, plain_registry, busybox_tar, tmp_path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry.servers import GarbageServer, KillingProxy
+from tests.registry.servers import BlobProxy, GarbageServer, KillingProxy
 from tests.registry.test_e2e import _registries_toml
 
 STATIC = "build-time=2020-01-01 00:00:00"
@@ -153,6 +153,75 @@ def test_a_fleet_shares_the_cache_through_the_registry(fleet: Fleet) -> None:
     assert changed != image_a
     assert _ran(out) == ["ran-builder", "ran-last"]   # the steps after the edited file only
     assert "cache miss: file src/file3.c changed" in out
+
+
+# One stage: its layer is fetched from the cache before the stage needs its base's layers. (A
+# stage only copied from waits for its base at its end, having no layer to fetch meanwhile.)
+ONE_STAGE = """FROM {base}
+COPY src /src
+RUN echo ran-final && cat /src/* > /all && dd if=/dev/urandom of=/blob bs=64k count=8
+ENV BUILT=yes
+"""
+
+
+def _one_stage(fleet: Fleet, name: str, base_host: str) -> Path:
+    ctx = fleet.tmp / f"one-stage-{name}"
+    shutil.copytree(fleet.context(name) / "src", ctx / "src")
+    (ctx / "Dockerfile").write_text(ONE_STAGE.format(base=fleet.base.replace(
+        fleet.registry.host, base_host)))
+    return ctx
+
+
+def _through(fleet: Fleet, name: str, proxy: BlobProxy) -> Path:
+    """Daemon `name` reaching the registry through proxy, and the one-stage context with its
+    FROM naming the base image there too (the same image: the cache keys are made of its ID,
+    not of its name)."""
+    daemon = fleet.clients[name].daemon
+    _registries_toml(daemon, [fleet.registry.host, proxy.host])
+    daemon.restart()
+    return _one_stage(fleet, name, proxy.host)
+
+
+def _base_layer(fleet: Fleet) -> str:
+    return _skopeo_raw(fleet.base)["layers"][0]["digest"]
+
+
+def test_the_base_is_pulled_while_the_cache_s_layers_are_fetched(fleet: Fleet) -> None:
+    image_a, _ = fleet.build("a", "--cache-to", fleet.cache_ref,
+                             ctx=_one_stage(fleet, "a", fleet.registry.host))
+    cached = {layer["digest"] for layer in _skopeo_raw(fleet.cache_ref)["layers"]}
+    # The base image's layer is answered only once a layer of the cache has been: B gets
+    # there only by fetching the stage's layer while its FROM is still pulling.
+    proxy = BlobProxy(fleet.registry, held={_base_layer(fleet)}, opening=cached)
+    ctx = _through(fleet, "b", proxy)
+    image, out = fleet.build("b", "--cache-from", f"{proxy.host}/cache/app:latest", ctx=ctx)
+    assert not proxy.timed_out
+    assert image == image_a and "ran-final" not in out.splitlines() and "[Warning]" not in out
+    lines = out.splitlines()
+    # The original's output all the same: every line of the pull before the next STEP.
+    pulled = lines.index("Storing signatures")
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("STEP  2:"))
+    assert lines[0].startswith("STEP  1: FROM ") and 0 < pulled < first_step, out
+    assert [line for line in lines[first_step:] if line.startswith("STEP")] == [
+        "STEP  2: COPY src /src", f"STEP  3: {ONE_STAGE.splitlines()[2]}",
+        "STEP  4: ENV BUILT=yes"]
+    assert out.count(USING) == 3, out
+
+
+def test_a_base_that_fails_to_pull_meanwhile_fails_the_build(fleet: Fleet) -> None:
+    fleet.build("a", "--cache-to", fleet.cache_ref, ctx=_one_stage(fleet, "a", fleet.registry.host))
+    proxy = BlobProxy(fleet.registry, corrupt={_base_layer(fleet)})
+    ctx = _through(fleet, "b", proxy)
+    result = fleet.clients["b"]("ctr-img", "build", "--build-static", STATIC, "--cache-from",
+                                f"{proxy.host}/cache/app:latest", str(ctx), check=False)
+    assert proxy.corrupted and result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f'base image "{proxy.host}/base/busybox:1" not found in the local store, and ' \
+           "pulling it failed" in output and "digest mismatch" in output, output
+    # As without the overlap: the pull's error ends the output, no step of the stage after it.
+    assert "STEP  2:" not in output and USING not in output, output
+    images = fleet.clients["b"]("ctr-img", "images").stdout
+    assert "busybox" not in images and "<none>" not in images, images
 
 
 def test_two_exports_at_once_leave_one_whole_cache(fleet: Fleet) -> None:

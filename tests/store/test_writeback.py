@@ -5,10 +5,8 @@ that ends it waits for the last few MiB only, and a layer's pages leave the page
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import io
-import mmap
 import os
 import tarfile
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 from isula_build.store import fsutil
 from isula_build.registry.pipeline import _filled
 from isula_build.store.pipe import CHUNK, BackgroundWriter, copy_checked_tar
+from tests.store.pagecache import resident_bytes
 
 
 def test_the_writer_starts_the_disk_writes_of_each_step_it_wrote(
@@ -47,22 +46,6 @@ def test_the_writer_starts_the_disk_writes_of_each_step_it_wrote(
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
-def _resident_bytes(path: Path) -> int:
-    """How much of the file is in the page cache (mincore over a mapping nobody touches)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    size = path.stat().st_size
-    pages = -(-size // mmap.PAGESIZE)
-    vector = (ctypes.c_ubyte * pages)()
-    with open(path, "r+b") as file, mmap.mmap(file.fileno(), size) as mapping:
-        anchor = ctypes.c_char.from_buffer(mapping)
-        try:
-            assert libc.mincore(ctypes.addressof(anchor), size, vector) == 0, ctypes.get_errno()
-        finally:
-            del anchor   # the mapping cannot close while a ctypes object holds its buffer
-    return sum(byte & 1 for byte in vector) * mmap.PAGESIZE
-
-
 def _write_through(path: Path, data: bytes, drop_behind: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
@@ -81,8 +64,8 @@ def test_a_layer_s_pages_leave_the_page_cache_once_on_disk(tmp_path: Path) -> No
     _write_through(dropped, data, drop_behind=True)
     _write_through(kept, data, drop_behind=False)
     # Every step but the last two went to disk and out of memory while the file was written.
-    assert _resident_bytes(dropped) <= 2 * step
-    assert _resident_bytes(kept) == len(data)   # a COPY's file stays for the commit to read
+    assert resident_bytes(dropped) <= 2 * step
+    assert resident_bytes(kept) == len(data)   # a COPY's file stays for the commit to read
     assert dropped.read_bytes() == data == kept.read_bytes()
 
 
@@ -99,7 +82,7 @@ def test_copy_checked_tar_writes_behind(tmp_path: Path, monkeypatch: pytest.Monk
     layer.seek(0)
     fd = os.open(tmp_path / "layer", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        copy_checked_tar(layer, fd)
+        copy_checked_tar(layer, fd, drop_behind=True)
     finally:
         os.close(fd)
     step = fsutil.WRITEBACK_STEP
