@@ -49,7 +49,6 @@ from isula_build.dockerfile import BuildPlan, DockerfileError, parse_dockerfile
 from isula_build.errors import (Cancelled, FailedPrecondition, InvalidArgument, IsulaBuildError,
                                 Unimplemented, at_line)
 from isula_build.distribution.pull import PullUnderWay
-from isula_build.image import config as image_config
 from isula_build.image.layerfile import VerifiedLayerFile
 from isula_build.image.platform import Platform, host_platform, parse_platforms
 from isula_build.progress import Report
@@ -439,7 +438,6 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
             return record_base(ref, found, platform)
         pull = found
         try:
-            diff_ids = image_config.diff_ids(image_config.parse_config(pull.config))
             config = StageConfig.from_bytes(pull.config)
         except BaseException:
             try:
@@ -480,7 +478,7 @@ def _run_stages(ctx: BuildRun, plan: BuildPlan, env: BuildEnvironment, pins: _Pi
 
         sctx.materialize = materialize_when_ready
         base = StageBase(
-            RootStack([store.layer_dir_path(diff_id) for diff_id in reversed(diff_ids)],
+            RootStack([store.layer_dir_path(diff_id) for diff_id in reversed(pull.diff_ids)],
                       "sha256:" + pull.image_id),
             [],   # filled by ready()
             config,

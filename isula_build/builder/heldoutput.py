@@ -25,21 +25,20 @@ class HeldOutput:
 
     def __init__(self, log: Callable[[str], None], steps: StepClock) -> None:
         self._out_log = log
-        self._out_steps = steps
         self._lock = threading.Lock()
         self._held: list[Callable[[], None]] | None = []   # None once let out or dropped
-        self.steps: StepClock = _HeldClock(self)
+        self.steps: StepClock = _HeldClock(self, steps)
 
-    def _add(self, event: Callable[[], None]) -> bool:
+    def emit(self, event: Callable[[], None]) -> None:
+        """Holds the event (a line logged, a step begun or ended), or does it once let out."""
         with self._lock:
-            if self._held is None:
-                return False
-            self._held.append(event)
-            return True
+            if self._held is not None:
+                self._held.append(event)
+                return
+        event()
 
     def log(self, line: str) -> None:
-        if not self._add(lambda: self._out_log(line)):
-            self._out_log(line)
+        self.emit(lambda: self._out_log(line))
 
     def release(self) -> None:
         """Lets the held lines out in order; later ones go straight out."""
@@ -53,26 +52,20 @@ class HeldOutput:
         with self._lock:
             self._held = None
 
-    def _begin(self, step: int, at: float | None) -> None:
-        when = time.monotonic() if at is None else at
-        if not self._add(lambda: self._out_steps.begin(step, when)):
-            self._out_steps.begin(step, when)
-
-    def _end(self, at: float | None) -> None:
-        when = time.monotonic() if at is None else at
-        if not self._add(lambda: self._out_steps.end(when)):
-            self._out_steps.end(when)
-
 
 class _HeldClock(StepClock):
-    """The stage's step clock: begin and end go through the held output, with their times."""
+    """The stage's step clock: begin and end go through the held output, each with the time
+    it happened."""
 
-    def __init__(self, held: HeldOutput) -> None:
+    def __init__(self, held: HeldOutput, clock: StepClock) -> None:
         super().__init__(None)
         self._held_output = held
+        self._clock = clock
 
     def begin(self, step: int, at: float | None = None) -> None:
-        self._held_output._begin(step, at)
+        when = time.monotonic() if at is None else at
+        self._held_output.emit(lambda: self._clock.begin(step, when))
 
     def end(self, at: float | None = None) -> None:
-        self._held_output._end(at)
+        when = time.monotonic() if at is None else at
+        self._held_output.emit(lambda: self._clock.end(when))

@@ -52,12 +52,23 @@ def pull_image(store: Store, settings: RegistrySettings, name: str,
 
 def _pull(store: Store, settings: RegistrySettings, ref: RemoteRef, log: Callable[[str], None],
           progress: Report | None, platform: Platform | None, named: bool) -> ImageRecord:
-    blobinfo = BlobInfoCache(settings.data_root)
+    source, blobinfo = _open(settings, ref, platform)
     try:
-        source = RegistrySource(open_client(settings, ref), ref, blobinfo, platform=platform)
         return _copy(store, source, ref, log, progress, named)
     finally:
         blobinfo.close()
+
+
+def _open(settings: RegistrySettings, ref: RemoteRef,
+          platform: Platform | None) -> tuple[RegistrySource, BlobInfoCache]:
+    """The image's manifest and config, fetched; the blob-info cache is the caller's to close."""
+    blobinfo = BlobInfoCache(settings.data_root)
+    try:
+        return RegistrySource(open_client(settings, ref), ref, blobinfo, platform=platform), \
+            blobinfo
+    except BaseException:
+        blobinfo.close()
+        raise
 
 
 def _copy(store: Store, source: RegistrySource, ref: RemoteRef, log: Callable[[str], None],
@@ -77,8 +88,10 @@ class PullUnderWay:
     steps up in a cache, and fetch what they hit, before it needs the base image's layers.
     Every line of the copy goes to the pull's log, from that thread."""
 
-    def __init__(self, config: bytes, copy: Callable[[], ImageRecord]) -> None:
+    def __init__(self, config: bytes, diff_ids: list[str],
+                 copy: Callable[[], ImageRecord]) -> None:
         self.config = config
+        self.diff_ids = diff_ids   # the layers to come, bottom first
         self.image_id = hashlib.sha256(config).hexdigest()
         self._record: ImageRecord | None = None
         self._error: BaseException | None = None
@@ -112,16 +125,12 @@ def start_pull(store: Store, settings: RegistrySettings, name: str,
     if len(candidates) != 1:
         return pull_image(store, settings, name, log, progress, platform, named)
     ref = candidates[0]
-    blobinfo = BlobInfoCache(settings.data_root)
-    try:
-        source = RegistrySource(open_client(settings, ref), ref, blobinfo, platform=platform)
-    except BaseException:
-        blobinfo.close()
-        raise
+    source, blobinfo = _open(settings, ref, platform)
 
     def copy() -> ImageRecord:
         try:
             return _copy(store, source, ref, log, progress, named)
         finally:
             blobinfo.close()
-    return PullUnderWay(source.config_bytes(), copy)
+    diff_ids = [layer.diff_id for layer in source.layers() if layer.diff_id is not None]
+    return PullUnderWay(source.config_bytes(), diff_ids, copy)
