@@ -103,7 +103,7 @@ def _write_layer_file(stream: BinaryIO | ChunkSource, path: Path, diff_id: str,
     decompressing, checking, and hashing with writing, each on a thread of its own), trusted
     only with the diff ID the cache recorded."""
     with open(path, "wb") as out:
-        digest, size = copy_checked_tar(stream, out.fileno(), drop_behind=True)   # as a pull
+        digest, size = copy_checked_tar(stream, out.fileno(), uncached=True)   # as a pull
         if f"sha256:{digest}" != diff_id:
             raise InvalidArgument(f"{mismatch} sha256:{digest}, the cache says {diff_id}")
         _log.info("shared cache: fetched stage layer %s (%d bytes)", diff_id, size)

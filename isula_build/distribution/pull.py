@@ -73,10 +73,10 @@ def _open(settings: RegistrySettings, ref: RemoteRef,
 
 def _copy(store: Store, source: RegistrySource, ref: RemoteRef, log: Callable[[str], None],
           progress: Report | None, named: bool) -> ImageRecord:
-    # The layers leave the page cache once on disk (store/fsutil.EarlyWriteback): a pulled
+    # The layers are written past the page cache (store/fsutil.DirectWriter): a pulled
     # image is read again only when a build extracts it, and may be many GB.
     with source as src, StoreDestination(store, [ref.name] if named else [],
-                                         drop_behind=True) as dst:
+                                         uncached=True) as dst:
         image_id = copy_image(src, dst, log, progress)
     _log.info("pulled %s as image %s", ref.name, image_id)
     return store.lookup(image_id)

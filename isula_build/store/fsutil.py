@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import mmap
 import os
 import stat
 import tempfile
@@ -52,9 +54,10 @@ class EarlyWriteback:
     works while the CPU does. Only an fsync makes the file durable; this only starts writes,
     and a filesystem without it just leaves them to the fsync.
 
-    With drop_behind, each step's pages also leave the page cache once they are on disk (as
-    `dd oflag=nocache` does), a step after their writes were started: a file nobody reads
-    soon (a layer of a pulled image) then holds two steps of memory instead of its size. A
+    With drop_behind (for a file nobody reads soon, a layer of a pulled image, on a
+    filesystem that refuses DirectWriter's O_DIRECT), each step's pages also leave the page
+    cache once they are on disk (as `dd oflag=nocache` does), a step after their writes were
+    started: the file then holds two steps of memory instead of its size. A
     pull of many GB does not push out of memory what the server is using, and the writes
     reuse the same few MiB of page cache: on a VM whose host takes back the guest's free
     memory (this one: 224 MB written into fresh page cache cost 0.65 CPU-s instead of 0.05),
@@ -92,6 +95,81 @@ def _drop_written(fd: int, offset: int, length: int) -> None:
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
     except OSError:
         pass
+
+
+# One O_DIRECT write: the write waits for the device, so it must be large for that wait to be
+# paid rarely (this VM's disk: 1 MiB writes 0.70 GB/s, 4 MiB 2.0 GB/s).
+DIRECT_BLOCK = 4 << 20
+# What O_DIRECT asks of the buffer's address, the length and the offset of each write: the
+# logical block size of the device (512 or 4096 bytes); a page satisfies both.
+_DIRECT_ALIGN = mmap.PAGESIZE
+
+
+class DirectWriter:
+    """Writes a file front to back past the page cache (O_DIRECT), for a file nobody reads
+    soon (a pulled layer): its bytes are gathered into one page-aligned block and written
+    from there straight to the disk, so writing it neither grows the page cache nor copies
+    into it. On a VM whose host takes back the guest's free memory, growing the page cache is
+    what a big write costs most (224 MB into fresh page cache: 0.65 CPU-s; through O_DIRECT:
+    0.04). The last, partial block is written through the page cache as usual.
+
+    open() returns None where the filesystem refuses O_DIRECT (tmpfs, some FUSE ones): the
+    caller writes as usual. close() writes the rest and gives the descriptor its flags back;
+    only an fsync makes the file durable, as for any write."""
+
+    def __init__(self, fd: int, flags: int) -> None:
+        self._fd = fd
+        self._flags = flags
+        self._block = mmap.mmap(-1, DIRECT_BLOCK)
+        self._view = memoryview(self._block)
+        self._filled = 0
+
+    @classmethod
+    def open(cls, fd: int) -> DirectWriter | None:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None   # O_DIRECT on a pipe means something else (packets)
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+        except OSError:
+            return None
+        return cls(fd, flags)
+
+    def write(self, data: memoryview) -> None:
+        while data:
+            n = min(len(data), DIRECT_BLOCK - self._filled)
+            self._view[self._filled:self._filled + n] = data[:n]
+            self._filled += n
+            data = data[n:]
+            if self._filled == DIRECT_BLOCK:
+                self._write_block(DIRECT_BLOCK)
+
+    def _write_block(self, length: int) -> None:
+        written = os.write(self._fd, self._view[:length])
+        if written != length:
+            # A short write (the disk filling up) leaves the offset unaligned: the rest goes
+            # through the page cache, where the next write reports the error if there is one.
+            self._buffered()
+            write_all(self._fd, self._view[written:length])
+        self._filled = 0
+
+    def _buffered(self) -> None:
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags)
+
+    def close(self, write_rest: bool = True) -> None:
+        """Writes what is gathered (unless a write failed before: write_rest=False)."""
+        try:
+            if not write_rest:
+                return
+            aligned = self._filled - self._filled % _DIRECT_ALIGN
+            rest = self._filled - aligned
+            if aligned:
+                self._write_block(aligned)
+            self._buffered()
+            write_all(self._fd, self._view[aligned:aligned + rest])
+        finally:
+            self._view.release()
+            self._block.close()
 
 
 def write_durable_tmp(directory: Path, prefix: str, data: bytes, mode: int = 0o600) -> Path:

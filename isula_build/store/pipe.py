@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 from isula_build.errors import ResourceExhausted
 from isula_build.image.tarsafety import TarStreamChecker
-from isula_build.store.fsutil import EarlyWriteback, write_all
+from isula_build.store.fsutil import DirectWriter, EarlyWriteback, write_all
 
 Chunk = bytes | bytearray | memoryview
 
@@ -36,15 +36,18 @@ _BUFFERS = 4
 class BackgroundWriter:
     """Writes filled buffers to fd in order on a worker thread and hands them back for reuse;
     with `hasher`, each buffer is hashed there too, just before it is written (hashlib releases
-    the GIL, so this runs beside the reader's work). drop_behind: see fsutil.EarlyWriteback.
+    the GIL, so this runs beside the reader's work). uncached: the file is written past the
+    page cache (fsutil.DirectWriter) or, where its filesystem refuses that, its pages are
+    dropped once on disk (fsutil.EarlyWriteback).
 
     Use as a context manager; leaving it waits for every write and re-raises a write error.
     """
 
-    def __init__(self, fd: int, hasher: _Hash | None = None, drop_behind: bool = False) -> None:
+    def __init__(self, fd: int, hasher: _Hash | None = None, uncached: bool = False) -> None:
         self._fd = fd
         self._hasher = hasher
-        self._writeback = EarlyWriteback(fd, drop_behind)
+        self._direct = DirectWriter.open(fd) if uncached else None
+        self._writeback = EarlyWriteback(fd, uncached)
         self._free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(_BUFFERS):
             self._free.put(bytearray(CHUNK))
@@ -88,27 +91,35 @@ class BackgroundWriter:
                 if self._hasher is not None:
                     self._hasher.update(data)
                 try:
-                    write_all(self._fd, data)
-                    self._writeback.wrote(length)
+                    if self._direct is not None:
+                        self._direct.write(data)
+                    else:
+                        write_all(self._fd, data)
+                        self._writeback.wrote(length)
                 except OSError as exc:
                     self._error = exc  # reported to the reader at its next buffer or at exit
             self._free.put(free)
+        if self._direct is not None:
+            try:
+                self._direct.close(write_rest=self._error is None)
+            except OSError as exc:
+                self._error = exc
 
 
 def copy_checked_tar(stream: BinaryIO | ChunkSource, fd: int, limit: int | None = None,
                      counted: Callable[[int], None] | None = None,
-                     drop_behind: bool = False) -> tuple[str, int]:
+                     uncached: bool = False) -> tuple[str, int]:
     """Copies an uncompressed layer tar read once from stream to fd: the tar checks on this
     thread while the writer's thread hashes and writes; (sha256 hex, size). InvalidArgument
     for a tar the checker refuses; ResourceExhausted past limit bytes. counted is told each
     chunk's length before it is written (the store's free-space meter may refuse it).
-    drop_behind: the layer's pages leave the page cache as they reach the disk (for a layer
-    that came over the network, read again only when a build extracts it, maybe never)."""
+    uncached: the layer is written past the page cache (for a layer that came over the
+    network, read again only when a build extracts it, maybe never); see BackgroundWriter."""
     checker = TarStreamChecker()
     hasher = hashlib.sha256()
     size = 0
     chunks, plain = (stream, None) if isinstance(stream, ChunkSource) else (None, stream)
-    with BackgroundWriter(fd, hasher, drop_behind) as out:
+    with BackgroundWriter(fd, hasher, uncached) as out:
         while True:
             buffer: bytearray | None = None
             if chunks is not None:   # handed on as they are

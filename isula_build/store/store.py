@@ -144,11 +144,11 @@ class Store:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def writer(self, drop_behind: bool = False) -> ImageWriter:
+    def writer(self, uncached: bool = False) -> ImageWriter:
         """A writer for one image; use it as a context manager (see ImageWriter).
-        drop_behind: its layers leave the page cache as they reach the disk (a pull's)."""
+        uncached: its layers are written past the page cache (a pull's: fsutil.DirectWriter)."""
         from isula_build.store.writer import ImageWriter
-        return ImageWriter(self, drop_behind)
+        return ImageWriter(self, uncached)
 
     def tag(self, ref: str, name: str) -> ImageRecord:
         """Adds name to the image ref; never removes another name of it (SPEC §9). A name that

@@ -63,9 +63,9 @@ def _check_expected(expected_diff_id: str | None) -> None:
 
 
 class ImageWriter:
-    def __init__(self, store: Store, drop_behind: bool = False) -> None:
+    def __init__(self, store: Store, uncached: bool = False) -> None:
         self._store = store
-        self._drop_behind = drop_behind   # see fsutil.EarlyWriteback
+        self._uncached = uncached   # see Store.writer
         self._layers: dict[str, LayerRecord] = {}  # put through this writer, by diff ID
         self._made: set[str] = set()  # blob hexes this writer installed
         self._config: bytes | None = None
@@ -138,7 +138,7 @@ class ImageWriter:
         tmp = self._store.layout.tmp
         fd, tmp_name = tempfile.mkstemp(prefix="layer-", dir=tmp)
         try:
-            digest, size = self._copy_checked(stream, fd, limit, space, self._drop_behind)
+            digest, size = self._copy_checked(stream, fd, limit, space, self._uncached)
             os.fsync(fd)
             os.close(fd)
             fd = -1
@@ -195,8 +195,8 @@ class ImageWriter:
 
     @staticmethod
     def _copy_checked(stream: BinaryIO, fd: int, limit: int | None,
-                      space: SpaceMeter, drop_behind: bool) -> tuple[str, int]:
-        return copy_checked_tar(stream, fd, limit, space.wrote, drop_behind)
+                      space: SpaceMeter, uncached: bool) -> tuple[str, int]:
+        return copy_checked_tar(stream, fd, limit, space.wrote, uncached)
 
     def _install(self, hex_digest: str, tmp_path: Path) -> None:
         """Moves a complete, fsynced temporary file to blobs/<hex> (pinned first against gc)."""

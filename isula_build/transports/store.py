@@ -46,10 +46,10 @@ class StoreDestination(ImageDestination):
     # stores the layers it downloads side by side.
     parallel_layers = 4
 
-    def __init__(self, store: Store, names: Sequence[str], drop_behind: bool = False) -> None:
-        """drop_behind: see Store.writer (a pull's layers)."""
+    def __init__(self, store: Store, names: Sequence[str], uncached: bool = False) -> None:
+        """uncached: see Store.writer (a pull's layers)."""
         self._names = list(names)
-        self._writer: ImageWriter = store.writer(drop_behind)
+        self._writer: ImageWriter = store.writer(uncached)
 
     def has_layer(self, layer: LayerInfo) -> bool:
         # copy_image does not copy a layer found here, so the image will rely on the stored one:

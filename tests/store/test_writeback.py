@@ -1,10 +1,12 @@
 """Writing a layer as it arrives: a big file's disk writes start while it is written, so the fsync
 that ends it waits for the last few MiB only, and a layer's pages leave the page cache once on disk
-(store/fsutil.EarlyWriteback); a pipeline's chunks are written as they are, never copied
+(store/fsutil.EarlyWriteback), or never enter it (fsutil.DirectWriter); a pipeline's chunks are written as they are, never copied
 (store/pipe.copy_checked_tar)."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -46,10 +48,10 @@ def test_the_writer_starts_the_disk_writes_of_each_step_it_wrote(
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
-def _write_through(path: Path, data: bytes, drop_behind: bool) -> None:
+def _write_through(path: Path, data: bytes, uncached: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        with BackgroundWriter(fd, drop_behind=drop_behind) as out:
+        with BackgroundWriter(fd, uncached=uncached) as out:
             for start in range(0, len(data), CHUNK):
                 out.write_chunk(data[start:start + CHUNK])
         os.fsync(fd)
@@ -58,18 +60,30 @@ def _write_through(path: Path, data: bytes, drop_behind: bool) -> None:
 
 
 def test_a_layer_s_pages_leave_the_page_cache_once_on_disk(tmp_path: Path) -> None:
-    step = fsutil.WRITEBACK_STEP
-    data = os.urandom(CHUNK) * (6 * step // CHUNK)
+    data = os.urandom(CHUNK) * (6 * fsutil.WRITEBACK_STEP // CHUNK) + os.urandom(5000)
     dropped, kept = tmp_path / "layer", tmp_path / "copied-file"
-    _write_through(dropped, data, drop_behind=True)
-    _write_through(kept, data, drop_behind=False)
-    # Every step but the last two went to disk and out of memory while the file was written.
-    assert resident_bytes(dropped) <= 2 * step
-    assert resident_bytes(kept) == len(data)   # a COPY's file stays for the commit to read
+    _write_through(dropped, data, uncached=True)
+    _write_through(kept, data, uncached=False)
+    # Written past the page cache (O_DIRECT), all but the last partial block.
+    assert resident_bytes(dropped) < fsutil.DIRECT_BLOCK
+    assert resident_bytes(kept) >= len(data)   # a COPY's file stays, for the commit to read
     assert dropped.read_bytes() == data == kept.read_bytes()
 
 
-def test_copy_checked_tar_writes_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _refuse_o_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes fcntl refuse O_DIRECT, as a filesystem without it does (EINVAL)."""
+    real = fcntl.fcntl
+
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, cmd, arg)
+    monkeypatch.setattr(fsutil.fcntl, "fcntl", refusing)
+
+
+def test_where_o_direct_is_refused_the_pages_are_dropped_once_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _refuse_o_direct(monkeypatch)
     dropped: list[tuple[int, int]] = []
     drop_written = fsutil._drop_written
     monkeypatch.setattr(fsutil, "_drop_written", lambda fd, offset, length: (
@@ -80,13 +94,74 @@ def test_copy_checked_tar_writes_behind(tmp_path: Path, monkeypatch: pytest.Monk
         info.size = 3 * fsutil.WRITEBACK_STEP
         tar.addfile(info, io.BytesIO(os.urandom(info.size)))
     layer.seek(0)
-    fd = os.open(tmp_path / "layer", os.O_WRONLY | os.O_CREAT, 0o600)
+    path = tmp_path / "layer"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        copy_checked_tar(layer, fd, drop_behind=True)
+        copy_checked_tar(layer, fd, uncached=True)
     finally:
         os.close(fd)
     step = fsutil.WRITEBACK_STEP
     assert dropped == [(0, step), (step, step)]   # each step once it is on disk, in order
+    assert resident_bytes(path) <= 2 * step
+    assert path.read_bytes() == layer.getvalue()
+
+
+@pytest.mark.parametrize("length", [0, 100, 4096, 4097, fsutil.DIRECT_BLOCK,
+                                    fsutil.DIRECT_BLOCK + 5000, 3 * fsutil.DIRECT_BLOCK - 1])
+def test_a_file_written_past_the_page_cache_is_whole_and_its_descriptor_as_before(
+        tmp_path: Path, length: int) -> None:
+    data = os.urandom(length)
+    path = tmp_path / "layer"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        direct = fsutil.DirectWriter.open(fd)
+        assert direct is not None
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+        for start in range(0, length, 777_777):   # pieces that straddle blocks
+            direct.write(memoryview(data)[start:start + 777_777])
+        direct.close()
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) == flags
+        os.write(fd, b"more")   # the descriptor writes as it did before
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data + b"more"
+
+
+def test_after_a_short_direct_write_the_rest_goes_through_the_page_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+    short: list[int] = []
+
+    def write_half_once(fd: int, data: memoryview) -> int:
+        if not short and len(data) == fsutil.DIRECT_BLOCK:
+            short.append(len(data) // 2)
+            return real_write(fd, data[:len(data) // 2])
+        return real_write(fd, data)
+    data = os.urandom(2 * fsutil.DIRECT_BLOCK + 123)
+    path = tmp_path / "layer"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        direct = fsutil.DirectWriter.open(fd)
+        assert direct is not None
+        monkeypatch.setattr(fsutil.os, "write", write_half_once)
+        direct.write(memoryview(data))
+        direct.close()
+        monkeypatch.undo()
+    finally:
+        os.close(fd)
+    assert short == [fsutil.DIRECT_BLOCK // 2]
+    assert path.read_bytes() == data
+
+
+def test_o_direct_is_not_asked_of_a_pipe() -> None:
+    read_end, write_end = os.pipe()   # where O_DIRECT would make a pipe of packets
+    try:
+        assert fsutil.DirectWriter.open(write_end) is None
+        assert not fcntl.fcntl(write_end, fcntl.F_GETFL) & os.O_DIRECT
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_where_writeback_cannot_be_started_writing_goes_on(tmp_path: Path) -> None:
