@@ -113,8 +113,8 @@ class DirectWriter:
     what a big write costs most (224 MB into fresh page cache: 0.65 CPU-s; through O_DIRECT:
     0.04). The last, partial block is written through the page cache as usual.
 
-    open() returns None where the filesystem refuses O_DIRECT (tmpfs, some FUSE ones): the
-    caller writes as usual. close() writes the rest and gives the descriptor its flags back;
+    open() returns None where the filesystem refuses O_DIRECT (some FUSE ones; tmpfs before
+    Linux 6.6) or fd is not a regular file: the caller writes as usual. close() writes the rest and gives the descriptor its flags back;
     only an fsync makes the file durable, as for any write."""
 
     def __init__(self, fd: int, flags: int) -> None:
@@ -161,12 +161,12 @@ class DirectWriter:
         try:
             if not write_rest:
                 return
-            aligned = self._filled - self._filled % _DIRECT_ALIGN
-            rest = self._filled - aligned
+            filled = self._filled
+            aligned = filled - filled % _DIRECT_ALIGN
             if aligned:
                 self._write_block(aligned)
             self._buffered()
-            write_all(self._fd, self._view[aligned:aligned + rest])
+            write_all(self._fd, self._view[aligned:filled])
         finally:
             self._view.release()
             self._block.close()
